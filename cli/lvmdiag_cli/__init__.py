@@ -1,0 +1,1 @@
+"""The ``lvmdiag`` command line: thin Typer commands over the lvmdiag library."""

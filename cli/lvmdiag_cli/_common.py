@@ -1,0 +1,102 @@
+"""Shared CLI plumbing: error-to-exit-code mapping, progress bars on stderr, atomic output."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import typer
+
+from lvmdiag._atomic import write_json_atomic, write_text_atomic
+from lvmdiag.errors import LvmdiagError, LvmdiagWarning
+
+ProgressCallback = Callable[[int, int], None]
+
+EXIT_OK = 0
+EXIT_FINDING = 1  # a --fail-on finding was present
+EXIT_BAD_INPUT = 2
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    prefix = "warning" if issubclass(category, LvmdiagWarning) else category.__name__
+    typer.echo(f"{prefix}: {message}", err=True)
+
+
+@contextmanager
+def handle_errors() -> Iterator[None]:
+    """Turn library errors into a one-line message and exit code 2; show warnings as one line each."""
+    old = warnings.showwarning
+    warnings.showwarning = _print_warning
+    try:
+        yield
+    except LvmdiagError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except FileNotFoundError as exc:
+        typer.echo(f"error: file not found: {exc.filename or exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except MemoryError:
+        typer.echo("error: out of memory; use a memory-mapped .npy directory or smaller --block-rows.", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+    finally:
+        warnings.showwarning = old
+
+
+@contextmanager
+def progress_bar(description: str, enabled: bool = True) -> Iterator[ProgressCallback]:
+    """Yield a ``callback(done, total)`` that drives a progress bar on stderr (no-op when disabled)."""
+    if not enabled:
+        yield lambda done, total: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def emit(markdown: str, out: Path | None, payload: Any | None = None, json_path: Path | None = None) -> None:
+    """Write the markdown to ``out`` (atomically) or stdout, and the JSON twin to ``json_path`` ('-' = stdout)."""
+    if json_path is not None and str(json_path) == "-":
+        if out is not None:
+            write_text_atomic(out, markdown)
+        typer.echo(json.dumps(payload, indent=2, allow_nan=False))
+        return
+    if out is not None:
+        write_text_atomic(out, markdown)
+        typer.echo(f"wrote {out}", err=True)
+    else:
+        typer.echo(markdown)
+    if json_path is not None:
+        write_json_atomic(json_path, payload)
+        typer.echo(f"wrote {json_path}", err=True)
+
+
+def refuse_overwrite_input(output: Path | None, inputs: list[Path | None]) -> None:
+    """Never overwrite an input file with an output."""
+    if output is None or str(output) == "-":
+        return
+    out = output.resolve()
+    for p in inputs:
+        if p is not None and Path(p).resolve() == out:
+            raise LvmdiagError(f"output {output} is also an input; choose another path (inputs are never overwritten).")

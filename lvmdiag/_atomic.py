@@ -1,0 +1,52 @@
+"""Atomic file output: write to a temporary sibling, fsync, then rename over the target."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success rename it to ``path``, on error delete it.
+
+    ``suffix`` keeps an extension on the temporary name for writers that need one (``np.savez``
+    appends ``.npz`` otherwise).
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` atomically (UTF-8)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically (``allow_nan=False``: NaN must be None)."""
+    write_text_atomic(path, json.dumps(obj, indent=2, allow_nan=False, sort_keys=False) + "\n")
+
+
+def append_jsonl_atomic(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
+    """Append one JSON line by rewriting the file atomically, so a crash never leaves half a line."""
+    target = Path(path)
+    old = target.read_text(encoding="utf-8") if target.exists() else ""
+    if old and not old.endswith("\n"):
+        old += "\n"
+    write_text_atomic(target, old + json.dumps(record, allow_nan=False) + "\n")

@@ -1,0 +1,135 @@
+"""Small result types shared by every analyzer, and their JSON/markdown rendering helpers.
+
+Results are frozen dataclasses. ``Result.to_dict()`` gives a JSON-safe dict (numpy scalars and
+arrays become Python numbers and lists, NaN becomes None); subclasses implement ``to_markdown()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert dataclasses, numpy values, tuples and non-finite floats into JSON-safe Python objects."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    if isinstance(obj, (str, int)) or obj is None:
+        return obj
+    return str(obj)
+
+
+class Result:
+    """Mixin for result dataclasses: ``to_dict`` is generic, ``to_markdown`` is per result."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+    def to_markdown(self) -> str:  # pragma: no cover - every concrete result overrides it
+        raise NotImplementedError(type(self).__name__)
+
+
+@dataclass(frozen=True)
+class ConfidenceInterval(Result):
+    """A two-sided confidence interval ``[low, high]`` at ``level`` (e.g. 0.95)."""
+
+    low: float
+    high: float
+    level: float = 0.95
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+    def to_markdown(self) -> str:
+        return f"[{fmt(self.low)}, {fmt(self.high)}]"
+
+
+@dataclass(frozen=True)
+class Estimate(Result):
+    """A point estimate with its confidence interval and how the interval was obtained."""
+
+    value: float
+    ci: ConfidenceInterval | None = None
+    method: str = ""
+
+    def to_markdown(self) -> str:
+        if self.ci is None:
+            return fmt(self.value)
+        return f"{fmt(self.value)} {self.ci.to_markdown()}"
+
+
+@dataclass(frozen=True)
+class TestResult(Result):
+    """A hypothesis test: statistic, effect size with CI, and a resampling p-value that is never 0.
+
+    ``pvalue`` is (b+1)/(B+1) for ``n_resamples`` = B permutations; ``pvalue_adjusted`` is filled
+    by a multiple-testing correction (Benjamini-Hochberg) when the test is part of a family.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    name: str
+    statistic: float
+    pvalue: float
+    effect: Estimate
+    n_resamples: int
+    method: str
+    pvalue_adjusted: float | None = None
+
+    def to_markdown(self) -> str:
+        p = fmt_p(self.pvalue, self.n_resamples)
+        if self.pvalue_adjusted is not None:
+            p += f" (BH {fmt_p(self.pvalue_adjusted, self.n_resamples)})"
+        return f"{self.name}: effect {self.effect.to_markdown()}, p {p}"
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    """Format a number for a report; None/NaN become an em dash."""
+    if x is None:
+        return "—"
+    x = float(x)
+    if not math.isfinite(x):
+        return "—"
+    if x != 0 and (abs(x) < 10 ** (-digits) or abs(x) >= 1e6):
+        return f"{x:.{digits - 1}e}"
+    return f"{x:+.{digits}f}" if x < 0 else f"{x:.{digits}f}"
+
+
+def fmt_p(p: float | None, n_resamples: int | None = None) -> str:
+    """Format a p-value; never prints exactly 0 (a resampling p-value is at least 1/(B+1))."""
+    if p is None or not math.isfinite(float(p)):
+        return "—"
+    p = float(p)
+    floor = 1.0 / (n_resamples + 1) if n_resamples else 0.0
+    if p <= 0.0:
+        return f"< {max(floor, 1e-300):.2g}"
+    if n_resamples and p <= floor * (1 + 1e-9):
+        return f"≤ {floor:.2g}"
+    if p < 1e-3:
+        return f"{p:.1e}"
+    return f"{p:.3f}"
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Render a markdown table; cells are converted with ``str`` (format numbers first)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(str(c) for c in row) + " |")
+    return "\n".join(lines)
