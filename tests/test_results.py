@@ -1,0 +1,48 @@
+"""Result helpers: JSON safety, p-value formatting never shows 0, markdown tables."""
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from lvmdiag.results import ConfidenceInterval, Estimate, Result, TestResult, fmt, fmt_p, md_table
+
+
+@dataclass(frozen=True)
+class _Demo(Result):
+    x: float
+    arr: np.ndarray
+    est: Estimate
+
+
+def test_to_dict_is_json_safe_with_numpy_and_nan():
+    demo = _Demo(np.float32(1.5), np.array([1, 2]), Estimate(float("nan"), ConfidenceInterval(0.1, 0.2)))
+    d = demo.to_dict()
+    assert d == {"x": 1.5, "arr": [1, 2], "est": {"value": None, "ci": {"low": 0.1, "high": 0.2, "level": 0.95}, "method": ""}}
+    json.dumps(d, allow_nan=False)
+
+
+def test_fmt_p_never_prints_zero():
+    assert fmt_p(0.0, 999) == "< 0.001"
+    assert fmt_p(1 / 1000, 999) == "≤ 0.001"
+    assert fmt_p(0.0312) == "0.031"
+    assert fmt_p(2e-5) == "2.0e-05"
+    assert fmt_p(None) == "—"
+    assert "0.000" not in fmt_p(1e-9)
+
+
+def test_fmt_handles_non_finite_and_signs():
+    assert fmt(None) == "—" and fmt(math.inf) == "—"
+    assert fmt(-0.0625) == "-0.062" or fmt(-0.0625) == "-0.063"
+    assert fmt(0.5) == "0.500"
+
+
+def test_test_result_markdown_shows_effect_ci_and_p():
+    t = TestResult("mean shift", 0.3, 1 / 200, Estimate(0.3, ConfidenceInterval(0.1, 0.5)), 199, "perm")
+    text = t.to_markdown()
+    assert "0.300 [0.100, 0.500]" in text and "≤ 0.005" in text
+
+
+def test_md_table():
+    assert md_table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
