@@ -33,3 +33,14 @@ def test_nan_is_refused(tmp_path):
     with pytest.raises(ValueError):
         write_json_atomic(tmp_path / "x.json", {"x": float("nan")})
     assert not (tmp_path / "x.json").exists()
+
+
+def test_outputs_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    write_text_atomic(tmp_path / "p.md", "x")
+    mode = stat.S_IMODE(os.stat(tmp_path / "p.md").st_mode)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert mode == 0o666 & ~mask

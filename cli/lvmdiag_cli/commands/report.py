@@ -1,0 +1,74 @@
+"""`lvmdiag report RUN_DIR`: a failure report of a training run from its per-epoch logs (and its data)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from lvmdiag_cli._common import emit, handle_errors, progress_bar, refuse_overwrite_input
+
+FORMAT_HELP = "History format: auto, lvmdiag-run, p7-history, history-object, history-list, csv, jsonl, p7-log."
+
+
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory (lvmdiag, upstream P7, older histories, CSV/JSONL, a "
+                                                 "stdout log) or one history file.")],
+    train: Annotated[Optional[Path], typer.Option("--train", help="Training data (default: the config's train_npz).")] = None,
+    val: Annotated[Optional[Path], typer.Option("--val", help="Validation data (default: the config's val_npz).")] = None,
+    k: Annotated[int, typer.Option("--k", help="Window length K when the data is an article store.")] = 5,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write the markdown here; the PNG of the curves goes "
+                                                               "beside it (<stem>_curves.png). Default: markdown to stdout, no PNG.")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the JSON twin here ('-' = stdout).")] = None,
+    in_run_dir: Annotated[bool, typer.Option("--in-run-dir", help="Write REPORT.md, report.json and REPORT_curves.png "
+                                                                  "into RUN_DIR (what the trainer does).")] = False,
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
+    analyses: Annotated[str, typer.Option("--analyses", help="Data analyses when data is readable, comma-separated: "
+                                                             "bias, leakage, divergence, direction.")] = "bias,leakage",
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Read object arrays in the data (can run code from the file).")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the data analyses' resampling.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Find why a run failed: collapse at schedule events, train/val metric definitions, inert mechanisms, loss imbalance, baselines, context drift, overfitting, divergence, chance-level ranking.
+
+    Output: markdown to stdout unless --out is given; the PNG is written only with --out (beside it) or --in-run-dir. Inputs (the run's files, the data) are never overwritten. Exit 2 on a bad run directory.
+    """
+    with handle_errors():
+        from lvmdiag.report import build_run_report, write_run_report
+        from lvmdiag.report.history import detect_format
+
+        wanted = tuple(a.strip() for a in analyses.split(",") if a.strip())
+        options = dict(train=train, val=val, k=k, allow_pickle=allow_pickle, rng=seed, fmt=fmt, analyses=wanted)
+        inputs = [train, val, *_run_inputs(run_dir, detect_format)]
+        to_stdout = json_path is not None and str(json_path) == "-"
+        for output in (out, None if to_stdout else json_path):
+            refuse_overwrite_input(output, inputs)
+        with progress_bar("report", enabled=not quiet) as bar:
+            if in_run_dir or out is not None:
+                report = write_run_report(run_dir, out=out, json_path=None if to_stdout else json_path,
+                                          progress=bar, **options)
+            else:
+                report = build_run_report(run_dir, progress=bar, **options)
+        if in_run_dir or out is not None:
+            written = out or (run_dir if run_dir.is_dir() else run_dir.parent) / "REPORT.md"
+            typer.echo(f"wrote {written}" + (f" and {report.figures[0]}" if report.figures else ""), err=True)
+            if to_stdout:
+                typer.echo(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+            return
+        emit(report.to_markdown(), None, report.to_dict(), json_path)
+
+
+def _run_inputs(run_dir: Path, detect_format) -> list[Path]:  # noqa: ANN001
+    """The run's own files (never overwritten); empty when the directory is unreadable (the library says why)."""
+    try:
+        _, file = detect_format(run_dir)
+    except Exception:  # noqa: BLE001 - the library raises the proper error right after
+        return []
+    directory = file.parent
+    return [file, directory / "config.json", directory / "baselines.json"]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report_cmd)

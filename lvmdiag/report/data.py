@@ -1,0 +1,204 @@
+"""Optional data evidence for a run report: the run's data files, the trivial baselines on them, and
+the data analyzers' verdicts, reduced to what the detectors take.
+
+Everything here is optional: when no data is readable the report still runs and says why (e.g. the
+config's ``val_npz`` does not exist on this machine). Data paths come from ``train=``/``val=``
+arguments or from the config (``train_npz``, ``val_npz``; relative paths are tried against the
+current directory, then the run directory). Explicit paths that do not exist are an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from lvmdiag.errors import InputError
+from lvmdiag.report.detectors.baselines import BaselineMetrics, from_baselines_json, from_bias_result
+from lvmdiag.report.detectors.data_evidence import DataSignal
+from lvmdiag.report.findings import Evidence
+from lvmdiag.report.history import RunHistory
+from lvmdiag.results import Estimate, Result, fmt
+
+ProgressCallback = Callable[[int, int], None]
+#: analyses run when data is readable; "divergence" and "direction" (permutation tests) are opt-in
+DEFAULT_ANALYSES = ("bias", "leakage")
+
+
+@dataclass(frozen=True)
+class BiasSummary(Result):
+    """Forward-bias Δ = cos(c_last, t) - cos(c_0, t) and adjacent coherence of one split's data."""
+
+    split: str
+    n_windows: int
+    delta: Estimate
+    adjacent_coherence: Estimate
+    group_method: str
+
+    def to_markdown(self) -> str:
+        return f"{self.split}: Δ {self.delta.to_markdown()} over {self.n_windows} windows ({self.group_method})"
+
+
+@dataclass(frozen=True)
+class DataContext(Result):
+    """What the report knows about the run's data.
+
+    Attributes
+    ----------
+    paths : split -> the data path used (None when none was readable)
+    notes : why data was not used, which analyzers were unavailable, where baselines came from
+    baselines : trivial-predictor metrics per split (from ``baselines.json`` or the bias analyzer)
+    bias : Δ summaries per split (when the bias analyzer ran)
+    signals : leakage / divergence / direction signals for the data-evidence detector
+    """
+
+    paths: dict[str, str | None]
+    notes: tuple[str, ...] = ()
+    baselines: tuple[BaselineMetrics, ...] = ()
+    bias: tuple[BiasSummary, ...] = ()
+    signals: tuple[DataSignal, ...] = ()
+
+    def to_markdown(self) -> str:
+        return "\n".join(f"- {n}" for n in self.notes)
+
+
+def resolve_data_paths(history: RunHistory, train: str | Path | None, val: str | Path | None) -> tuple[dict[str, Path | None], list[str]]:
+    """Pick the data file per split: explicit argument, else the config key, else None (with a note)."""
+    paths: dict[str, Path | None] = {}
+    notes: list[str] = []
+    run_dir = Path(history.run_dir)
+    for split, given in (("train", train), ("val", val)):
+        if given is not None:
+            p = Path(given)
+            if not p.exists():
+                raise InputError(f"--{split} {p} does not exist; check the path.")
+            paths[split] = p
+            continue
+        configured = history.config.get(f"{split}_npz")
+        if not configured:
+            paths[split] = None
+            notes.append(f"no {split} data: the config has no {split}_npz and --{split} was not given.")
+            continue
+        tried = [Path(configured)] if Path(configured).is_absolute() else [Path(configured), run_dir / configured]
+        found = next((t for t in tried if t.exists()), None)
+        paths[split] = found
+        if found is None:
+            notes.append(f"config {split}_npz = '{configured}' does not exist here (looked in "
+                         f"{' and '.join(str(t) for t in tried)}); pass --{split} PATH to use that data.")
+    return paths, notes
+
+
+def _bias_summary(result: Any, split: str) -> BiasSummary:
+    return BiasSummary(split, int(result.n_windows), result.delta, result.adjacent_coherence, str(result.group_method))
+
+
+def _leakage_signal(result: Any, split: str) -> DataSignal | None:
+    rows = [s for s in result.splits if s.split == split]
+    if not rows:
+        return None
+    s = rows[0]
+    evidence = [Evidence(f"{split} windows sharing a chunk with train", f"{s.windows_shared_chunk} / {s.n_windows} ({s.share_shared_chunk:.1%})"),
+                Evidence(f"{split} windows with a near-duplicate chunk (cos >= {result.threshold:g})",
+                         f"{s.windows_near_chunk} / {s.n_windows} ({s.share_near_chunk:.1%})"),
+                Evidence(f"{split} windows affected in total", f"{s.windows_affected} / {s.n_windows} ({s.share_affected:.1%})")]
+    if s.n_shared_articles is not None:
+        evidence.append(Evidence(f"{split} articles also in train", f"{s.n_shared_articles} / {s.n_articles}"))
+    summary = (f"{s.share_affected:.1%} of {split} windows share chunks, windows or near-duplicates with train "
+               f"({s.windows_affected} of {s.n_windows}; articles identified: {result.group_method}).")
+    return DataSignal("leakage", s.windows_affected > 0, summary, tuple(evidence), "lvmdiag leakage --train {train} --val {val}")
+
+
+def _divergence_signal(result: Any) -> DataSignal:
+    found = result.findings()
+    n_tests = len(result.tests())
+    summary = (f"{len(found)} of {n_tests} split-divergence tests significant at BH-adjusted α = {result.alpha} "
+               f"({result.n_permutations} whole-article permutations).")
+    pvals = [t.pvalue_adjusted if t.pvalue_adjusted is not None else t.pvalue for t in result.tests()]
+    evidence = (Evidence("tests significant (BH-adjusted)", f"{len(found)} / {n_tests}"),
+                Evidence("smallest BH-adjusted p-value", min(pvals) if pvals else None),
+                *(Evidence("significant test", line) for line in found[:6]))
+    return DataSignal("divergence", bool(found), summary, evidence, "lvmdiag diverge --train {train} --val {val}")
+
+
+def _direction_signal(result: Any) -> DataSignal:
+    detected = bool(result.detected())
+    parts = []
+    for s in result.splits:
+        if s.classifier is not None:
+            parts.append(Evidence(f"{s.split} direction classifier AUC (CV by article)",
+                                  f"{s.classifier.effect.to_markdown()}, p {fmt(s.classifier.pvalue)}"))
+    summary = ("a classifier tells true from reversed window order" if detected else
+               "no classifier separates true from reversed window order") + f" at α = {result.alpha}."
+    return DataSignal("direction", detected, summary, tuple(parts), "lvmdiag direction --train {train} --val {val}")
+
+
+def gather_data(history: RunHistory, *, train: str | Path | None = None, val: str | Path | None = None, k: int = 5,
+                allow_pickle: bool = False, rng: Any = 0, progress: ProgressCallback | None = None,
+                analyses: Sequence[str] = DEFAULT_ANALYSES) -> DataContext:
+    """Collect baselines and data signals for a run (never fails for lack of data).
+
+    Parameters
+    ----------
+    history : the run (its config names the data files)
+    train, val : data paths overriding the config's ``train_npz`` / ``val_npz``
+    k : window length for article stores
+    allow_pickle : passed to the reader (object arrays)
+    rng : seed for the analyzers' resampling
+    progress : optional ``callback(done, total)``
+    analyses : which of "bias", "leakage", "divergence", "direction" to run on readable data. When the
+        run has ``baselines.json`` and no path was given explicitly, no analysis runs (the trainer calls
+        the report at the end of a run; its baselines are already computed).
+
+    Returns
+    -------
+    DataContext
+    """
+    paths, notes = resolve_data_paths(history, train, val)
+    baselines: list[BaselineMetrics] = []
+    if history.baselines:
+        baselines += from_baselines_json(history.baselines, source="baselines.json")
+        notes.append("baselines from the run's baselines.json (computed by the trainer on the evaluation rows).")
+    readable = {s: p for s, p in paths.items() if p is not None}
+    if readable and history.baselines and train is None and val is None:
+        notes.append("data analyses skipped (the run has baselines.json); pass --train/--val to run "
+                     f"{', '.join(analyses)} on the data.")
+        readable = {}
+    if not readable:
+        return DataContext({s: None for s in paths}, tuple(notes), tuple(baselines))
+    try:
+        from lvmdiag.data.readers import load_sequences
+    except ImportError as exc:  # pragma: no cover - the data layer is part of lvmdiag
+        notes.append(f"data reader unavailable ({exc}); data evidence skipped.")
+        return DataContext({s: str(p) for s, p in readable.items()}, tuple(notes), tuple(baselines))
+    seqs = {s: load_sequences(p, split=s, k=k, allow_pickle=allow_pickle) for s, p in readable.items()}
+    bias: list[BiasSummary] = []
+    signals: list[DataSignal] = []
+    if "bias" in analyses:
+        from lvmdiag.analyzers.temporal_bias import analyze_bias
+
+        for s, seq in seqs.items():
+            result = analyze_bias(seq, rng=rng, progress=progress)
+            bias.append(_bias_summary(result, s))
+            if not any(b.split == s for b in baselines):
+                baselines += from_bias_result(result, s, source=f"lvmdiag bias on {readable[s]}")
+    if {"train", "val"} <= set(seqs):
+        pair = {"train": seqs["train"], "val": seqs["val"]}
+        if "leakage" in analyses:
+            from lvmdiag.analyzers.leakage import analyze_leakage
+
+            sig = _leakage_signal(analyze_leakage(pair, progress=progress), "val")
+            if sig is not None:
+                signals.append(sig)
+        if "divergence" in analyses:
+            from lvmdiag.analyzers.divergence import analyze_divergence
+
+            signals.append(_divergence_signal(analyze_divergence(pair, rng=rng, progress=progress)))
+        if "direction" in analyses:
+            from lvmdiag.analyzers.direction import analyze_direction
+
+            signals.append(_direction_signal(analyze_direction(pair, rng=rng, progress=progress)))
+    elif set(analyses) & {"leakage", "divergence", "direction"}:
+        notes.append("leakage/divergence/direction need both train and val data; only "
+                     f"{', '.join(seqs)} was readable.")
+    return DataContext({s: (str(p) if p is not None else None) for s, p in paths.items()}, tuple(notes),
+                       tuple(baselines), tuple(bias), tuple(signals))

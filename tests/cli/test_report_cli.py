@@ -1,0 +1,65 @@
+"""`lvmdiag report`: markdown to stdout, --out with the PNG beside it, --json, exit 2 on a bad run dir."""
+
+import json
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from lvmdiag_cli.app import app
+
+RUNS = Path(__file__).resolve().parents[2] / "fixtures" / "runs"
+runner = CliRunner()
+
+
+def test_markdown_to_stdout():
+    result = runner.invoke(app, ["report", str(RUNS / "p7_baseline"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "# Run report: p7_baseline" in result.stdout and "Collapse at epoch 3" in result.stdout
+
+
+def test_json_to_stdout():
+    result = runner.invoke(app, ["report", str(RUNS / "p7_crashed"), "--json", "-", "--quiet"])
+    assert result.exit_code == 0
+    payload = json.loads(result.stdout)
+    assert payload["n_epochs"] == 4 and payload["complete"] is False
+
+
+def test_out_writes_markdown_png_and_json(tmp_path):
+    out = tmp_path / "rep" / "P7.md"
+    result = runner.invoke(app, ["report", str(RUNS / "p7_baseline"), "--out", str(out), "--json", str(tmp_path / "p7.json"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert out.exists() and (out.parent / "P7_curves.png").exists() and (tmp_path / "p7.json").exists()
+    assert "P7_curves.png" in out.read_text()
+
+
+def test_in_run_dir(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(RUNS / "lvmdiag_healthy", run)
+    result = runner.invoke(app, ["report", str(run), "--in-run-dir", "--quiet"])
+    assert result.exit_code == 0
+    assert {"REPORT.md", "report.json", "REPORT_curves.png"} <= {p.name for p in run.iterdir()}
+
+
+def test_format_override():
+    result = runner.invoke(app, ["report", str(RUNS / "p7_crashed"), "--format", "p7-log", "--quiet"])
+    assert result.exit_code == 0 and "p7-log" in result.stdout
+
+
+def test_bad_run_dir_exits_2_with_one_line(tmp_path):
+    result = runner.invoke(app, ["report", str(tmp_path), "--quiet"])
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("error:") and len(result.output.strip().splitlines()) == 1
+
+
+def test_missing_data_path_exits_2(tmp_path):
+    result = runner.invoke(app, ["report", str(RUNS / "p7_baseline"), "--val", str(tmp_path / "nope.npz"), "--quiet"])
+    assert result.exit_code == 2 and "--val" in result.output
+
+
+def test_refuses_to_overwrite_an_input(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(RUNS / "p7_baseline", run)
+    result = runner.invoke(app, ["report", str(run), "--out", str(run / "config.json"), "--quiet"])
+    assert result.exit_code == 2 and "input" in result.output
+    assert json.loads((run / "config.json").read_text())["epochs"] == 10

@@ -1,0 +1,115 @@
+"""Report composition: verdict, ranked causes, tables, next steps, markdown and JSON twin."""
+
+import json
+import re
+
+from lvmdiag.report import build_run_report
+
+from .conftest import RUNS
+
+
+def test_p7_report_identifies_the_warmup_collapse_with_its_drops():
+    r = build_run_report(RUNS / "p7_baseline")
+    assert r.status == "failed"
+    f = r.finding("collapse_at_event")
+    assert f.epochs == (2, 3) and "warmup_end" in f.title
+    md = r.to_markdown()
+    for drop in ("-39.1%", "-33.0%", "-33.5%"):
+        assert drop in r.verdict and drop in md
+    assert r.causes[0].key == "schedule_transition"
+    # the other findings of the hand-written report, each with its number
+    assert "0.412" in r.finding("context_drift").message and "0.169" in r.finding("context_drift").message
+    assert r.finding("learnable_lambda_frozen") is not None
+    assert r.finding("loss_term_flat") is not None and "-23.9%" in r.finding("loss_term_flat").message
+    assert r.finding("margin_definition_mismatch") is not None
+    hyps = [x.hypothesis for x in r.ruled_out]
+    assert any("Train is forward, val is backward" in h for h in hyps)
+    assert any("InfoNCE at chance" in h for h in hyps)
+
+
+def test_every_claim_is_backed_by_a_number():
+    r = build_run_report(RUNS / "p7_baseline")
+    number = re.compile(r"\d")
+    for f in r.findings:
+        assert number.search(f.message), f.title
+        assert f.evidence and any(number.search(str(e.value)) for e in f.evidence), f.title
+    for x in r.ruled_out:
+        assert x.evidence and any(number.search(e.to_markdown()) for e in x.evidence), x.hypothesis
+    for c in r.causes:
+        assert all(number.search(m) for m in c.evidence)
+    assert number.search(r.verdict)
+
+
+def test_epoch_table_has_relative_changes_and_events():
+    md = build_run_report(RUNS / "p7_baseline").to_markdown()
+    row3 = next(line for line in md.splitlines() if line.startswith("| 3 |"))
+    assert "warmup_end" in row3 and "0.241 (-39%)" in row3 and "0.305 (-33%)" in row3
+
+
+def test_json_twin_round_trips():
+    r = build_run_report(RUNS / "p7_baseline")
+    payload = json.loads(json.dumps(r.to_dict(), allow_nan=False))
+    assert payload["status"] == "failed"
+    codes = [f["code"] for d in payload["detectors"] for f in d["findings"]]
+    assert "collapse_at_event" in codes
+
+
+def test_next_steps_are_runnable_commands_with_the_run_paths():
+    r = build_run_report(RUNS / "p7_baseline")
+    assert all(s.startswith("lvmdiag ") for s in r.next_steps)
+    assert "lvmdiag bias --train artifacts/lvm/arxiv_train_sequences.npz --val artifacts/lvm/arxiv_val_sequences.npz" in r.next_steps
+    assert any(s.startswith("lvmdiag resplit") and "--by article" in s for s in r.next_steps)
+    assert any("--warmup-epochs" in s for s in r.next_steps)
+    assert not any("{" in s for s in r.next_steps)
+
+
+def test_crashed_run_reports_finished_epochs():
+    r = build_run_report(RUNS / "p7_crashed")
+    assert r.n_epochs == 4 and not r.complete and r.planned_epochs == 10
+    md = r.to_markdown()
+    assert "did not finish" in md and "epoch 5 did not finish" in md
+    assert r.finding("collapse_at_event") is not None
+
+
+def test_healthy_run_is_healthy():
+    r = build_run_report(RUNS / "lvmdiag_healthy")
+    assert r.status == "healthy" and r.findings == () and "No problem" in r.verdict
+    assert any("no better than copying" in x.hypothesis for x in r.ruled_out)
+
+
+def test_other_fixtures():
+    assert build_run_report(RUNS / "legacy_overfit").finding("overfitting") is not None
+    assert build_run_report(RUNS / "csv_diverged").finding("diverged").epochs == (5,)
+    assert build_run_report(RUNS / "jsonl_chance").finding("chance_plateau") is not None
+    assert build_run_report(RUNS / "legacy_list").status == "healthy"
+
+
+def test_p7_with_data_rules_out_backward_prediction(p7_data):
+    r = build_run_report(RUNS / "p7_baseline", train=p7_data[0], val=p7_data[1])
+    f = r.finding("below_baseline")
+    assert f is not None and f.severity == "critical"
+    assert any("predicts backward" in x.hypothesis for x in r.ruled_out)
+    md = r.to_markdown()
+    assert "## Data" in md and "copy_last" in md and "Δ = cos(c_last, t)" in md
+
+
+def test_real_trainer_run_is_compared_with_its_baselines():
+    r = build_run_report(RUNS / "lvmdiag_trained")
+    f = r.finding("below_baseline")
+    assert f is not None and "0.800" in f.message  # copy-last cos_next from baselines.json
+    assert r.finding("constant_weight") is None  # its gate is per-sample, data-determined
+
+
+def test_mid_run_report_notes_the_trainers_collapse_flag(tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(RUNS / "lvmdiag_healthy", run)
+    lines = (run / "metrics.jsonl").read_text().splitlines()[:4]
+    rec = json.loads(lines[-1])
+    rec["events"] = ["collapse"]
+    (run / "metrics.jsonl").write_text("\n".join(lines[:-1] + [json.dumps(rec)]) + "\n")
+    r = build_run_report(run)
+    assert not r.complete and r.n_epochs == 4
+    assert any("flagged 'collapse' at epoch 4" in n for n in r.notes)
+    assert [e.name for e in r.events] == ["warmup_end"]  # an outcome is not a schedule event
