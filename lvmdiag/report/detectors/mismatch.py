@@ -75,9 +75,11 @@ def classify(history: RunHistory, key: str, tol: float = 2e-3) -> Definition:
     if group != "train_log":
         metrics = history.eval[group]
         if "cos_next" in metrics and "cos_prev" in metrics:
-            diff = metrics["cos_next"] - metrics["cos_prev"]
+            with np.errstate(invalid="ignore"):  # inf - inf in a diverged run is simply not finite
+                diff = metrics["cos_next"] - metrics["cos_prev"]
             if _equal(values, diff, tol):
-                err = float(np.nanmax(np.abs(values - diff)))
+                both = np.isfinite(values) & np.isfinite(diff)
+                err = float(np.max(np.abs(values[both] - diff[both])))
                 reason = f"equals {group} cos_next - cos_prev at every epoch (max difference {err:.1g})"
                 return Definition(key, label, "signed", reason + (f", {negative}" if negative else ""), values)
     if negative:
