@@ -1,0 +1,56 @@
+"""`lvmdiag resplit`: article-disjoint, stratified re-splitting with guarantees checked on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from lvmdiag.errors import InputError
+from lvmdiag_cli._common import emit, handle_errors, progress_bar, refuse_overwrite_input
+
+
+def _floats(text: str, what: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise InputError(f"{what} must be comma-separated numbers, e.g. 0.8,0.1,0.1; got {text!r}.") from None
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def resplit_cmd(
+    inputs: Annotated[list[Path], typer.Argument(help="Sequence files, two-split files, article stores or .npy directories (one form).")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory (refused when non-empty unless --force).")],
+    by: Annotated[str, typer.Option("--by", help="'article', or a per-window column / metadata key to group by.")] = "article",
+    ratios: Annotated[str, typer.Option("--ratios", help="Window share per split, summing to 1.")] = "0.8,0.1,0.1",
+    names: Annotated[str, typer.Option("--names", help="Split names, one per ratio.")] = "train,val,ood",
+    stratify: Annotated[str, typer.Option("--stratify", help="length, delta, topic and/or metadata keys; 'none' to switch off.")] = "length,delta",
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, byte-identical outputs.")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty --out.")] = False,
+    k: Annotated[int, typer.Option("--k", help="Window length for article-store inputs.")] = 5,
+    n_bins: Annotated[int, typer.Option("--bins", help="Bins per stratification variable.")] = 4,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Read object arrays (metadata; can run code from the file).")] = False,
+    analyses: Annotated[bool, typer.Option("--analyses/--no-analyses", help="Bias, divergence and leakage sections in the report.")] = True,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the result summary as JSON ('-' = stdout).")] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")] = False,
+) -> None:
+    """Re-split INPUTS by whole article into stratified splits; writes the splits, manifest.json, resplit_report.md."""
+    with handle_errors():
+        from lvmdiag.resplit import resplit
+
+        refuse_overwrite_input(json_path, list(inputs))
+        with progress_bar("resplit", enabled=not no_progress) as bar:
+            result = resplit(
+                list(inputs), out_dir=out, by=by, ratios=_floats(ratios, "--ratios"), names=_words(names),
+                stratify=_words(stratify), seed=seed, force=force, k=k, n_bins=n_bins,
+                allow_pickle=allow_pickle, analyses=analyses, progress=bar,
+            )
+        emit(result.summary_markdown(), None, result.to_dict(), json_path)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("resplit")(resplit_cmd)
