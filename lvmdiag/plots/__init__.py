@@ -1,0 +1,1 @@
+"""Figures (matplotlib, Agg backend): one module per analyzer; functions take a result and a path."""

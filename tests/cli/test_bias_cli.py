@@ -1,0 +1,97 @@
+"""`lvmdiag bias` end to end on small synthetic files: outputs, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from lvmdiag.synthetic import make_splits, make_store
+from lvmdiag_cli.app import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bias")
+    store = make_store(n_articles=40, d=16, rho=0.8, article_rho_sd=0.05, rng=2)
+    splits = make_splits(store, 5, ratios=(0.6, 0.2, 0.2), names=("train", "val", "ood"), rng=1)
+    paths = {}
+    for name, s in splits.items():
+        paths[name] = d / f"{name}.npz"  # arXiv form: no ids, so articles are recovered across files
+        np.savez(paths[name], contexts=s.contexts, targets=s.targets)
+    npy = d / "train_npy"
+    npy.mkdir()
+    np.save(npy / "contexts.npy", splits["train"].contexts)
+    np.save(npy / "targets.npy", splits["train"].targets)
+    paths["npy"] = npy
+    return paths
+
+
+def test_train_val_ood_writes_markdown_json_and_png(files, tmp_path):
+    out = tmp_path / "report.md"
+    js = tmp_path / "report.json"
+    r = runner.invoke(app, ["bias", "--train", str(files["train"]), "--val", str(files["val"]), "--ood",
+                            str(files["ood"]), "--out", str(out), "--json", str(js), "--n-resamples", "200",
+                            "--quiet"])
+    assert r.exit_code == 0, r.output
+    md = out.read_text()
+    assert "Differences val − train" in md and "Differences ood − train" in md
+    assert "cannot show forward vs backward direction" in md
+    assert "a negative margin is what a trivial predictor gets" in md
+    assert "![position and lag profiles](report.png)" in md
+    png = tmp_path / "report.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    payload = json.loads(js.read_text())
+    assert set(payload["results"]) == {"train", "val", "ood"}
+    assert payload["group_method"] == "recovered"  # no ids in the files: linked across them
+    assert len(payload["differences"]["val"]) == 2 * 5 + 3
+    for test in payload["differences"]["ood"]:
+        assert 0 < test["pvalue"] <= 1
+
+
+def test_train_alone_json_to_stdout_and_explicit_plot(files, tmp_path):
+    png = tmp_path / "fig.png"
+    r = runner.invoke(app, ["bias", "--train", str(files["npy"]), "--json", "-", "--plot", str(png),
+                            "--n-resamples", "100", "--quiet", "--block-rows", "37"])
+    assert r.exit_code == 0, r.output
+    payload = json.loads(r.stdout)
+    assert payload["k"] == 5 and payload["n_windows"] > 0
+    assert len(payload["position_profile"]) == 5 and payload["delta"]["ci"]["low"] <= payload["delta"]["value"]
+    assert png.exists()
+
+
+def test_markdown_to_stdout_by_default(files):
+    r = runner.invoke(app, ["bias", "--train", str(files["train"]), "--n-resamples", "50", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "## Temporal bias: train" in r.stdout and "Lag profile" in r.stdout
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["missing", "wrong_shape", "k_mismatch", "overwrite"],
+)
+def test_bad_input_exits_2_with_one_line_and_no_traceback(files, tmp_path, case):
+    args = ["bias", "--train", str(files["train"]), "--quiet", "--n-resamples", "20"]
+    if case == "missing":
+        args += ["--val", str(tmp_path / "nope.npz")]
+    elif case == "wrong_shape":
+        bad = tmp_path / "bad.npz"
+        np.savez(bad, contexts=np.ones((10, 16), np.float32), targets=np.ones((10, 16), np.float32))
+        args += ["--val", str(bad)]
+    elif case == "k_mismatch":
+        other = tmp_path / "k3.npz"
+        rng = np.random.default_rng(0)
+        np.savez(other, contexts=rng.standard_normal((30, 3, 16)).astype(np.float32),
+                 targets=rng.standard_normal((30, 16)).astype(np.float32))
+        args += ["--val", str(other)]
+    elif case == "overwrite":
+        args += ["--out", str(files["train"])]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, r.stderr
