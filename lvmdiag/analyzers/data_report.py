@@ -1,0 +1,318 @@
+"""`lvmdiag data`: one report on a set of splits: temporal bias, direction, divergence and leakage.
+
+The four analyzers run on the same splits with one article grouping (resolved once), their tests
+form one Benjamini-Hochberg family (every TestResult in the report), and the report opens with a
+short verdict and a list of findings that a CI job can gate on (``--fail-on``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from lvmdiag.data.sequences import SequenceSet
+from lvmdiag.errors import InputError, LvmdiagError
+from lvmdiag.results import Result, fmt_p
+from lvmdiag.stats.multiple_testing import adjust_all, iter_tests
+from lvmdiag.stats.resampling import as_rng
+
+SECTIONS = ("bias", "direction", "divergence", "leakage")
+#: finding kinds ``--fail-on`` accepts ("any" = every kind)
+FINDING_KINDS = ("leakage", "divergence", "bias", "direction", "no-direction")
+
+
+@dataclass(frozen=True)
+class Finding(Result):
+    """One thing the user must know, with the section it came from."""
+
+    kind: str  # one of FINDING_KINDS
+    message: str
+
+    def to_markdown(self) -> str:
+        return f"**{self.kind}**: {self.message}"
+
+
+@dataclass(frozen=True)
+class DataReport(Result):
+    """The composed data report.
+
+    Attributes
+    ----------
+    splits : split names in report order (reference first)
+    n_windows : windows per split
+    grouping : how windows were grouped into articles (method and note), shared by every section
+    findings : what the report found, by kind (see :data:`FINDING_KINDS`)
+    bias, direction, divergence, leakage : the section results (None when not run; see ``skipped``)
+    skipped : section -> reason it is missing (not requested, module unavailable, or input too small)
+    n_tests : tests in the Benjamini-Hochberg family (every TestResult of the report)
+    alpha : level of the findings
+    """
+
+    splits: tuple[str, ...]
+    n_windows: dict[str, int]
+    grouping: str
+    findings: tuple[Finding, ...]
+    bias: Any
+    direction: Any
+    divergence: Any
+    leakage: Any
+    skipped: dict[str, str]
+    n_tests: int
+    alpha: float
+
+    def finding_kinds(self) -> set[str]:
+        return {f.kind for f in self.findings}
+
+    def verdict(self) -> list[str]:
+        """Short lines for the top of the report: one per section."""
+        lines = []
+        if self.leakage is not None:
+            lines.append(f"Leakage: {self.leakage.verdict()}.")
+        if self.divergence is not None:
+            n = len(self.divergence.findings())
+            lines.append(
+                f"Divergence: {n} of {len(self.divergence.tests())} split-difference tests significant."
+                if n else "Divergence: no detectable difference between splits."
+            )
+        if self.direction is not None:
+            lines.append(f"Direction: {self.direction.verdict()}.")
+        if self.bias is not None:
+            n = sum(1 for f in self.findings if f.kind == "bias")
+            lines.append(f"Temporal bias: {n} statistic(s) differ from {self.splits[0]}." if n
+                         else f"Temporal bias: no statistic differs from {self.splits[0]}.")
+        return lines
+
+    def to_markdown(self, images: Mapping[str, str] | None = None) -> str:
+        """The report; ``images`` maps a section name to a PNG path written beside the markdown."""
+        images = images or {}
+        head = ", ".join(f"{n} ({self.n_windows[n]} windows)" for n in self.splits)
+        lines = ["# Data report", "", f"Splits: {head}. Articles: {self.grouping.rstrip('.')}.", "", "## Verdict", ""]
+        lines += [f"- {v}" for v in self.verdict()]
+        if self.findings:
+            lines += ["", f"**Findings ({len(self.findings)})**", ""] + [f"- {f.to_markdown()}" for f in self.findings]
+        else:
+            lines += ["", "**No findings.**"]
+        lines += [
+            "",
+            f"Every p-value in this report is Benjamini–Hochberg adjusted across all {self.n_tests} tests of the "
+            f"report (one family); findings use adjusted p ≤ {self.alpha}.",
+        ]
+        if self.skipped:
+            lines += ["", "Sections not included: " + "; ".join(f"{k} ({v})" for k, v in self.skipped.items()) + "."]
+        for name in ("leakage", "divergence", "direction", "bias"):
+            res = getattr(self, name)
+            if res is None:
+                continue
+            lines += ["", _demote(res.to_markdown()).rstrip()]
+            if name in images:
+                lines += ["", f"![{name}]({images[name]})"]
+        return "\n".join(lines) + "\n"
+
+
+def _demote(markdown: str) -> str:
+    """Push a section's headings one level down so they nest under the report's sections."""
+    return "\n".join("#" + line if line.startswith("#") else line for line in markdown.splitlines())
+
+
+def _load_all(splits: Mapping[str, Any], k: int, allow_pickle: bool) -> dict[str, SequenceSet]:
+    from lvmdiag.data.readers import load_sequences
+
+    out = {}
+    for name, value in splits.items():
+        if value is None:
+            continue
+        out[name] = value if isinstance(value, SequenceSet) else load_sequences(
+            value, split=name, k=k, allow_pickle=allow_pickle)
+    return out
+
+
+def _iv(splits: dict[str, SequenceSet], sections: Sequence[str], reference: str) -> None:
+    if reference not in splits:
+        raise InputError(f"the data report needs a {reference!r} split; got {sorted(splits)}.")
+    if len(splits) < 2:
+        raise InputError("the data report compares splits: give --train and --val (and optionally --ood).")
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        raise InputError(f"unknown report sections {sorted(unknown)}; choose from {list(SECTIONS)}.")
+
+
+def parse_fail_on(text: str | None) -> set[str]:
+    """Parse ``--fail-on leakage,divergence``; "any" means every kind. Unknown kinds are an InputError."""
+    if not text:
+        return set()
+    kinds = {t.strip() for t in text.split(",") if t.strip()}
+    if "any" in kinds:
+        return set(FINDING_KINDS)
+    unknown = kinds - set(FINDING_KINDS)
+    if unknown:
+        raise InputError(f"--fail-on: unknown finding kind(s) {sorted(unknown)}; choose from "
+                         f"{', '.join(FINDING_KINDS)} or any.")
+    return kinds
+
+
+def _findings(bias: Any, direction: Any, divergence: Any, leakage: Any, alpha: float) -> list[Finding]:
+    out: list[Finding] = []
+    if leakage is not None and leakage.found():
+        out.append(Finding("leakage", leakage.verdict()))
+    if divergence is not None:
+        out += [Finding("divergence", line) for line in divergence.findings(alpha)]
+    if direction is not None:
+        for name in direction.reversed_splits():
+            out.append(Finding("direction", f"{name} runs backwards relative to {direction.reference} "
+                                            "(signed direction score significantly negative)."))
+        if not direction.detected():
+            out.append(Finding("no-direction", "no detectable arrow of time in any split: the direction "
+                                               "classifier cannot tell given from reversed window order."))
+    if bias is not None:
+        for other, tests in bias.differences.items():
+            for t in tests:
+                p = t.pvalue_adjusted if t.pvalue_adjusted is not None else t.pvalue
+                if p <= alpha:
+                    out.append(Finding("bias", f"{other} − {bias.reference}: {t.name} "
+                                               f"{t.effect.to_markdown()}, BH p {fmt_p(p, t.n_resamples)}"))
+    return out
+
+
+def analyze_data(
+    splits: Mapping[str, SequenceSet | str | os.PathLike[str] | None],
+    *,
+    k: int = 5,
+    allow_pickle: bool = False,
+    sections: Sequence[str] = SECTIONS,
+    reference: str = "train",
+    n_permutations: int = 200,
+    n_bootstrap: int = 200,
+    threshold: float = 0.98,
+    alpha: float = 0.05,
+    rng: np.random.Generator | int | None = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> DataReport:
+    """Run the bias, direction, divergence and leakage analyzers on the same splits and compose them.
+
+    Parameters
+    ----------
+    splits : {name: SequenceSet or path}; ``reference`` ("train") plus one or more others (val, ood)
+    k, allow_pickle : how paths are read (:func:`lvmdiag.data.readers.load_sequences`)
+    sections : which analyzers to run (default all four)
+    n_permutations, n_bootstrap : resamples used by every section (p floor 1/(B+1))
+    threshold : near-duplicate cosine for the leakage section
+    alpha : level of the findings, on report-wide BH-adjusted p-values
+    rng : seed or generator (each section gets its own child seed)
+    progress : optional ``callback(done, total)``; each section counts for an equal share
+
+    Returns
+    -------
+    DataReport with the section results (their TestResults carry report-wide BH ``pvalue_adjusted``),
+    the findings, and why any section is missing (``skipped``).
+    """
+    loaded = _load_all(splits, k, allow_pickle)
+    _iv(loaded, sections, reference)
+    names = [reference] + [n for n in loaded if n != reference]
+    loaded = {n: loaded[n] for n in names}
+    rng = as_rng(rng)
+    seeds = {s: int(rng.integers(2**31)) for s in SECTIONS}
+    from lvmdiag.data.groups import resolve_groups
+
+    groups = resolve_groups(list(loaded.values()))
+    grouping = f"{groups.method}; {groups.note}".rstrip("; ")
+    unit = 1000
+    total = unit * len(sections)
+
+    def section_progress(i: int) -> Callable[[int, int], None]:
+        def cb(done: int, tot: int) -> None:
+            if progress is not None and tot:
+                progress(i * unit + int(unit * min(done, tot) / tot), total)
+        return cb
+
+    runners: dict[str, Callable[[Callable[[int, int], None]], Any]] = {
+        "bias": lambda cb: _run_bias(loaded, groups, reference, n_bootstrap, seeds["bias"], cb),
+        "direction": lambda cb: _run_direction(loaded, groups, reference, n_permutations, n_bootstrap, alpha,
+                                               seeds["direction"], cb),
+        "divergence": lambda cb: _run_divergence(loaded, groups, reference, n_permutations, n_bootstrap, alpha,
+                                                 seeds["divergence"], cb),
+        "leakage": lambda cb: _run_leakage(loaded, groups, reference, threshold, cb),
+    }
+    results: dict[str, Any] = {s: None for s in SECTIONS}
+    skipped: dict[str, str] = {s: "not requested" for s in SECTIONS if s not in sections}
+    for i, name in enumerate(s for s in SECTIONS if s in sections):
+        try:
+            results[name] = runners[name](section_progress(i))
+        except ImportError as exc:  # a seam: the section's module is not installed in this build
+            skipped[name] = f"module unavailable: {exc}"
+        except LvmdiagError as exc:  # e.g. too few articles for this section's resampling
+            skipped[name] = str(exc)
+        if progress is not None:
+            progress((i + 1) * unit, total)
+    if all(results[s] is None for s in sections):
+        raise InputError("no section of the data report could be computed: " +
+                         "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    # one BH family over every test of every section
+    bundle = adjust_all(tuple(results[s] for s in SECTIONS))
+    results = dict(zip(SECTIONS, bundle))
+    findings = _findings(results["bias"], results["direction"], results["divergence"], results["leakage"], alpha)
+    return DataReport(
+        splits=tuple(names),
+        n_windows={n: s.n for n, s in loaded.items()},
+        grouping=grouping,
+        findings=tuple(findings),
+        bias=results["bias"],
+        direction=results["direction"],
+        divergence=results["divergence"],
+        leakage=results["leakage"],
+        skipped=skipped,
+        n_tests=len(iter_tests(bundle)),
+        alpha=alpha,
+    )
+
+
+def _run_bias(splits, groups, reference, n_resamples, seed, cb):
+    from lvmdiag.analyzers.temporal_bias import compare_bias
+
+    labels = dict(zip(splits, groups.labels))
+    return compare_bias(splits, groups=labels, group_method=groups.method, group_note=groups.note,
+                        reference=reference, n_resamples=n_resamples, rng=seed, progress=cb)
+
+
+def _run_direction(splits, groups, reference, n_permutations, n_bootstrap, alpha, seed, cb):
+    from lvmdiag.analyzers.direction import analyze_direction
+
+    return analyze_direction(splits, groups=groups, reference=reference, n_permutations=n_permutations,
+                             n_bootstrap=n_bootstrap, alpha=alpha, rng=seed, progress=cb)
+
+
+def _run_divergence(splits, groups, reference, n_permutations, n_bootstrap, alpha, seed, cb):
+    from lvmdiag.analyzers.divergence import analyze_divergence
+
+    return analyze_divergence(splits, groups=groups, reference=reference, n_permutations=n_permutations,
+                              n_bootstrap=n_bootstrap, alpha=alpha, rng=seed, progress=cb)
+
+
+def _run_leakage(splits, groups, reference, threshold, cb):
+    from lvmdiag.analyzers.leakage import analyze_leakage
+
+    return analyze_leakage(splits, groups=groups, reference=reference, threshold=threshold, progress=cb)
+
+
+def write_plots(report: DataReport, markdown_path: str | os.PathLike[str]) -> dict[str, str]:
+    """Write each section's PNG beside ``markdown_path`` (``<stem>_<section>.png``); returns section -> file name."""
+    out = Path(markdown_path)
+    images: dict[str, str] = {}
+    plotters = {
+        "bias": ("lvmdiag.plots.bias", "plot_bias"),
+        "direction": ("lvmdiag.plots.direction", "plot_direction"),
+        "divergence": ("lvmdiag.plots.divergence", "plot_divergence"),
+    }
+    import importlib
+
+    for section, (module, func) in plotters.items():
+        res = getattr(report, section)
+        if res is None:
+            continue
+        png = out.with_name(f"{out.stem}_{section}.png")
+        getattr(importlib.import_module(module), func)(res, png)
+        images[section] = png.name
+    return images

@@ -1,0 +1,469 @@
+"""Is val distributed like train? Two-sample tests between splits that respect articles.
+
+For each split other than "train" (val, ood, ...) and each embedding view (every context chunk;
+every target) three tests: the mean shift (norm of the difference of means, and the cosine between
+them), an RBF-kernel MMD through random Fourier features, and a linear classifier separating the
+splits, cross-validated by article (AUC). On per-window statistics (Δ = cos(c_last, t) - cos(c_0, t),
+adjacent coherence, the position profile cos(c_i, t), norms) two-sample KS and Wasserstein-1
+distances. Every p-value comes from permuting split labels over whole articles, p = (b+1)/(B+1);
+every effect size carries a stratified article-bootstrap interval; Benjamini-Hochberg adjusts all
+p-values of the result together. General drift tools permute rows, which treats overlapping windows
+of one article as independent and gives false alarms (see tests/analyzers/test_divergence.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from lvmdiag.analyzers._divergence_markdown import comparison_markdown
+from lvmdiag.analyzers.divergence_pass import (
+    VIEWS,
+    SplitState,
+    accumulate_split,
+    bandwidth_sample,
+    iter_view_blocks,
+)
+from lvmdiag.data.sequences import SequenceSet
+from lvmdiag.errors import InputError
+from lvmdiag.results import Estimate, Result, TestResult, fmt, fmt_p
+from lvmdiag.stats.classifier_test import fit_ridge_folds
+from lvmdiag.stats.group_kfold import assign_group_folds
+from lvmdiag.stats.mmd import RandomFourierFeatures, median_bandwidth
+from lvmdiag.stats.multiple_testing import adjust_all, iter_tests
+from lvmdiag.stats.resampling import as_rng, permutation_pvalue
+from lvmdiag.stats.two_sample import (
+    SortedValues,
+    auc_per_column,
+    auc_weighted,
+    bootstrap_weights,
+    check_units,
+    group_mean_distance,
+    percentile_ci,
+    permutation_weights,
+)
+
+_SCORE_BUDGET_BYTES = 128 * 2**20  # out-of-fold score matrix held at once (rows x permutation columns)
+_NORM_SPREAD_MIN = 1e-4  # norms all within this of each other: vectors were normalised, norm tests skipped
+
+
+@dataclass(frozen=True)
+class ViewDivergence(Result):
+    """Tests on one embedding view ("context" chunks or "target" chunks) of one comparison.
+
+    ``chance`` holds the mean of each statistic under article permutation (the value expected with
+    no difference: MMD^2 and the mean-shift norm are positive even then, the AUC is about 0.5).
+    """
+
+    view: str
+    n_rows: tuple[int, int]  # (reference, other)
+    mean_cosine: Estimate
+    mean_shift: TestResult
+    mmd: TestResult
+    classifier: TestResult
+    chance: dict[str, float]
+
+    def tests(self) -> list[TestResult]:
+        return [self.mean_shift, self.mmd, self.classifier]
+
+
+@dataclass(frozen=True)
+class StatisticDivergence(Result):
+    """KS and Wasserstein-1 tests on one per-window statistic, with histograms for the plot."""
+
+    statistic: str
+    mean: tuple[float, float]  # (reference, other)
+    ks: TestResult
+    wasserstein: TestResult
+    chance: dict[str, float]
+    edges: tuple[float, ...]
+    counts: tuple[tuple[int, ...], tuple[int, ...]]
+
+    def tests(self) -> list[TestResult]:
+        return [self.ks, self.wasserstein]
+
+
+@dataclass(frozen=True)
+class SplitComparison(Result):
+    """All tests of one split against the reference split."""
+
+    reference: str
+    other: str
+    n_windows: tuple[int, int]
+    n_units: tuple[int, int]
+    views: tuple[ViewDivergence, ...]
+    statistics: tuple[StatisticDivergence, ...]
+    profile: TestResult  # mean-vector test on the position profile cos(c_i, t)
+    profile_chance: float
+    profile_means: tuple[tuple[float, ...], tuple[float, ...]]
+    notes: tuple[str, ...]
+
+    def tests(self) -> list[TestResult]:
+        return iter_tests(self)
+
+
+@dataclass(frozen=True)
+class DivergenceResult(Result):
+    """Divergence of every split from the reference split ("train").
+
+    Attributes
+    ----------
+    comparisons : one :class:`SplitComparison` per other split
+    grouping : how windows were grouped into articles (``GroupAssignment.method``) and its note
+    n_permutations, n_bootstrap : whole-article permutations per test / bootstrap replicates per CI
+    rff_features : random Fourier features approximating the RBF kernel
+    bandwidths : RBF bandwidth sigma per view (median pairwise distance)
+    bandwidth_sample : rows in the median-heuristic subsample (per view)
+    n_folds, ridge : classifier cross-validation folds (by article) and relative ridge penalty
+    alpha : level used for findings
+    notes : approximations and subsamples stated for the reader
+    """
+
+    comparisons: tuple[SplitComparison, ...]
+    grouping: str
+    n_permutations: int
+    n_bootstrap: int
+    rff_features: int
+    bandwidths: dict[str, float]
+    bandwidth_sample: int
+    n_folds: int
+    ridge: float
+    alpha: float
+    notes: tuple[str, ...]
+
+    def tests(self) -> list[TestResult]:
+        """Every test of the result, in field order (the order BH adjustments are assigned in)."""
+        return iter_tests(self)
+
+    def findings(self, alpha: float | None = None) -> list[str]:
+        """One line per test whose BH-adjusted p-value is at most ``alpha`` (the divergence findings)."""
+        a = self.alpha if alpha is None else alpha
+        lines = []
+        for t in self.tests():
+            p = t.pvalue_adjusted if t.pvalue_adjusted is not None else t.pvalue
+            if p <= a:
+                lines.append(f"{t.name}: effect {t.effect.to_markdown()}, BH p {fmt_p(p, t.n_resamples)}")
+        return lines
+
+    def to_markdown(self) -> str:
+        lines = ["## Split divergence", ""]
+        found = self.findings()
+        if found:
+            lines.append(f"**Verdict: the splits differ** ({len(found)} of {len(self.tests())} tests significant "
+                         f"at BH-adjusted α = {self.alpha}).")
+        else:
+            lines.append(f"**Verdict: no detectable difference between splits** (0 of {len(self.tests())} tests "
+                         f"significant at BH-adjusted α = {self.alpha}).")
+        lines += [
+            "",
+            f"Grouping: {self.grouping.rstrip('.')}. p-values: {self.n_permutations} permutations of whole articles, "
+            f"p = (b+1)/(B+1); intervals: 95% stratified article bootstrap ({self.n_bootstrap} replicates); "
+            "Benjamini–Hochberg across every test of the report (BH p). 'Chance' is the statistic's mean under permutation "
+            "(what no difference looks like).",
+            "",
+        ]
+        for c in self.comparisons:
+            lines += comparison_markdown(c)
+        if self.notes:
+            lines += ["**Method notes**", ""] + [f"- {n}" for n in self.notes] + [""]
+        return "\n".join(lines)
+
+
+def _divergence_iv(splits: dict[str, SequenceSet], reference: str, n_permutations: int, n_bootstrap: int) -> None:
+    if not isinstance(splits, dict) or not splits:
+        raise TypeError("splits must be a non-empty dict {name: SequenceSet}.")
+    if reference not in splits:
+        raise InputError(f"divergence compares every split to {reference!r}; got splits {sorted(splits)}.")
+    if len(splits) < 2:
+        raise InputError("divergence needs at least two splits (e.g. --train and --val).")
+    ref = splits[reference]
+    for name, ss in splits.items():
+        if not isinstance(ss, SequenceSet):
+            raise TypeError(f"splits[{name!r}] must be a SequenceSet; got {type(ss).__name__}.")
+        if ss.d != ref.d or ss.k != ref.k:
+            raise InputError(
+                f"split {name!r} ({ss.source}) has K={ss.k}, D={ss.d} but {reference!r} has K={ref.k}, D={ref.d}; "
+                "compare files from the same encoder and window length."
+            )
+    if n_permutations < 1 or n_bootstrap < 1:
+        raise InputError(f"n_permutations and n_bootstrap must be >= 1; got {n_permutations} and {n_bootstrap}.")
+
+
+def _resolve_labels(splits: list[SequenceSet], groups: Any) -> tuple[list[np.ndarray], str]:
+    """Article label per window of every split (codes consistent across splits) and a description."""
+    if groups is None:
+        from lvmdiag.data.groups import resolve_groups
+
+        groups = resolve_groups(splits)
+    if hasattr(groups, "labels"):
+        labels = [np.asarray(x) for x in groups.labels]
+        desc = f"{groups.method} ({groups.n_groups} groups)"
+        if getattr(groups, "note", ""):
+            desc += f"; {groups.note}"
+    else:
+        labels = [np.asarray(x) for x in groups]
+        desc = "caller-supplied groups"
+    if len(labels) != len(splits) or any(lab.shape != (s.n,) for lab, s in zip(labels, splits)):
+        raise InputError("groups must give one label per window of every split, in the order of `splits`.")
+    return labels, desc
+
+
+def _ci_estimate(value: float, replicates: np.ndarray, method: str, distance: bool = False) -> Estimate:
+    """Estimate with a percentile interval; distances get the bias-shifted interval (see ``percentile_ci``)."""
+    if distance:
+        return Estimate(float(value), percentile_ci(replicates, center=float(value)), method + ", bias-shifted percentile")
+    return Estimate(float(value), percentile_ci(replicates), method + ", percentile")
+
+
+def analyze_divergence(
+    splits: dict[str, SequenceSet],
+    *,
+    groups: Any = None,
+    reference: str = "train",
+    n_permutations: int = 200,
+    n_bootstrap: int = 200,
+    rff_features: int = 512,
+    bandwidth_subsample: int = 1000,
+    n_folds: int = 5,
+    ridge: float = 1e-2,
+    alpha: float = 0.05,
+    block_rows: int = 2048,
+    rng: np.random.Generator | int | None = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> DivergenceResult:
+    """Test whether each split is distributed like the reference split, permuting whole articles.
+
+    Parameters
+    ----------
+    splits : {name: SequenceSet}; must contain ``reference``; every other split is compared to it
+    groups : article labels: a ``GroupAssignment`` (``labels`` list), a list of (N_s,) arrays in the
+        order of ``splits``, or None to call :func:`lvmdiag.data.groups.resolve_groups`. Passing one
+        distinct label per window gives the iid-row version of every test (anti-conservative).
+    n_permutations : whole-article permutations per test (p = (b+1)/(B+1)); the same permutations
+        serve every test of a comparison
+    n_bootstrap : stratified article-bootstrap replicates per confidence interval
+    rff_features : random Fourier features approximating the RBF kernel of the MMD
+    bandwidth_subsample : rows in the median-heuristic subsample (an m x m distance matrix)
+    n_folds : classifier folds, whole articles per fold
+    ridge : classifier ridge penalty relative to the mean diagonal of the training Gram matrix XᵀX
+    alpha : level of the findings (on BH-adjusted p-values)
+    block_rows : windows read at a time (memory bound)
+    rng : seed or generator
+    progress : optional callback ``(done, total)`` in rows processed
+
+    Returns
+    -------
+    DivergenceResult with one SplitComparison per non-reference split; every TestResult carries
+    ``pvalue_adjusted`` (Benjamini-Hochberg across all tests of the result).
+    """
+    _divergence_iv(splits, reference, n_permutations, n_bootstrap)
+    rng = as_rng(rng)
+    names = [reference] + [n for n in splits if n != reference]
+    ordered = [splits[n] for n in names]
+    labels, grouping = _resolve_labels(ordered, groups)
+    # dense article codes shared by all splits (an article in two splits is one article for the folds)
+    _, codes = np.unique(np.concatenate(labels), return_inverse=True)
+    codes = codes.ravel()
+    article_sizes = np.bincount(codes)
+    fold_of_article = assign_group_folds(article_sizes, n_folds, rng)
+    split_codes = np.split(codes, np.cumsum([s.n for s in ordered])[:-1])
+
+    features, bandwidths, m_used = {}, {}, 0
+    for v in VIEWS:
+        sample = bandwidth_sample(ordered, v, bandwidth_subsample, rng)
+        if sample.shape[0] < 2:
+            raise InputError("fewer than 2 non-zero vectors in the inputs; nothing to compare.")
+        m_used = sample.shape[0]
+        bandwidths[v] = median_bandwidth(sample)
+        features[v] = RandomFourierFeatures.create(ordered[0].d, rff_features, bandwidths[v], rng)
+
+    n_cmp = len(names) - 1
+    total = sum(s.n for s in ordered) + n_cmp * 2 * (ordered[0].n + max(s.n for s in ordered[1:]))
+    done = [0]
+
+    def tick(rows: int) -> None:
+        done[0] += rows
+        if progress is not None:
+            progress(min(done[0], total), total)
+
+    states = [
+        accumulate_split(s, n, c, fold_of_article, features, n_folds, block_rows, tick)
+        for s, n, c in zip(ordered, names, split_codes)
+    ]
+    comparisons = []
+    for other_state, other_ss in zip(states[1:], ordered[1:]):
+        comparisons.append(
+            _compare(states[0], ordered[0], other_state, other_ss, fold_of_article, n_permutations, n_bootstrap,
+                     ridge, block_rows, rng, tick)
+        )
+    notes = (
+        f"MMD uses {rff_features} random Fourier features of the RBF kernel, bandwidth σ = median pairwise "
+        f"distance of a {m_used}-row pooled subsample per view (σ: "
+        + ", ".join(f"{v} {fmt(b)}" for v, b in bandwidths.items())
+        + "). The MMD² is the biased V-statistic of the approximate kernel (no subsample: every row enters); its kernel "
+        f"entries differ from the exact RBF by ≈ {1 / np.sqrt(rff_features):.3f} (1/√D) typically, which changes the "
+        "power slightly, never the false-positive rate (the permutation test is exact for the kernel it uses).",
+        f"Classifier: ridge least squares (penalty {ridge} × mean diagonal of XᵀX, intercept free) = LDA direction, "
+        f"{n_folds}-fold cross-validation with whole articles per fold; AUC of pooled out-of-fold scores. "
+        "Its interval resamples articles of the fixed out-of-fold scores (no refit).",
+        "Per-window statistics use exact empirical distributions (all values, no histogram).",
+        "'context' rows are every context chunk of every window (each chunk counted once per window it appears in).",
+    )
+    result = DivergenceResult(
+        comparisons=tuple(comparisons),
+        grouping=grouping,
+        n_permutations=n_permutations,
+        n_bootstrap=n_bootstrap,
+        rff_features=rff_features,
+        bandwidths=bandwidths,
+        bandwidth_sample=m_used,
+        n_folds=n_folds,
+        ridge=ridge,
+        alpha=alpha,
+        notes=notes,
+    )
+    return adjust_all(result)
+
+
+def _compare(
+    ref: SplitState,
+    ref_ss: SequenceSet,
+    oth: SplitState,
+    oth_ss: SequenceSet,
+    fold_of_article: np.ndarray,
+    n_perm: int,
+    n_boot: int,
+    ridge: float,
+    block_rows: int,
+    rng: np.random.Generator,
+    tick: Callable[[int], None],
+) -> SplitComparison:
+    """All tests of ``oth`` (sample a) against ``ref`` (sample b) over the units of both."""
+    in_a = np.r_[np.zeros(ref.n_units, bool), np.ones(oth.n_units, bool)]
+    check_units(in_a, f"comparison of {oth.name} with {ref.name}")
+    wa0, wb0 = in_a[None, :].astype(float), (~in_a)[None, :].astype(float)
+    perm = permutation_weights(in_a, n_perm, rng)
+    boot_a, boot_b = bootstrap_weights(in_a, n_boot, rng)
+    unit_fold = fold_of_article[np.r_[ref.unit_article, oth.unit_article]]
+    tag = f"{oth.name} vs {ref.name}"
+    notes: list[str] = []
+
+    def mean_tests(sums: np.ndarray, counts: np.ndarray, name: str, what: str, sqrt: bool):
+        obs = group_mean_distance(wa0, wb0, sums, counts)
+        null = group_mean_distance(perm, 1.0 - perm, sums, counts)
+        boot = group_mean_distance(boot_a, boot_b, sums, counts)
+        tr = np.sqrt if sqrt else (lambda x: x)
+        p = permutation_pvalue(float(obs.sq_distance[0]), null.sq_distance, "greater")
+        test = TestResult(name, float(tr(obs.sq_distance[0])), p,
+                          _ci_estimate(tr(obs.sq_distance[0]), tr(boot.sq_distance), "article bootstrap", True),
+                          n_perm, what)
+        return test, obs, boot, float(np.mean(tr(null.sq_distance)))
+
+    views = []
+    for v in VIEWS:
+        rs, os_ = ref.views[v], oth.views[v]
+        counts = np.r_[rs.counts, os_.counts]
+        raw = np.vstack([rs.raw, os_.raw])
+        shift, obs, boot, chance_shift = mean_tests(raw, counts, f"{tag} {v} mean shift",
+                                                    "‖mean difference‖, article permutation", True)
+        mean_cos = _ci_estimate(obs.cosine[0], boot.cosine, "article bootstrap")
+        mmd, _, _, chance_mmd = mean_tests(np.vstack([rs.rff, os_.rff]), counts, f"{tag} {v} MMD²",
+                                           "RBF MMD² (random Fourier features), article permutation", False)
+        clf, chance_auc = _classifier_test(ref, ref_ss, oth, oth_ss, v, raw, counts, unit_fold, in_a, perm,
+                                           boot_a, boot_b, ridge, block_rows, tag, tick)
+        views.append(ViewDivergence(v, (int(rs.counts.sum()), int(os_.counts.sum())), mean_cos, shift, mmd, clf,
+                                    {"mean_shift": chance_shift, "mmd": chance_mmd, "classifier": chance_auc}))
+
+    # per-window statistics: units of the rows, reference units first
+    row_unit = np.r_[ref.unit_of_row, oth.unit_of_row + ref.n_units]
+    stats = []
+    for name in ref.per_window:
+        values = np.r_[ref.per_window[name], oth.per_window[name]]
+        if name.endswith("norm") and values.size and np.ptp(values) < _NORM_SPREAD_MIN:
+            notes.append(f"{name.replace('_', ' ')}s all lie within {_NORM_SPREAD_MIN:g} of {fmt(values.mean())} "
+                         "(normalised vectors): KS/Wasserstein on norms skipped.")
+            continue
+        stats.append(_ecdf_tests(name, values, row_unit, ref, oth, wa0, wb0, perm, boot_a, boot_b, tag, n_perm))
+
+    k = ref.profile.shape[1]
+    prof_sums = np.zeros((in_a.size, k))
+    np.add.at(prof_sums, row_unit, np.r_[ref.profile, oth.profile])
+    prof_counts = np.bincount(row_unit, minlength=in_a.size).astype(float)
+    profile, _, _, profile_chance = mean_tests(prof_sums, prof_counts, f"{tag} position profile",
+                                  "‖difference of mean cos(c_i,t) profiles‖, article permutation", True)
+    return SplitComparison(
+        reference=ref.name,
+        other=oth.name,
+        n_windows=(int(ref.unit_of_row.size), int(oth.unit_of_row.size)),
+        n_units=(ref.n_units, oth.n_units),
+        views=tuple(views),
+        statistics=tuple(stats),
+        profile=profile,
+        profile_chance=profile_chance,
+        profile_means=(tuple(ref.profile.mean(0).tolist()), tuple(oth.profile.mean(0).tolist())),
+        notes=tuple(notes),
+    )
+
+
+def _ecdf_tests(name, values, row_unit, ref, oth, wa0, wb0, perm, boot_a, boot_b, tag, n_perm) -> StatisticDivergence:
+    """KS and Wasserstein-1 of one per-window statistic with article permutation and bootstrap."""
+    finite = np.isfinite(values)
+    sv = SortedValues(values[finite], row_unit[finite])
+    obs = sv.distances(wa0, wb0)
+    null = sv.distances(perm, 1.0 - perm)
+    boot = sv.distances(boot_a, boot_b)
+    ks = TestResult(f"{tag} {name} KS", float(obs.ks[0]), permutation_pvalue(float(obs.ks[0]), null.ks, "greater"),
+                    _ci_estimate(obs.ks[0], boot.ks, "article bootstrap", True), n_perm, "KS D, article permutation")
+    w1 = TestResult(f"{tag} {name} Wasserstein", float(obs.wasserstein[0]),
+                    permutation_pvalue(float(obs.wasserstein[0]), null.wasserstein, "greater"),
+                    _ci_estimate(obs.wasserstein[0], boot.wasserstein, "article bootstrap", True), n_perm,
+                    "Wasserstein-1, article permutation")
+    a_vals = ref.per_window[name][np.isfinite(ref.per_window[name])]
+    b_vals = oth.per_window[name][np.isfinite(oth.per_window[name])]
+    lo, hi = np.quantile(values[finite], [0.005, 0.995]) if finite.any() else (0.0, 1.0)
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, 41)
+    counts = (tuple(np.histogram(np.clip(a_vals, lo, hi), edges)[0].tolist()),
+              tuple(np.histogram(np.clip(b_vals, lo, hi), edges)[0].tolist()))
+    return StatisticDivergence(name, (float(a_vals.mean()) if a_vals.size else float("nan"),
+                                      float(b_vals.mean()) if b_vals.size else float("nan")),
+                               ks, w1, {"ks": float(null.ks.mean()), "wasserstein": float(null.wasserstein.mean())},
+                               tuple(edges.tolist()), counts)
+
+
+def _classifier_test(ref, ref_ss, oth, oth_ss, view, raw, counts, unit_fold, in_a, perm, boot_a, boot_b, ridge,
+                     block_rows, tag, tick) -> tuple[TestResult, float]:
+    """Ridge/LDA classifier CV by article: observed AUC, permutation AUCs, bootstrap CI of the AUC."""
+    labels = np.hstack([in_a[:, None], perm.T.astype(bool)]) * 2.0 - 1.0  # (U, 1 + B) of +-1
+    grams = ref.views[view].grams.gram + oth.views[view].grams.gram
+    model = fit_ridge_folds(grams, raw, counts, unit_fold, labels, ridge)
+    n_rows = int(counts.sum())
+    n_cols = labels.shape[1]
+    per_pass = max(1, min(n_cols, _SCORE_BUDGET_BYTES // max(4 * n_rows, 1)))
+    aucs = np.empty(n_cols)
+    obs_scores = None
+    row_unit = None
+    for c0 in range(0, n_cols, per_pass):
+        cols = slice(c0, min(c0 + per_pass, n_cols))
+        scores = np.empty((n_rows, cols.stop - c0), dtype=np.float32)  # filled in place: no concatenation copy
+        unit = np.empty(n_rows, dtype=np.int64)
+        pos_row = 0
+        for st, ss, offset in ((ref, ref_ss, 0), (oth, oth_ss, ref.n_units)):
+            for x, u in iter_view_blocks(ss, st, view, block_rows):
+                u = u + offset
+                scores[pos_row : pos_row + u.size] = model.score(x, unit_fold[u], cols)
+                unit[pos_row : pos_row + u.size] = u
+                pos_row += u.size
+            tick(ss.n // 2)  # two score passes are budgeted per view
+        aucs[cols] = auc_per_column(scores, labels[unit, cols] > 0)
+        if c0 == 0:
+            obs_scores, row_unit = scores[:, 0].astype(np.float64), unit
+    boot = auc_weighted(obs_scores, row_unit, boot_a, boot_b)
+    p = permutation_pvalue(float(aucs[0]), aucs[1:], "greater")
+    test = TestResult(f"{tag} {view} classifier AUC", float(aucs[0]), p,
+                      _ci_estimate(aucs[0], boot, "article bootstrap of out-of-fold scores"),
+                      int(perm.shape[0]), "linear classifier AUC, CV by article, article permutation")
+    return test, float(aucs[1:].mean())

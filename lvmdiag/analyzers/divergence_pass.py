@@ -1,0 +1,199 @@
+"""The streaming pass of the divergence analyzer: one read of each split into mergeable per-article state.
+
+Per split and per embedding view ("context": every context chunk of every window, "target": the
+target chunk) the pass keeps per-unit sums of the raw vectors and of random Fourier features, the
+per-fold Gram matrices of the classifier, and the O(N) per-window statistics. Memory is
+O(U x (D + D_rff) + F x D^2 + N) for U units (articles in the split), never O(N^2) or O(N x D).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from lvmdiag.analyzers.window_cosines import position_cosines, window_cosines
+from lvmdiag.data.sequences import SequenceSet
+from lvmdiag.stats.classifier_test import FoldGrams
+from lvmdiag.stats.mmd import RandomFourierFeatures
+
+VIEWS = ("context", "target")
+ProgressFn = Callable[[int], None]
+
+
+def group_sum_into(out: np.ndarray, unit: np.ndarray, x: np.ndarray) -> None:
+    """out[unit[i]] += x[i] for every row, via one sort and ``np.add.reduceat`` (faster than ``np.add.at``)."""
+    if unit.size == 0:
+        return
+    if np.all(unit[1:] >= unit[:-1]):  # windows usually arrive in article order: no sort needed
+        us, xs = unit, x
+    else:
+        order = np.argsort(unit, kind="stable")
+        us, xs = unit[order], x[order]
+    starts = np.r_[0, np.flatnonzero(us[1:] != us[:-1]) + 1]
+    # reduce within the block in the input dtype (float32: <= block rows terms), accumulate in float64
+    out[us[starts]] += np.add.reduceat(xs, starts, axis=0)
+
+
+def view_rows(view: str, ctx: np.ndarray, tgt: np.ndarray, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of one view for a block of windows, with their units: (n*K, D) context chunks or (n, D) targets."""
+    if view == "context":
+        n, k, d = ctx.shape
+        return ctx.reshape(n * k, d), np.repeat(unit, k)
+    return tgt, unit
+
+
+@dataclass
+class ViewState:
+    """Mergeable per-unit state of one embedding view of one split."""
+
+    raw: np.ndarray  # (U, D) sums of vectors
+    rff: np.ndarray  # (U, D_rff) sums of random Fourier features
+    counts: np.ndarray  # (U,) rows
+    grams: FoldGrams
+
+
+@dataclass
+class SplitState:
+    """Everything the tests need from one split, collected in one pass."""
+
+    name: str
+    n_windows: int
+    ok: np.ndarray  # (N,) bool rows used (valid mask and non-zero, finite vectors)
+    unit_of_row: np.ndarray  # (N_ok,) unit index of each used window
+    unit_article: np.ndarray  # (U,) global article code of each unit
+    views: dict[str, ViewState] = field(default_factory=dict)
+    per_window: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N_ok,)
+    profile: np.ndarray | None = None  # (N_ok, K) cos(c_i, t)
+
+    @property
+    def n_units(self) -> int:
+        return int(self.unit_article.size)
+
+    def merge(self, other: "SplitState") -> "SplitState":
+        """State of this shard's rows followed by ``other``'s rows of the same split (sums add, rows concatenate).
+
+        Units are matched by article code, so an article cut across the two shards becomes one unit.
+        """
+        arts, inverse = np.unique(np.r_[self.unit_article, other.unit_article], return_inverse=True)
+        remap_a, remap_b = inverse[: self.n_units], inverse[self.n_units :]
+        views = {}
+        for v, sa in self.views.items():
+            sb = other.views[v]
+
+            def scatter(xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
+                out = np.zeros((arts.size,) + xa.shape[1:])
+                np.add.at(out, remap_a, xa)
+                np.add.at(out, remap_b, xb)
+                return out
+
+            views[v] = ViewState(scatter(sa.raw, sb.raw), scatter(sa.rff, sb.rff), scatter(sa.counts, sb.counts),
+                                 sa.grams.merge(sb.grams))
+        return SplitState(
+            name=self.name,
+            n_windows=self.n_windows + other.n_windows,
+            ok=np.r_[self.ok, other.ok],
+            unit_of_row=np.r_[remap_a[self.unit_of_row], remap_b[other.unit_of_row]].astype(np.int64),
+            unit_article=arts,
+            views=views,
+            per_window={k: np.r_[v, other.per_window[k]] for k, v in self.per_window.items()},
+            profile=np.vstack([self.profile, other.profile]),
+        )
+
+
+def accumulate_split(
+    ss: SequenceSet,
+    name: str,
+    article_codes: np.ndarray,
+    fold_of_article: np.ndarray,
+    features: dict[str, RandomFourierFeatures],
+    n_folds: int,
+    block_rows: int,
+    tick: ProgressFn,
+) -> SplitState:
+    """One pass over ``ss``: per-unit sums, fold Grams and per-window statistics (see module doc)."""
+    valid = np.ones(ss.n, bool) if ss.valid is None else np.asarray(ss.valid, bool)
+    uniq, unit_all = np.unique(article_codes, return_inverse=True)
+    unit_all = unit_all.ravel()
+    n_units = uniq.size
+    unit_fold = fold_of_article[uniq]
+    d, k = ss.d, ss.k
+    views = {
+        v: ViewState(np.zeros((n_units, d)), np.zeros((n_units, features[v].n_features)), np.zeros(n_units),
+                     FoldGrams(d, n_folds))
+        for v in VIEWS
+    }
+    ok_all = np.zeros(ss.n, bool)
+    units, prof_parts, coh_parts, tn_parts, cn_parts = [], [], [], [], []
+    for start, ctx, tgt in ss.iter_blocks(block_rows):
+        stop = start + ctx.shape[0]
+        wc = window_cosines(ctx, tgt)
+        ok = wc.ok & valid[start:stop]
+        ok_all[start:stop] = ok
+        ctx, tgt = ctx[ok], tgt[ok]
+        unit = unit_all[start:stop][ok]
+        units.append(unit)
+        prof_parts.append(position_cosines(wc)[ok])
+        if k >= 2:
+            coh_parts.append(np.diagonal(wc.cos[:, :k, :k], offset=1, axis1=1, axis2=2).mean(axis=1)[ok])
+        tn_parts.append(np.linalg.norm(tgt.astype(np.float64), axis=1))
+        cn_parts.append(np.linalg.norm(ctx.astype(np.float64), axis=2).mean(axis=1))
+        for v, st in views.items():
+            x, u = view_rows(v, ctx, tgt, unit)
+            group_sum_into(st.raw, u, x)
+            group_sum_into(st.rff, u, features[v].transform(x))
+            st.counts += np.bincount(u, minlength=n_units)
+            st.grams.update(x, unit_fold[u])
+        tick(stop - start)
+    profile = np.concatenate(prof_parts) if prof_parts else np.zeros((0, k))
+    per_window: dict[str, np.ndarray] = {}
+    if k >= 2:  # with one context chunk there is no Δ and no adjacent pair
+        per_window["delta"] = profile[:, -1] - profile[:, 0]
+        per_window["coherence"] = np.concatenate(coh_parts) if coh_parts else np.zeros(0)
+    per_window["target_norm"] = np.concatenate(tn_parts) if tn_parts else np.zeros(0)
+    per_window["context_norm"] = np.concatenate(cn_parts) if cn_parts else np.zeros(0)
+    return SplitState(
+        name=name,
+        n_windows=ss.n,
+        ok=ok_all,
+        unit_of_row=np.concatenate(units) if units else np.zeros(0, np.int64),
+        unit_article=uniq,
+        views=views,
+        per_window=per_window,
+        profile=profile,
+    )
+
+
+def iter_view_blocks(ss: SequenceSet, state: SplitState, view: str, block_rows: int):
+    """Re-read the used rows of one view block by block, yielding ``(x, unit)`` as in the first pass."""
+    pos = 0
+    for start, ctx, tgt in ss.iter_blocks(block_rows):
+        ok = state.ok[start : start + ctx.shape[0]]
+        n_ok = int(ok.sum())
+        unit = state.unit_of_row[pos : pos + n_ok]
+        pos += n_ok
+        yield view_rows(view, ctx[ok], tgt[ok], unit)
+
+
+def bandwidth_sample(
+    splits: list[SequenceSet], view: str, m: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Up to ``m`` random non-zero rows of one view pooled over all splits (for the median heuristic)."""
+    sizes = np.array([s.n for s in splits])
+    total = int(sizes.sum())
+    picks = np.sort(rng.choice(total, size=min(m, total), replace=False))
+    offsets = np.r_[0, np.cumsum(sizes)]
+    rows = []
+    for i, s in enumerate(splits):
+        local = picks[(picks >= offsets[i]) & (picks < offsets[i + 1])] - offsets[i]
+        if local.size == 0:
+            continue
+        if view == "context":
+            pos = rng.integers(0, s.k, size=local.size)
+            rows.append(np.asarray(s.contexts[local], dtype=np.float64)[np.arange(local.size), pos])
+        else:
+            rows.append(np.asarray(s.targets[local], dtype=np.float64))
+    x = np.concatenate(rows)
+    keep = np.isfinite(x).all(1) & (np.einsum("ij,ij->i", x, x) > 0)
+    return x[keep]

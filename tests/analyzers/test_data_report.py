@@ -1,0 +1,84 @@
+"""The composed data report: one BH family, findings by kind, verdict first, clean seams."""
+
+import numpy as np
+import pytest
+
+from lvmdiag.analyzers import data_report
+from lvmdiag.analyzers.data_report import analyze_data, parse_fail_on
+from lvmdiag.errors import InputError
+from lvmdiag.stats.multiple_testing import iter_tests
+from lvmdiag.stats.resampling import benjamini_hochberg
+from lvmdiag.synthetic import make_splits, make_store, store_windows
+
+FAST = dict(n_permutations=60, n_bootstrap=60)
+
+
+@pytest.fixture(scope="module")
+def store():
+    return make_store(n_articles=50, d=12, rho=0.8, article_rho_sd=0.05, rng=11)
+
+
+def test_window_split_is_flagged_as_leakage_and_article_split_is_not(store):
+    leaky = analyze_data(make_splits(store, k=4, by="window", rng=1), **FAST)
+    clean = analyze_data(make_splits(store, k=4, by="article", rng=1), **FAST)
+    assert "leakage" in leaky.finding_kinds()
+    assert "leakage" not in clean.finding_kinds()
+    assert clean.skipped == {}
+
+
+def test_one_bh_family_over_every_test_of_the_report(store):
+    rep = analyze_data(make_splits(store, k=4, rng=2), **FAST)
+    tests = iter_tests((rep.bias, rep.direction, rep.divergence, rep.leakage))
+    assert rep.n_tests == len(tests) > len(rep.divergence.tests())  # other sections contribute tests
+    raw = np.array([t.pvalue for t in tests])
+    np.testing.assert_allclose([t.pvalue_adjusted for t in tests], benjamini_hochberg(raw))
+    md = rep.to_markdown()
+    assert md.startswith("# Data report")
+    assert md.index("## Verdict") < md.index("### Split divergence") < md.index("### Direction")
+    assert f"all {rep.n_tests} tests" in md
+
+
+def test_planted_shift_is_a_divergence_finding():
+    train = make_store(n_articles=40, d=12, rho=0.8, rng=0)
+    val = make_store(n_articles=15, d=12, rho=0.8, shift=0.6, first_article_id=10_000, rng=1)
+    splits = {"train": store_windows(train, 4, "train"), "val": store_windows(val, 4, "val")}
+    rep = analyze_data(splits, sections=("divergence", "leakage"), **FAST)
+    assert "divergence" in rep.finding_kinds() and "leakage" not in rep.finding_kinds()
+    assert rep.skipped == {"bias": "not requested", "direction": "not requested"}
+    assert rep.bias is None and "Sections not included" in rep.to_markdown()
+
+
+def test_a_missing_section_module_leaves_a_clean_seam(store, monkeypatch):
+    def unavailable(*args, **kwargs):
+        raise ImportError("No module named 'lvmdiag.analyzers.leakage'")
+
+    monkeypatch.setattr(data_report, "_run_leakage", unavailable)
+    rep = analyze_data(make_splits(store, k=4, rng=3), sections=("divergence", "leakage"), **FAST)
+    assert rep.leakage is None and rep.skipped["leakage"].startswith("module unavailable")
+    assert rep.divergence is not None
+
+
+def test_reads_paths_and_rejects_bad_requests(store, tmp_path):
+    splits = make_splits(store, k=4, rng=4)
+    paths = {}
+    for name, s in splits.items():
+        d = tmp_path / name
+        d.mkdir()
+        np.save(d / "contexts.npy", s.contexts)
+        np.save(d / "targets.npy", s.targets)
+        np.save(d / "article_ids.npy", s.article_ids)
+        paths[name] = d
+    rep = analyze_data({**paths, "ood": None}, k=4, sections=("divergence",), **FAST)
+    assert rep.splits == ("train", "val") and rep.n_windows["val"] == splits["val"].n
+    with pytest.raises(InputError, match="'train'"):
+        analyze_data({"val": paths["val"], "ood": paths["val"]}, **FAST)
+    with pytest.raises(InputError, match="unknown report sections"):
+        analyze_data(paths, sections=("divergense",), **FAST)
+
+
+def test_parse_fail_on():
+    assert parse_fail_on(None) == set()
+    assert parse_fail_on("leakage, divergence") == {"leakage", "divergence"}
+    assert parse_fail_on("any") == set(data_report.FINDING_KINDS)
+    with pytest.raises(InputError, match="leakag"):
+        parse_fail_on("leakag")

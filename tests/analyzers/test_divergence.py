@@ -1,0 +1,186 @@
+"""Divergence analyzer: calibration under article structure, power on planted shifts, exact numbers."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy.stats import binom, ks_2samp
+
+from lvmdiag.analyzers.divergence import analyze_divergence
+from lvmdiag.errors import InputError
+from lvmdiag.synthetic import make_splits, make_store, store_windows
+
+FAST = dict(n_permutations=100, n_bootstrap=20, rff_features=64, bandwidth_subsample=200, n_folds=3)
+
+
+def _scale_articles(ss, sd, rng):
+    """Give every article its own norm (an article-level offset), so norm tests run and articles differ."""
+    ids = ss.article_ids
+    scale = np.exp(sd * rng.standard_normal(ids.max() + 1)).astype(np.float32)
+    return replace(ss, contexts=ss.contexts * scale[ids][:, None, None], targets=ss.targets * scale[ids][:, None])
+
+
+def _null_splits(seed):
+    """Articles assigned to train/val at random; articles differ (per-article rho and norm)."""
+    store = make_store(n_articles=24, d=8, rho=0.8, length=(10, 20), article_rho_sd=0.15, rng=seed)
+    splits = make_splits(store, k=3, ratios=(0.5, 0.5), rng=seed + 10_000)
+    rng = np.random.default_rng(seed + 20_000)
+    return {k: _scale_articles(v, 0.2, rng) for k, v in splits.items()}
+
+
+def _pvalues(splits, seed, iid):
+    if iid:  # one group per window: the row-permutation test general drift tools run
+        n = splits["train"].n
+        groups = [np.arange(n), n + np.arange(splits["val"].n)]
+    else:
+        groups = [splits["train"].article_ids, splits["val"].article_ids]
+    res = analyze_divergence(splits, groups=groups, rng=seed, **FAST)
+    return [t.name.replace("val vs train ", "") for t in res.tests()], np.array([t.pvalue for t in res.tests()])
+
+
+@pytest.mark.slow
+def test_null_false_positive_rate_is_calibrated_only_when_articles_are_permuted():
+    n_seeds, alpha = 200, 0.05
+    grouped, iid = [], []
+    for seed in range(n_seeds):
+        splits = _null_splits(seed)
+        names, p = _pvalues(splits, seed, iid=False)
+        grouped.append(p)
+        iid.append(_pvalues(splits, seed, iid=True)[1])
+    # P(p <= 0.05) for p = (b+1)/(B+1), B = 100 is 5/101; the 99% binomial band of the count over 200 seeds
+    level = np.floor(alpha * 101) / 101
+    lo, hi = binom.ppf(0.005, n_seeds, level), binom.ppf(0.995, n_seeds, level)
+    count_grouped = (np.array(grouped) <= alpha).sum(0)
+    count_iid = (np.array(iid) <= alpha).sum(0)
+    assert len(names) == 15  # 3 tests x 2 views, profile, KS + W on delta, coherence and both norms
+    for name, cg, ci in zip(names, count_grouped, count_iid):
+        assert lo <= cg <= hi, f"{name}: {cg}/{n_seeds} false positives with article permutation, band [{lo}, {hi}]"
+        assert ci > hi, f"{name}: iid row permutation should be anti-conservative here; got {ci}/{n_seeds}"
+
+
+def _shifted_pair(shift, seed=0):
+    train = make_store(n_articles=40, d=16, rho=0.8, article_rho_sd=0.1, rng=seed)
+    val = make_store(n_articles=15, d=16, rho=0.8, article_rho_sd=0.1, shift=shift, first_article_id=1000,
+                     rng=seed + 1)
+    return {"train": store_windows(train, 4, "train"), "val": store_windows(val, 4, "val")}
+
+
+def test_planted_article_level_shift_is_detected_by_every_embedding_test():
+    res = analyze_divergence(_shifted_pair(0.6), rng=0, n_permutations=200, n_bootstrap=100, rff_features=256)
+    (cmp,) = res.comparisons
+    for view in cmp.views:
+        for t in view.tests():
+            assert t.pvalue_adjusted <= 0.05, t.name
+        assert view.mean_shift.effect.ci.low > view.chance["mean_shift"]
+        assert view.classifier.effect.ci.low > 0.5
+    assert res.findings()
+
+
+def test_two_splits_of_one_store_show_no_divergence():
+    store = make_store(n_articles=60, d=16, rho=0.8, article_rho_sd=0.1, rng=3)
+    res = analyze_divergence(make_splits(store, k=4, rng=4), rng=0, n_permutations=200, n_bootstrap=100,
+                             rff_features=256)
+    assert res.findings() == []
+    assert "no detectable difference" in res.to_markdown()
+
+
+def test_statistics_match_direct_computation():
+    splits = _null_splits(7)
+    res = analyze_divergence(splits, rng=0, **FAST)
+    (cmp,) = res.comparisons
+    tr, va = splits["train"], splits["val"]
+    # mean shift of targets: plain numpy over rows
+    target = next(v for v in cmp.views if v.view == "target")
+    diff = va.targets.astype(np.float64).mean(0) - tr.targets.astype(np.float64).mean(0)
+    assert target.mean_shift.statistic == pytest.approx(np.linalg.norm(diff), rel=1e-6)
+    ctx = next(v for v in cmp.views if v.view == "context")
+    cdiff = va.contexts.astype(np.float64).mean((0, 1)) - tr.contexts.astype(np.float64).mean((0, 1))
+    assert ctx.mean_shift.statistic == pytest.approx(np.linalg.norm(cdiff), rel=1e-6)
+
+    # delta by a loop over windows, KS by scipy
+    def delta(ss):
+        out = []
+        for c, t in zip(ss.contexts.astype(np.float64), ss.targets.astype(np.float64)):
+            cos = c @ t / np.linalg.norm(c, axis=1) / np.linalg.norm(t)
+            out.append(cos[-1] - cos[0])
+        return np.array(out)
+
+    stat = next(s for s in cmp.statistics if s.statistic == "delta")
+    assert stat.ks.statistic == pytest.approx(ks_2samp(delta(tr), delta(va)).statistic, abs=1e-9)
+    assert stat.mean == pytest.approx((delta(tr).mean(), delta(va).mean()), abs=1e-6)
+    for t in res.tests():
+        assert t.pvalue >= 1 / (t.n_resamples + 1)
+        assert t.pvalue_adjusted >= t.pvalue
+
+
+def test_result_does_not_depend_on_block_size():
+    splits = _null_splits(8)
+    a = analyze_divergence(splits, rng=5, block_rows=7, **FAST)
+    b = analyze_divergence(splits, rng=5, block_rows=10_000, **FAST)
+    for ta, tb in zip(a.tests(), b.tests()):
+        assert ta.statistic == pytest.approx(tb.statistic, rel=1e-4, abs=1e-6), ta.name
+        assert ta.pvalue == pytest.approx(tb.pvalue, abs=0.03), ta.name  # float32 ties may flip one replicate
+
+
+def test_ood_split_gets_its_own_comparison_and_one_bh_family():
+    store = make_store(n_articles=45, d=8, rho=0.8, rng=9)
+    splits = make_splits(store, k=3, ratios=(0.6, 0.2, 0.2), names=("train", "val", "ood"), rng=1)
+    res = analyze_divergence(splits, rng=0, **FAST)
+    assert [c.other for c in res.comparisons] == ["val", "ood"]
+    assert len(res.tests()) == 2 * len(res.comparisons[0].tests())
+    d = res.to_dict()
+    assert d["comparisons"][1]["other"] == "ood"
+    assert "### ood vs train" in res.to_markdown()
+
+
+def test_zero_rows_are_excluded_and_counted():
+    store = make_store(n_articles=30, d=8, rho=0.8, zero_rows=0.05, rng=2)
+    splits = make_splits(store, k=3, rng=3)
+    res = analyze_divergence(splits, rng=0, **FAST)
+    (cmp,) = res.comparisons
+    assert cmp.n_windows[0] < splits["train"].n  # windows touching a zero chunk are left out
+    assert all(np.isfinite(t.pvalue) for t in res.tests())
+
+
+def test_bad_inputs_raise_input_errors():
+    splits = _null_splits(1)
+    with pytest.raises(InputError, match="'train'"):
+        analyze_divergence({"val": splits["val"], "ood": splits["val"]})
+    other = make_splits(make_store(n_articles=20, d=6, rng=0), k=3)["val"]
+    with pytest.raises(InputError, match="D=6"):
+        analyze_divergence({"train": splits["train"], "val": other})
+    tiny = splits["val"].subset(splits["val"].article_ids == splits["val"].article_ids[0])
+    with pytest.raises(InputError, match="at least 2 articles"):
+        analyze_divergence({"train": splits["train"], "val": tiny}, **FAST)
+    with pytest.raises(TypeError):
+        analyze_divergence({"train": splits["train"], "val": "val.npz"})
+
+
+def test_score_passes_split_by_memory_budget_give_the_same_aucs(monkeypatch):
+    import lvmdiag.analyzers.divergence as dv
+
+    splits = _null_splits(9)
+    whole = analyze_divergence(splits, rng=1, **FAST)
+    # a budget of ~7 score columns per pass forces 15 passes over the data for 101 columns
+    n_rows = max(v.n_rows[0] + v.n_rows[1] for v in whole.comparisons[0].views)
+    monkeypatch.setattr(dv, "_SCORE_BUDGET_BYTES", 4 * n_rows * 7)
+    parts = analyze_divergence(splits, rng=1, **FAST)
+    for va, vb in zip(whole.comparisons[0].views, parts.comparisons[0].views):
+        assert va.classifier.statistic == pytest.approx(vb.classifier.statistic)
+        assert va.classifier.pvalue == vb.classifier.pvalue
+        assert va.chance["classifier"] == pytest.approx(vb.chance["classifier"])
+
+
+def test_planted_change_of_lag_decay_is_detected_by_the_per_window_tests():
+    # val articles decay faster (rho 0.6 vs 0.8): Δ and adjacent coherence shift, the embeddings do not
+    train = make_store(n_articles=40, d=16, rho=0.8, article_rho_sd=0.05, rng=0)
+    val = make_store(n_articles=15, d=16, rho=0.6, article_rho_sd=0.05, first_article_id=1000, rng=1)
+    splits = {"train": store_windows(train, 4, "train"), "val": store_windows(val, 4, "val")}
+    res = analyze_divergence(splits, rng=0, n_permutations=200, n_bootstrap=100, rff_features=128)
+    (cmp,) = res.comparisons
+    coherence = next(s for s in cmp.statistics if s.statistic == "coherence")
+    assert coherence.mean[1] < coherence.mean[0]
+    for t in (*coherence.tests(), cmp.profile):
+        assert t.pvalue_adjusted <= 0.05, t.name
+    target = next(v for v in cmp.views if v.view == "target")
+    assert target.mean_shift.pvalue > 0.05  # no mean shift was planted
