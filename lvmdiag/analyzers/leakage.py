@@ -1,0 +1,344 @@
+"""Leakage analyzer: what every non-train split shares with train (articles, chunks, windows, near-duplicates).
+
+Four kinds of sharing, each counted and turned into the share of the split's windows it touches:
+
+- shared articles: article labels common to train and the split (given ids, or ids recovered by the
+  data layer from shared chunk vectors across files; unknown when only contiguous blocks exist);
+- shared chunks: chunk vectors (any of the K contexts or the target) whose exact bytes occur in train;
+- shared windows: whole K+1 windows that occur in train;
+- near-duplicate chunks: chunks with no exact copy in train whose nearest train chunk has cosine >=
+  ``threshold`` (e.g. a paper ingested twice with small edits), found by a blocked matrix product
+  over de-duplicated, normalised vectors with a running maximum per chunk (never the full matrix).
+  Exact copies are reported as shared chunks, never as near-duplicates.
+
+Zero and non-finite vectors are never shared (failed encoder batches are stored as all-zero rows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from lvmdiag.analyzers.leakage_index import SplitKeys, gather_queries, hash_split, search_train
+from lvmdiag.data.sequences import SequenceSet
+from lvmdiag.errors import InputError
+from lvmdiag.results import Result, fmt, md_table
+
+ProgressCallback = Callable[[int, int], None]
+
+#: fixed edges of the nearest-train-cosine histogram (distinct chunks without an exact copy)
+COS_EDGES = (-1.0, 0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 1.0)
+
+
+@dataclass(frozen=True)
+class ChunkPair(Result):
+    """One example: a chunk slot of the split and the train slot it matches.
+
+    ``pos`` is the slot in the window: 0..K-1 context chunks (K-1 = c_last), K = the target;
+    ``pos = -1`` means the whole window. ``cosine`` is 1 for exact copies.
+    """
+
+    row: int
+    pos: int
+    train_row: int
+    train_pos: int
+    cosine: float
+
+    def to_markdown(self) -> str:
+        return f"{self.row}[{self.pos}] ~ train {self.train_row}[{self.train_pos}] ({fmt(self.cosine, 4)})"
+
+
+@dataclass(frozen=True)
+class SplitLeakage(Result):
+    """What one split shares with train.
+
+    Attributes
+    ----------
+    split, n_windows : the split and its window count
+    n_chunks : distinct non-null chunk vectors in the split
+    n_null_slots : chunk slots holding a zero or non-finite vector (never shared)
+    n_articles, n_shared_articles, windows_shared_article, share_shared_article : article overlap
+        (None when articles are unknown, i.e. only contiguous blocks)
+    n_shared_chunks : distinct chunk vectors with an exact copy in train
+    windows_shared_chunk, share_shared_chunk : windows holding at least one such chunk
+    n_shared_windows, share_shared_window : windows whose whole K+1 content occurs in train
+    n_near_chunks : distinct chunks without an exact copy whose nearest train chunk has cosine >= threshold
+    windows_near_chunk, share_near_chunk : windows holding at least one near-duplicate chunk
+    windows_affected, share_affected : windows with any of the above
+    max_near_cosine : highest nearest-train cosine among chunks without an exact copy (NaN if none)
+    cos_hist : counts of those chunks' nearest-train cosine over :data:`COS_EDGES`
+    near_examples : the highest-cosine non-exact pairs (worst first), whether or not above threshold
+    shared_chunk_examples, shared_window_examples : exact matches (first in row order)
+    """
+
+    split: str
+    n_windows: int
+    n_chunks: int
+    n_null_slots: int
+    n_articles: int | None
+    n_shared_articles: int | None
+    windows_shared_article: int | None
+    share_shared_article: float | None
+    n_shared_chunks: int
+    windows_shared_chunk: int
+    share_shared_chunk: float
+    n_shared_windows: int
+    share_shared_window: float
+    n_near_chunks: int
+    windows_near_chunk: int
+    share_near_chunk: float
+    windows_affected: int
+    share_affected: float
+    max_near_cosine: float
+    cos_hist: tuple[int, ...]
+    near_examples: tuple[ChunkPair, ...]
+    shared_chunk_examples: tuple[ChunkPair, ...]
+    shared_window_examples: tuple[ChunkPair, ...]
+
+    @property
+    def leaks(self) -> bool:
+        return self.windows_affected > 0
+
+    def to_markdown(self) -> str:
+        return f"{self.split}: {self.windows_affected}/{self.n_windows} windows affected"
+
+
+@dataclass(frozen=True)
+class LeakageResult(Result):
+    """Output of :func:`analyze_leakage`.
+
+    Attributes
+    ----------
+    reference : the split compared against ("train")
+    n_reference_windows, n_reference_chunks : its windows and distinct non-null chunk vectors
+    threshold : near-duplicate cosine threshold
+    group_method, group_note : how articles were identified
+    splits : one :class:`SplitLeakage` per non-train split
+    """
+
+    reference: str
+    n_reference_windows: int
+    n_reference_chunks: int
+    threshold: float
+    group_method: str
+    group_note: str
+    splits: tuple[SplitLeakage, ...]
+    cos_edges: tuple[float, ...] = COS_EDGES
+
+    def split(self, name: str) -> SplitLeakage:
+        for s in self.splits:
+            if s.split == name:
+                return s
+        raise KeyError(name)
+
+    def found(self, name: str | None = None) -> bool:
+        """True when any (or the named) split shares anything with the reference."""
+        chosen = self.splits if name is None else (self.split(name),)
+        return any(s.leaks for s in chosen)
+
+    def verdict(self) -> str:
+        if not self.found():
+            return f"no leakage: no split shares articles, chunks, windows or near-duplicates with {self.reference}"
+        parts = [f"{s.split}: {100 * s.share_affected:.1f}% of windows share content with {self.reference}"
+                 for s in self.splits if s.leaks]
+        return "LEAKAGE — " + "; ".join(parts)
+
+    def to_markdown(self) -> str:
+        pct = lambda x: "—" if x is None else f"{100 * x:.1f}%"  # noqa: E731
+        lines = ["## Leakage", "", f"**Verdict:** {self.verdict()}.", ""]
+        rows = []
+        for s in self.splits:
+            art = "—" if s.n_shared_articles is None else f"{s.n_shared_articles}/{s.n_articles}"
+            rows.append([s.split, s.n_windows, art, pct(s.share_shared_article),
+                         s.n_shared_chunks, pct(s.share_shared_chunk), s.n_shared_windows, pct(s.share_shared_window),
+                         s.n_near_chunks, pct(s.share_near_chunk), fmt(s.max_near_cosine, 4), pct(s.share_affected)])
+        lines.append(md_table(
+            ["split", "windows", "shared articles", "windows in shared articles", "shared chunks",
+             "windows w/ shared chunk", "shared windows", "share", f"near chunks (cos ≥ {self.threshold})",
+             "windows w/ near chunk", "max non-exact cos", "windows affected"], rows))
+        lines += [
+            "",
+            f"Compared with {self.reference}: {self.n_reference_windows} windows, {self.n_reference_chunks} distinct "
+            f"chunk vectors. Articles: {self.group_method}. {self.group_note}".rstrip(),
+            "Chunks are compared by exact bytes (the K contexts and the target); near-duplicates are chunks without "
+            "an exact copy whose nearest train chunk reaches the threshold. Zero vectors are never counted.",
+        ]
+        for s in self.splits:
+            bins = zip(self.cos_edges[:-1], self.cos_edges[1:], s.cos_hist)
+            hist = ", ".join(f"[{a:g}, {b:g}): {c}" for a, b, c in bins)
+            lines += ["", f"### {s.split}", "", f"Nearest-train cosine of its {sum(s.cos_hist)} chunks without an "
+                      f"exact copy: {hist}."]
+            if s.near_examples:
+                lines += ["", "Closest non-exact pairs (row[slot]; slot K = target):", "",
+                          md_table(["row", "slot", "train row", "train slot", "cosine", "near-dup"],
+                                   [[e.row, e.pos, e.train_row, e.train_pos, fmt(e.cosine, 4),
+                                     "yes" if e.cosine >= self.threshold else "no"] for e in s.near_examples])]
+            if s.shared_window_examples:
+                lines += ["", "Shared whole windows (row → train row): "
+                          + ", ".join(f"{e.row} → {e.train_row}" for e in s.shared_window_examples)]
+            if s.shared_chunk_examples:
+                shown = ", ".join(e.to_markdown() for e in s.shared_chunk_examples)
+                lines += ["", "Shared chunks (one per window): " + shown]
+        return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def _analyze_leakage_iv(splits: Mapping[str, SequenceSet], reference: str, threshold: float,
+                        max_examples: int, block_rows: int) -> None:
+    if not isinstance(splits, Mapping):
+        raise TypeError("analyze_leakage needs a dict of split name -> SequenceSet.")
+    if reference not in splits:
+        raise InputError(f"analyze_leakage needs a {reference!r} split to compare against; got {list(splits)}.")
+    if len(splits) < 2:
+        raise InputError(f"analyze_leakage needs at least one split besides {reference!r} (e.g. --val).")
+    ref = splits[reference]
+    for name, s in splits.items():
+        if not isinstance(s, SequenceSet):
+            raise TypeError(f"split {name!r} must be a SequenceSet; got {type(s).__name__}.")
+        if (s.k, s.d) != (ref.k, ref.d):
+            raise InputError(f"split {name!r} ({s.source}) has K={s.k}, D={s.d}; {reference} has K={ref.k}, D={ref.d}.")
+    if not -1.0 <= threshold <= 1.0:
+        raise InputError(f"threshold is a cosine and must lie in [-1, 1]; got {threshold}.")
+    if max_examples < 0 or block_rows < 1:
+        raise InputError(f"max_examples must be >= 0 and block_rows >= 1; got {max_examples}, {block_rows}.")
+
+
+def _article_overlap(groups: Any, names: list[str]) -> tuple[dict[str, np.ndarray] | None, str, str]:
+    if hasattr(groups, "labels"):
+        method, note = str(groups.method), str(getattr(groups, "note", ""))
+        labels = list(groups.labels)
+    else:
+        method, note, labels = "given", "", list(groups)
+    if len(labels) != len(names):
+        raise InputError(f"groups has {len(labels)} label arrays for {len(names)} splits.")
+    if method == "contiguous-blocks":
+        return None, method, (note + " Shared articles cannot be counted without article ids.").strip()
+    return {n: np.asarray(lab) for n, lab in zip(names, labels)}, method, note
+
+
+def _split_report(name: str, seq: SequenceSet, keys: SplitKeys, train_keys: SplitKeys,
+                  train_uniq: np.ndarray, train_first: np.ndarray, win_uniq: np.ndarray, win_first: np.ndarray,
+                  q_keys: np.ndarray, q_slot: np.ndarray, q_cos: np.ndarray, q_id: np.ndarray,
+                  labels: dict[str, np.ndarray] | None, reference: str, threshold: float,
+                  max_examples: int) -> SplitLeakage:
+    n, k1 = seq.n, seq.k + 1
+    live = ~keys.null
+    exact = np.isin(keys.chunk, train_uniq) & live  # (n, K+1)
+    uniq, _ = keys.unique_chunks()
+    n_shared = int(np.isin(uniq, train_uniq, assume_unique=True).sum())
+    # near: map each live, non-exact slot to its query
+    near_q = q_cos >= threshold
+    near = np.zeros_like(exact)
+    idx = np.searchsorted(q_keys, keys.chunk)
+    cand = live & ~exact
+    found = cand & (idx < q_keys.size)
+    found[found] = q_keys[idx[found]] == keys.chunk[found]
+    near[found] = near_q[idx[found]]
+    win_shared = np.isin(keys.window, win_uniq) & ~keys.window_null
+    w_chunk, w_near = exact.any(axis=1), near.any(axis=1)
+    affected = w_chunk | w_near | win_shared
+    n_art = n_shared_art = w_art = None
+    if labels is not None:
+        lab, tlab = labels[name], labels[reference]
+        shared_art = np.intersect1d(lab, tlab)
+        in_shared = np.isin(lab, shared_art)
+        n_art, n_shared_art, w_art = int(np.unique(lab).size), int(shared_art.size), int(in_shared.sum())
+        affected |= in_shared
+    # examples
+    order = np.argsort(-np.nan_to_num(q_cos, nan=-np.inf), kind="stable")[:max_examples]
+    near_ex = tuple(ChunkPair(int(q_slot[i] // k1), int(q_slot[i] % k1), int(q_id[i] // k1), int(q_id[i] % k1),
+                              float(q_cos[i])) for i in order if q_id[i] >= 0)
+    tk1 = train_keys.chunk.shape[1]
+    chunk_ex = []  # one example per window: its first shared slot
+    for rr in np.flatnonzero(w_chunk)[:max_examples]:
+        pp = int(np.argmax(exact[rr]))
+        ts = int(train_first[np.searchsorted(train_uniq, keys.chunk[rr, pp])])
+        chunk_ex.append(ChunkPair(int(rr), int(pp), ts // tk1, ts % tk1, 1.0))
+    win_ex = [ChunkPair(int(rr), -1, int(win_first[np.searchsorted(win_uniq, keys.window[rr])]), -1, 1.0)
+              for rr in np.flatnonzero(win_shared)[:max_examples]]
+    hist = np.histogram(q_cos[np.isfinite(q_cos)], bins=np.asarray(COS_EDGES))[0]
+    share = lambda c: float(c) / n if n else float("nan")  # noqa: E731
+    return SplitLeakage(
+        split=name, n_windows=n, n_chunks=int(uniq.size), n_null_slots=int(keys.null.sum()),
+        n_articles=n_art, n_shared_articles=n_shared_art, windows_shared_article=w_art,
+        share_shared_article=None if w_art is None else share(w_art),
+        n_shared_chunks=n_shared, windows_shared_chunk=int(w_chunk.sum()), share_shared_chunk=share(w_chunk.sum()),
+        n_shared_windows=int(win_shared.sum()), share_shared_window=share(win_shared.sum()),
+        n_near_chunks=int(near_q.sum()), windows_near_chunk=int(w_near.sum()), share_near_chunk=share(w_near.sum()),
+        windows_affected=int(affected.sum()), share_affected=share(affected.sum()),
+        max_near_cosine=float(np.nanmax(q_cos)) if np.isfinite(q_cos).any() else float("nan"),
+        cos_hist=tuple(int(c) for c in hist), near_examples=near_ex,
+        shared_chunk_examples=tuple(chunk_ex), shared_window_examples=tuple(win_ex),
+    )
+
+
+def analyze_leakage(
+    splits: Mapping[str, SequenceSet],
+    *,
+    threshold: float = 0.98,
+    max_examples: int = 10,
+    block_rows: int = 4096,
+    groups: Any = None,
+    reference: str = "train",
+    tile_elems: int = 1 << 23,
+    progress: ProgressCallback | None = None,
+) -> LeakageResult:
+    """Find what each non-train split shares with train: articles, exact chunks, whole windows, near-duplicates.
+
+    Parameters
+    ----------
+    splits : dict of split name -> SequenceSet; must hold ``reference`` ("train") and at least one other
+    threshold : cosine at or above which a chunk without an exact copy is a near-duplicate
+    max_examples : examples kept per kind and split
+    block_rows : windows read per block (memory: keys of every window, the split's distinct non-exact
+        chunk vectors, and one train block)
+    groups : optional ``GroupAssignment`` over ``list(splits.values())`` (resolved here when None)
+    reference : the split compared against
+    tile_elems : largest similarity tile of the blocked search, in float32 elements
+    progress : optional ``callback(done, total)`` in rows read
+
+    Returns
+    -------
+    LeakageResult
+        ``reference``, ``n_reference_windows``, ``n_reference_chunks``, ``threshold``, ``group_method``,
+        ``group_note`` and one :class:`SplitLeakage` per other split (counts, shares of windows, examples).
+    """
+    _analyze_leakage_iv(splits, reference, threshold, max_examples, block_rows)
+    names = list(splits)
+    train = splits[reference]
+    others = [n for n in names if n != reference]
+    if groups is None:
+        from lvmdiag.data.groups import resolve_groups
+
+        groups = resolve_groups([splits[n] for n in names])
+    labels, method, note = _article_overlap(groups, names)
+    total = 2 * train.n + 2 * sum(splits[n].n for n in others)
+    done = [0]
+
+    def tick(b: int) -> None:
+        done[0] += b
+        if progress is not None:
+            progress(min(done[0], total), total)
+
+    train_keys = hash_split(train, block_rows, tick)
+    train_uniq, train_first = train_keys.unique_chunks()
+    live_w = ~train_keys.window_null
+    win_uniq, win_idx = np.unique(train_keys.window[live_w], return_index=True)
+    win_first = np.flatnonzero(live_w)[win_idx]
+    keys, queries = {}, []
+    for n in others:
+        keys[n] = hash_split(splits[n], block_rows, tick)
+        queries.append(gather_queries(splits[n], keys[n], train_uniq, block_rows))
+        tick(splits[n].n)
+    states = search_train(train, train_keys, train_first, queries, block_rows, tile_elems, tick)
+    out = []
+    for n, q, st in zip(others, queries, states):
+        q_cos, q_id = st.result()
+        out.append(_split_report(n, splits[n], keys[n], train_keys, train_uniq, train_first, win_uniq, win_first,
+                                 q.keys, q.slot, q_cos, q_id, labels, reference, threshold, max_examples))
+    return LeakageResult(reference=reference, n_reference_windows=train.n, n_reference_chunks=int(train_uniq.size),
+                         threshold=float(threshold), group_method=method, group_note=note, splits=tuple(out))

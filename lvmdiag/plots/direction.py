@@ -1,0 +1,57 @@
+"""Figure for the direction analyzer: classifier AUC / signed score per split, and lag-matched offsets."""
+
+from __future__ import annotations
+
+import os
+
+from lvmdiag._atomic import atomic_path
+from lvmdiag.analyzers.direction import DirectionResult
+
+
+def plot_direction(result: DirectionResult, path: str | os.PathLike[str]) -> None:
+    """Write a two-panel PNG: (left) CV AUC − 0.5 and the signed score with 95% CIs per split; (right)
+    forward − backward lag-matched cosine differences with 95% CIs, expected at 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    names = [s.split for s in result.splits]
+    used: set[str] = set()
+    for i, s in enumerate(result.splits):
+        for test, offset, colour, shift, label in (
+            (s.classifier, -0.12, "C0", 0.5, "CV AUC − 0.5 (order detectable)"),
+            (s.signed, 0.12, "C3", 0.0, f"signed score vs {result.reference}"),
+        ):
+            if test is None or test.effect.ci is None:
+                continue
+            v, lo, hi = test.effect.value - shift, test.effect.ci.low - shift, test.effect.ci.high - shift
+            ax1.errorbar(i + offset, v, yerr=[[v - lo], [hi - v]], fmt="o", color=colour, capsize=4,
+                         label=None if label in used else label)
+            used.add(label)
+    ax1.axhline(0.0, color="grey", lw=0.8)
+    ax1.set_xticks(range(len(names)), names)
+    ax1.set_ylabel("0 = no direction")
+    ax1.set_title("Direction classifier (95% CI)")
+    if used:
+        ax1.legend(fontsize=8, loc="best")
+    labels = []
+    for i, s in enumerate(result.splits):
+        for j, m in enumerate(s.lag_matched):
+            x = j + (i - (len(result.splits) - 1) / 2) * 0.15
+            ci = m.difference.ci
+            yerr = None if ci is None else [[m.difference.value - ci.low], [ci.high - m.difference.value]]
+            ax2.errorbar(x, m.difference.value, yerr=yerr, fmt="o", color=f"C{i}", capsize=3,
+                         label=s.split if j == 0 else None)
+            if i == 0:
+                labels.append(f"{m.pivot}\nk={m.lag}")
+    ax2.axhline(0.0, color="grey", lw=0.8)
+    ax2.set_xticks(range(len(labels)), labels)
+    ax2.set_ylabel("cos(x_j, x_j+k) − cos(x_j, x_j−k)")
+    ax2.set_title("Lag-matched offsets (expected 0: symmetric)")
+    ax2.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

@@ -1,0 +1,205 @@
+"""Leakage analyzer against planted leakage: window-level splits, duplicated articles, near-duplicates, nulls."""
+
+import json
+
+import numpy as np
+import pytest
+
+from lvmdiag import synthetic as syn
+from lvmdiag.analyzers.leakage import COS_EDGES, analyze_leakage
+from lvmdiag.data.sequences import SequenceSet
+from lvmdiag.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def store():
+    return syn.make_store(n_articles=80, d=32, length=(12, 40), rng=1)
+
+
+def _seq(ctx, tgt, split, ids=None):
+    return SequenceSet(contexts=np.asarray(ctx, np.float32), targets=np.asarray(tgt, np.float32),
+                       article_ids=ids, id_source="given" if ids is not None else "none", split=split)
+
+
+def test_window_split_pool_shares_chunks_in_almost_every_val_window(store):
+    # Every stride-1 window overlaps >= 5 neighbours of its article (articles have >= 12 chunks);
+    # each lands in train with probability 0.8, so a val window shares no chunk with probability
+    # <= 0.2^5 = 3.2e-4: over ~350 val windows the expected count of such windows is ~0.1.
+    splits = syn.make_splits(store, k=5, by="window", keep_ids=False, rng=2)
+    res = analyze_leakage(splits)
+    val = res.split("val")
+    assert val.share_shared_chunk >= 0.99
+    assert val.share_affected >= 0.99
+    assert val.n_shared_windows == 0  # a window is in exactly one split
+    assert res.group_method == "recovered" and val.n_shared_articles > 0.9 * val.n_articles
+    assert res.found() and res.found("val")
+
+
+def test_same_pool_split_by_article_reports_nothing(store):
+    splits = syn.make_splits(store, k=5, by="article", keep_ids=False, rng=2)
+    res = analyze_leakage(splits)
+    val = res.split("val")
+    counts = (val.n_shared_articles, val.n_shared_chunks, val.n_shared_windows, val.n_near_chunks, val.windows_affected)
+    assert counts == (0, 0, 0, 0, 0)
+    assert not res.found()
+    assert val.max_near_cosine < 0.98
+    assert "no leakage" in res.to_markdown()
+
+
+@pytest.mark.parametrize("keep_ids", [False, True])
+def test_planted_duplicated_articles_found_with_exactly_the_planted_windows(store, keep_ids):
+    truth = syn.make_splits(store, k=5, by="article", n_duplicated=4, keep_ids=True, rng=3)
+    splits = syn.make_splits(store, k=5, by="article", n_duplicated=4, keep_ids=keep_ids, rng=3)
+    planted = np.isin(truth["val"].article_ids, truth["train"].article_ids)
+    assert planted.sum() > 0
+    res = analyze_leakage(splits, max_examples=1000)
+    val = res.split("val")
+    flagged_windows = np.zeros(val.n_windows, bool)
+    flagged_windows[[e.row for e in val.shared_window_examples]] = True
+    np.testing.assert_array_equal(flagged_windows, planted)
+    assert val.n_shared_windows == planted.sum() == val.windows_shared_chunk == val.windows_affected
+    assert val.n_shared_articles == 4
+    assert val.n_near_chunks == 0
+    # every example points at a train window with identical content
+    for e in val.shared_window_examples:
+        np.testing.assert_array_equal(splits["val"].contexts[e.row], splits["train"].contexts[e.train_row])
+        np.testing.assert_array_equal(splits["val"].targets[e.row], splits["train"].targets[e.train_row])
+
+
+def _perturb(x, rng, eps):
+    """Unit vectors at cosine 1/sqrt(1+eps^2) from x (noise orthogonal to x)."""
+    n = rng.standard_normal(x.shape)
+    n -= np.sum(n * x, axis=-1, keepdims=True) * x
+    n /= np.linalg.norm(n, axis=-1, keepdims=True)
+    return (x + eps * n) / np.sqrt(1 + eps**2)
+
+
+def test_near_duplicates_found_and_random_vectors_not(store):
+    rng = np.random.default_rng(7)
+    train = syn.store_windows(store, k=5, split="train", keep_ids=False)
+    pick = rng.choice(train.n, size=6, replace=False)
+    eps = 0.1  # cosine 1/sqrt(1.01) = 0.995 >= 0.99
+    near_ctx = _perturb(train.contexts[pick].astype(np.float64), rng, eps)
+    near_tgt = _perturb(train.targets[pick].astype(np.float64), rng, eps)
+    rand = rng.standard_normal((40, 6, 32))
+    rand /= np.linalg.norm(rand, axis=-1, keepdims=True)
+    ctx = np.concatenate([rand[:20, :5], near_ctx, rand[20:, :5]])
+    tgt = np.concatenate([rand[:20, 5], near_tgt, rand[20:, 5]])
+    val = _seq(ctx, tgt, "val")
+    res = analyze_leakage({"train": train, "val": val}, max_examples=5, groups=[np.zeros(train.n, int), np.ones(46, int)])
+    v = res.split("val")
+    planted_rows = set(range(20, 26))
+    assert v.n_shared_chunks == 0 and v.n_shared_windows == 0
+    assert v.windows_near_chunk == 6 and v.share_near_chunk == pytest.approx(6 / 46)
+    assert v.n_near_chunks == 36  # every chunk of the 6 planted windows (no exact copies among them)
+    assert {e.row for e in v.near_examples} <= planted_rows
+    assert all(e.cosine >= 0.99 for e in v.near_examples)
+    for e in v.near_examples:  # the match is the perturbed original
+        src = pick[e.row - 20]
+        orig = train.contexts[src][e.pos] if e.pos < 5 else train.targets[src]
+        match = train.contexts[e.train_row][e.train_pos] if e.train_pos < 5 else train.targets[e.train_row]
+        np.testing.assert_array_equal(orig, match)
+    # random vectors alone: no near-duplicates (random unit vectors in 32-d have |cos| ~ 0.18)
+    only_random = _seq(rand[:, :5], rand[:, 5], "val")
+    r2 = analyze_leakage({"train": train, "val": only_random}, groups=[np.zeros(train.n, int), np.ones(40, int)])
+    assert r2.split("val").n_near_chunks == 0 and not r2.found()
+
+
+def test_analyzer_near_search_equals_plain_loop_on_small_data():
+    """Blocked search in the analyzer (tiny blocks/tiles) equals an obvious double loop over distinct chunks."""
+    rng = np.random.default_rng(11)
+    base = rng.standard_normal((30, 8)).astype(np.float32)
+    base[4] = 0.0
+    t_idx = rng.integers(0, 30, size=(25, 6))
+    v_idx = rng.integers(0, 30, size=(15, 6))
+    train = _seq(base[t_idx[:, :5]], base[t_idx[:, 5]], "train")
+    vvec = base[v_idx] + (rng.random((15, 6, 1)) < 0.5) * 0.05 * rng.standard_normal((15, 6, 8)).astype(np.float32)
+    vvec[v_idx == 4] = 0.0
+    val = _seq(vvec[:, :5], vvec[:, 5], "val")
+    res = analyze_leakage({"train": train, "val": val}, threshold=0.9, block_rows=3, tile_elems=5,
+                          groups=[np.arange(25), np.arange(25, 40)])
+    v = res.split("val")
+
+    def chunks(s):
+        return [tuple(x) for x in np.concatenate([s.contexts, s.targets[:, None]], axis=1).reshape(-1, 8)]
+
+    tr = {c for c in chunks(train) if any(c)}
+    vc = [c for c in chunks(val)]
+    best = {}
+    for c in set(vc):
+        if not any(c) or c in tr:
+            continue
+        a = np.array(c, np.float64)
+        best[c] = max(float(a @ np.array(t) / np.linalg.norm(a) / np.linalg.norm(t)) for t in tr)
+    win_exact = [any(c in tr for c in vc[6 * i: 6 * i + 6]) for i in range(15)]
+    win_near = [any(best.get(c, -2) >= 0.9 for c in vc[6 * i: 6 * i + 6]) for i in range(15)]
+    assert v.windows_shared_chunk == sum(win_exact)
+    assert v.windows_near_chunk == sum(win_near)
+    assert v.n_near_chunks == sum(b >= 0.9 for b in best.values())
+    assert v.max_near_cosine == pytest.approx(max(best.values()), abs=1e-5)
+    assert list(v.cos_hist) == list(np.histogram(list(best.values()), bins=COS_EDGES)[0])
+    assert sum(win_exact) > 0 and sum(win_near) > 0  # the data exercise both kinds
+
+
+def test_zero_vectors_are_never_shared():
+    st = syn.make_store(n_articles=40, d=16, zero_rows=0.15, rng=4)
+    splits = syn.make_splits(st, k=5, by="article", keep_ids=True, rng=5)
+    res = analyze_leakage(splits)
+    v = res.split("val")
+    assert v.n_null_slots > 0
+    assert v.n_shared_chunks == 0 and v.windows_affected == 0 and not res.found()
+
+
+def test_exact_copy_is_shared_not_near_and_ood_is_compared_to_train(store):
+    splits = syn.make_splits(store, k=5, ratios=(0.7, 0.15, 0.15), names=("train", "val", "ood"), rng=6)
+    tr = splits["train"]
+    ood = splits["ood"]
+    ood = _seq(np.concatenate([ood.contexts, tr.contexts[:2]]), np.concatenate([ood.targets, tr.targets[:2]]),
+               "ood", ids=np.r_[ood.article_ids, tr.article_ids[:2]])
+    res = analyze_leakage({"train": tr, "val": splits["val"], "ood": ood})
+    assert [s.split for s in res.splits] == ["val", "ood"]
+    o = res.split("ood")
+    assert o.n_shared_windows == 2 and o.n_near_chunks == 0 and o.n_shared_articles == 1
+    assert res.split("val").windows_affected == 0
+    json.dumps(res.to_dict(), allow_nan=False)
+    md = res.to_markdown()
+    assert "LEAKAGE" in md and "ood" in md
+
+
+def test_bad_input_is_rejected(store):
+    s = syn.make_splits(store, k=5, rng=0)
+    with pytest.raises(InputError, match="train"):
+        analyze_leakage({"val": s["val"], "ood": s["val"]})
+    with pytest.raises(InputError, match="besides"):
+        analyze_leakage({"train": s["train"]})
+    other = syn.make_splits(syn.make_store(n_articles=10, d=8, rng=0), k=5, rng=0)
+    with pytest.raises(InputError, match="D="):
+        analyze_leakage({"train": s["train"], "val": other["val"]})
+    with pytest.raises(InputError, match="threshold"):
+        analyze_leakage(s, threshold=1.5)
+
+
+def test_result_does_not_depend_on_block_size_and_progress_reaches_total(store):
+    splits = syn.make_splits(store, k=5, by="article", n_duplicated=2, keep_ids=False, rng=8)
+    calls = []
+    a = analyze_leakage(splits, block_rows=5, tile_elems=97, progress=lambda d, t: calls.append((d, t)))
+    b = analyze_leakage(splits, block_rows=100_000)
+    assert_same_result(a.to_dict(), b.to_dict())
+    done = [c[0] for c in calls]
+    assert done == sorted(done) and calls[-1][0] == calls[-1][1]
+
+
+def assert_same_result(a, b, atol=1e-5):
+    """Equal JSON results up to float32 rounding (products summed in another order)."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert_same_result(a[key], b[key], atol)
+    elif isinstance(a, list):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_same_result(x, y, atol)
+    elif isinstance(a, float) and isinstance(b, float):
+        assert abs(a - b) <= atol, (a, b)
+    else:
+        assert a == b
