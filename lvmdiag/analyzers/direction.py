@@ -42,6 +42,7 @@ from lvmdiag.analyzers.direction_pass import LagMatched, delta_estimate, lag_mat
 from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.errors import InputError
 from lvmdiag.results import Estimate, Result, TestResult, fmt, fmt_p, md_table
+from lvmdiag.stats.multiple_testing import adjust_all
 from lvmdiag.stats.resampling import as_rng
 
 ProgressCallback = Callable[[int, int], None]
@@ -90,6 +91,20 @@ class SplitDirection(Result):
         return f"{self.split}: {self.classifier.to_markdown() if self.classifier else '—'}"
 
 
+def _fmt_test_p(test: TestResult | None) -> str:
+    if test is None:
+        return "—"
+    text = fmt_p(test.pvalue, test.n_resamples)
+    if test.pvalue_adjusted is not None:
+        text += f" (BH {fmt_p(test.pvalue_adjusted, test.n_resamples)})"
+    return text
+
+
+def _p(test: TestResult) -> float:
+    """The BH-adjusted p-value when a family correction was applied, else the raw one."""
+    return test.pvalue_adjusted if test.pvalue_adjusted is not None else test.pvalue
+
+
 @dataclass(frozen=True)
 class DirectionResult(Result):
     """Output of :func:`analyze_direction`.
@@ -116,10 +131,10 @@ class DirectionResult(Result):
         raise KeyError(name)
 
     def detected(self, name: str | None = None) -> bool:
-        """True when the classifier finds a direction (p < alpha and CI above 0.5) in ``name`` (or any split)."""
+        """True when the classifier finds a direction (BH-adjusted p < alpha and CI above 0.5) in ``name`` (or any split)."""
         chosen = self.splits if name is None else (self.split(name),)
         return any(
-            s.classifier is not None and s.classifier.pvalue < self.alpha and s.classifier.effect.ci.low > 0.5
+            s.classifier is not None and _p(s.classifier) < self.alpha and s.classifier.effect.ci.low > 0.5
             for s in chosen
         )
 
@@ -128,7 +143,7 @@ class DirectionResult(Result):
         return [
             s.split
             for s in self.splits
-            if s.signed is not None and s.signed.pvalue < self.alpha and s.signed.effect.ci.high < 0
+            if s.signed is not None and _p(s.signed) < self.alpha and s.signed.effect.ci.high < 0
         ]
 
     def verdict(self) -> str:
@@ -150,9 +165,9 @@ class DirectionResult(Result):
             c, g = s.classifier, s.signed
             rows.append([
                 s.split, s.n_used, s.n_articles,
-                c.effect.to_markdown() if c else "—", fmt_p(c.pvalue, c.n_resamples) if c else "—",
+                c.effect.to_markdown() if c else "—", _fmt_test_p(c),
                 g.effect.to_markdown() if g else "(reference)" if s.split == self.reference else "—",
-                fmt_p(g.pvalue, g.n_resamples) if g else "—",
+                _fmt_test_p(g),
                 s.delta.to_markdown(),
             ])
         lines.append(md_table(
@@ -162,7 +177,8 @@ class DirectionResult(Result):
             "",
             "- CV AUC: a linear classifier of given vs reversed window order, cross-validated by article; "
             "0.5 = order undetectable. p: whole articles' orientations flipped at random (valid when the data "
-            "are time-reversible), (b+1)/(B+1). CI: the flip null's spread around the observed AUC (every "
+            "are time-reversible), (b+1)/(B+1), with the Benjamini-Hochberg adjusted value across this "
+            "section's tests in brackets (the verdict uses it). CI: the flip null's spread around the observed AUC (every "
             "null replicate refits the classifier, so the fit's own variability is included).",
             f"- Signed score: 2·AUC−1 of the classifier fitted on {self.reference}'s given order; +1 = same "
             f"direction as {self.reference}, −1 = reversed. Reversing every article flips its sign; "
@@ -338,4 +354,6 @@ def analyze_direction(
     if method == "contiguous-blocks":
         gnote = (gnote + " Folds, bootstraps and flips use contiguous row blocks in place of articles; "
                  "if blocks cut articles the p-values are only approximate.").strip()
-    return DirectionResult(splits=tuple(out), reference=ref, group_method=method, group_note=gnote, alpha=alpha)
+    result = DirectionResult(splits=tuple(out), reference=ref, group_method=method, group_note=gnote, alpha=alpha)
+    # several splits and tests: the verdict reads BH-adjusted p-values so it is not a multiple-testing artefact
+    return adjust_all(result)

@@ -22,11 +22,13 @@ def bias_cmd(
     n_resamples: Annotated[int, typer.Option("--n-resamples", help="Article bootstrap resamples and permutations.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Seed for bootstraps and permutations.")] = 0,
     block_rows: Annotated[int, typer.Option("--block-rows", help="Windows read per block (memory bound).")] = 8192,
+    direction: Annotated[bool, typer.Option("--direction/--no-direction",
+                                            help="Add the arrow-of-time test (Δ alone cannot see direction).")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
-    """Temporal bias with article-cluster bootstrap CIs; with --val/--ood, differences from train with permutation p-values."""
+    """Temporal bias with article-cluster bootstrap CIs; with --val/--ood, differences from train with permutation p-values; plus a direction test."""
     with handle_errors():
-        from lvmdiag.analyzers.temporal_bias import analyze_bias, compare_bias
+        from lvmdiag.analyzers.bias_report import analyze_bias_report
         from lvmdiag.data.readers import load_sequences
 
         inputs = [train, val, ood]
@@ -35,21 +37,18 @@ def bias_cmd(
             refuse_overwrite_input(output, inputs)
         splits = {name: load_sequences(p, split=name, k=k, allow_pickle=allow_pickle)
                   for name, p in (("train", train), ("val", val), ("ood", ood)) if p is not None}
-        options = dict(n_resamples=n_resamples, rng=seed, block_rows=block_rows)
         with progress_bar("bias", enabled=not quiet) as bar:
-            if len(splits) == 1:
-                result = analyze_bias(splits["train"], progress=bar, **options)
-            else:
-                result = compare_bias(splits, reference="train", progress=bar, **options)
-        markdown = result.to_markdown()
+            report = analyze_bias_report(splits, direction=direction, n_resamples=n_resamples, rng=seed,
+                                         block_rows=block_rows, progress=bar)
+        markdown = report.to_markdown()
         if png is not None:
             from lvmdiag.plots.bias import plot_bias
 
-            plot_bias(result, png)
+            plot_bias(report.bias, png)
             if out is not None:
                 rel = png.name if png.parent.resolve() == out.parent.resolve() else str(png)
                 markdown += f"\n![position and lag profiles]({rel})\n"
-        emit(markdown, out, result.to_dict(), json_path)
+        emit(markdown, out, report.to_dict(), json_path)
 
 
 def register(app: typer.Typer) -> None:

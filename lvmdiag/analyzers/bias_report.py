@@ -1,0 +1,85 @@
+"""What ``lvmdiag bias`` reports: temporal bias per split (and differences), plus the direction test.
+
+Δ is symmetric under time reversal, so a bias report without a test that *can* see direction
+invites the "forward-biased data" misreading; the direction section answers that question.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from lvmdiag.analyzers.direction import DirectionResult, analyze_direction
+from lvmdiag.analyzers.temporal_bias import BiasComparison, BiasResult, analyze_bias, compare_bias
+from lvmdiag.data.groups import resolve_groups
+from lvmdiag.data.sequences import SequenceSet
+from lvmdiag.results import Result
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class BiasReport(Result):
+    """Temporal bias (one split or a comparison) and, optionally, the direction test on the same splits."""
+
+    bias: BiasResult | BiasComparison
+    direction: DirectionResult | None
+
+    def to_markdown(self) -> str:
+        text = self.bias.to_markdown()
+        if self.direction is not None:
+            text = text.rstrip("\n") + "\n\n" + self.direction.to_markdown()
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        # the bias fields stay at the top level (the JSON of a bias-only run keeps its shape)
+        out = self.bias.to_dict()
+        out["direction"] = None if self.direction is None else self.direction.to_dict()
+        return out
+
+
+def analyze_bias_report(
+    splits: Mapping[str, SequenceSet],
+    *,
+    direction: bool = True,
+    n_resamples: int = 1000,
+    n_permutations: int = 499,
+    rng: np.random.Generator | int | None = 0,
+    block_rows: int = 8192,
+    progress: ProgressCallback | None = None,
+) -> BiasReport:
+    """Bias for ``splits`` ("train" first; one split gives a BiasResult, several a BiasComparison) plus direction.
+
+    Parameters
+    ----------
+    splits : split name -> SequenceSet, the reference split "train" among them
+    direction : also run :func:`lvmdiag.analyzers.direction.analyze_direction` (article-flip test)
+    n_resamples : bootstrap resamples / permutations of the bias statistics
+    n_permutations : article flips of the direction test
+    rng, block_rows, progress : as in :func:`lvmdiag.analyzers.temporal_bias.analyze_bias`
+
+    Returns
+    -------
+    BiasReport with fields ``bias`` and ``direction`` (None when ``direction`` is False)
+    """
+    names = list(splits)
+    assignment = resolve_groups([splits[n] for n in names])  # resolved once, used by both analyses
+    if len(names) == 1:
+        seqs = splits[names[0]]
+        bias: BiasResult | BiasComparison = analyze_bias(
+            seqs, groups=assignment.labels[0], group_method=assignment.method, group_note=assignment.note,
+            n_resamples=n_resamples, rng=rng, block_rows=block_rows, progress=progress,
+        )
+    else:
+        bias = compare_bias(
+            dict(splits), groups=dict(zip(names, assignment.labels)), group_method=assignment.method,
+            group_note=assignment.note, n_resamples=n_resamples,
+            rng=rng, block_rows=block_rows, progress=progress,
+        )
+    arrow = None
+    if direction:
+        arrow = analyze_direction(dict(splits), groups=assignment, n_permutations=n_permutations,
+                                  rng=rng, block_rows=block_rows)
+    return BiasReport(bias=bias, direction=arrow)
