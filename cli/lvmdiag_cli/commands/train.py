@@ -1,0 +1,118 @@
+"""`lvmdiag train` (a compact P7 trainer writing a run directory) and `lvmdiag evaluate` (its metrics for any file).
+
+torch is imported only inside the command bodies, so `lvmdiag --help` and every other command work
+without it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from lvmdiag.errors import InputError
+from lvmdiag_cli._common import emit, handle_errors, progress_bar, refuse_overwrite_input
+
+
+class ModelType(str, Enum):
+    transformer = "transformer"
+    lstm = "lstm"
+
+
+def _require_torch() -> None:
+    if importlib.util.find_spec("torch") is None:
+        raise InputError("training needs torch, which is not installed: install lvmdiag[train] "
+                         "(pip install 'lvmdiag[train]').")
+
+
+def train_cmd(
+    train: Annotated[Path, typer.Option("--train", help="Training sequences (.npz, .npy dir or article store).")],
+    val: Annotated[Path, typer.Option("--val", help="Validation sequences (may be the same two-split file).")],
+    out: Annotated[Path, typer.Option("--out", help="Run directory (must be empty unless --resume/--force).")],
+    ood: Annotated[Optional[Path], typer.Option("--ood", help="Out-of-distribution sequences, evaluated each epoch.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="JSON config (upstream config.json keys); flags override it.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Number of epochs.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Windows per batch (InfoNCE negatives = batch - 1).")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="AdamW learning rate.")] = None,
+    model: Annotated[Optional[ModelType], typer.Option("--model", help="Backbone.")] = None,
+    d_model: Annotated[Optional[int], typer.Option("--d-model", help="Backbone width.")] = None,
+    layers: Annotated[Optional[int], typer.Option("--layers", help="Encoder / LSTM layers.")] = None,
+    nhead: Annotated[Optional[int], typer.Option("--nhead", help="Attention heads (transformer).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="The one seed for everything.")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu (default), cuda or cuda:N.")] = None,
+    w_rank: Annotated[Optional[float], typer.Option("--w-rank", help="InfoNCE weight.")] = None,
+    w_margin: Annotated[Optional[float], typer.Option("--w-margin", help="Prev-repel hinge weight.")] = None,
+    w_teacher: Annotated[Optional[float], typer.Option("--w-teacher", help="Teacher pull weight (warmup only).")] = None,
+    margin: Annotated[Optional[float], typer.Option("--margin", help="Hinge margin m.")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", help="InfoNCE temperature.")] = None,
+    anchor_lambda: Annotated[Optional[float], typer.Option("--anchor-lambda", help="Anchoring lambda (initial if learnable).")] = None,
+    anchor_learnable: Annotated[Optional[bool], typer.Option("--anchor-learnable/--no-anchor-learnable", help="Learn lambda within its bounds.")] = None,
+    warmup_epochs: Annotated[Optional[int], typer.Option("--warmup-epochs", help="Epochs with the teacher pull.")] = None,
+    lr_schedule: Annotated[Optional[str], typer.Option("--lr-schedule", help="none, cosine or step.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from last.pt.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Start over in a non-empty --out (replaces run files only).")] = False,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Read object arrays (can run code from the file).")] = False,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Write REPORT.md at the end (and on a collapse).")] = True,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the run summary as JSON ('-' = stdout).")] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")] = False,
+) -> None:
+    """Train a P7 ranker; metrics.jsonl, checkpoints and REPORT.md go to the run directory."""
+    with handle_errors():
+        _require_torch()
+        from lvmdiag.data.readers import load_sequences
+        from lvmdiag.train import TrainConfig
+        from lvmdiag.train import train as run_train
+
+        if resume and force:
+            raise InputError("--resume and --force contradict each other: choose one.")
+        if resume:
+            base = TrainConfig.from_json(out / "config.json") if (out / "config.json").exists() else None
+            if base is None:
+                raise InputError(f"cannot resume: {out} has no config.json (not a run directory).")
+        else:
+            base = TrainConfig.from_json(config) if config is not None else TrainConfig()
+        cfg = base.replace(
+            epochs=epochs, batch_size=batch_size, lr=lr, model_type=model.value if model else None,
+            d_model=d_model, num_layers=layers, nhead=nhead, seed=seed, device=device, w_rank=w_rank,
+            w_margin=w_margin, w_teacher=w_teacher, margin=margin, temperature=temperature,
+            anchor_lambda=anchor_lambda, anchor_learnable=anchor_learnable, warmup_epochs=warmup_epochs,
+            lr_schedule=lr_schedule, train_npz=str(train), val_npz=str(val),
+            ood_npz=str(ood) if ood else None, output_dir=str(out),
+        )
+        k = cfg.context_length
+        sets = {name: load_sequences(p, split=name, k=k, allow_pickle=allow_pickle)
+                for name, p in (("train", train), ("val", val), ("ood", ood)) if p is not None}
+        with progress_bar("training", enabled=not no_progress) as bar:
+            result = run_train(cfg, sets["train"], sets["val"], sets.get("ood"), out_dir=out, resume=resume,
+                               force=force, write_report=report, progress=bar)
+        emit(result.to_markdown(), None, result.to_dict(), json_path)
+
+
+def evaluate_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="A best.pt / last.pt written by `lvmdiag train`.")],
+    data: Annotated[Path, typer.Option("--data", help="Sequences to evaluate on.")],
+    split: Annotated[Optional[str], typer.Option("--split", help="Split of a two-split file (train or val).")] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu (default), cuda or cuda:N.")] = "cpu",
+    pool_size: Annotated[Optional[int], typer.Option("--pool-size", help="Retrieval pool (default: the run's).")] = None,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Read object arrays (can run code from the file).")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write the markdown here instead of stdout.")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics as JSON ('-' = stdout).")] = None,
+) -> None:
+    """Recompute the training log's metrics (same function, eval mode) for a checkpoint on any file."""
+    with handle_errors():
+        _require_torch()
+        refuse_overwrite_input(out, [checkpoint, data])
+        refuse_overwrite_input(json_path, [checkpoint, data])
+        from lvmdiag.train import evaluate_file
+
+        result = evaluate_file(checkpoint, data, split=split, allow_pickle=allow_pickle, device=device,
+                               pool_size=pool_size)
+        emit(result.to_markdown(), out, result.to_dict(), json_path)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_cmd)
+    app.command("evaluate")(evaluate_cmd)
