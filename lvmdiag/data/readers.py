@@ -228,6 +228,13 @@ def _read_sequences(
             file_arrays[base] = value
             scalars[base] = value.item() if value.dtype.kind in "biufcSU" else str(value)
             continue
+        if base in ID_KEYS and article_ids is None and (len(shape) != 1 or shape[0] != n or dtype.kind not in "iu"):
+            # ids that cannot be used must not be dropped silently: the analysis would fall back to
+            # recovered articles or contiguous blocks without the user knowing why
+            raise InputError(
+                f"`{key}` in {fname} must be an integer array of shape ({n},), one id per window; got {dtype} "
+                f"{tuple(shape)}. Re-save it as int64 (string ids: np.unique(ids, return_inverse=True)[1])."
+            )
         if shape[0] != n:
             file_arrays[base] = np.asarray(arc.read(key, allow_pickle=allow_pickle, mmap=False))
             continue

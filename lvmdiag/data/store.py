@@ -121,6 +121,8 @@ def _read_store(arc: NpzArchive, fname: str, allow_pickle: bool) -> ArticleStore
     n = vshape[0]
     if n == 0:
         raise InputError(f"`vectors` in {fname} has no rows: the store is empty; regenerate it.")
+    if vshape[1] == 0:
+        raise InputError(f"`vectors` in {fname} has vectors of dimension D = 0; got shape {vshape}: regenerate the store.")
     vectors = arc.read("vectors")
     skipped: list[str] = []
 

@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
+
 from lvmdiag._atomic import write_json_atomic, write_text_atomic
 from lvmdiag.errors import InputError
 from lvmdiag.report.compose import RunReport, compose_report
@@ -77,6 +79,8 @@ def build_run_report(run_dir: PathLike, *, train: PathLike | None = None, val: P
     InputError
         An explicit ``train``/``val`` path does not exist or cannot be read.
     """
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng < 0:
+        raise InputError(f"--seed must be a whole number >= 0; got {rng}.")
     history = read_run_history(run_dir, fmt=fmt)
     events = schedule_events(history)
     data = gather_data(history, train=train, val=val, k=k, allow_pickle=allow_pickle, rng=rng, progress=progress,
@@ -118,10 +122,15 @@ def write_run_report(run_dir: PathLike, *, out: PathLike | None = None, json_pat
         json_path = history_dir / "report.json"
     png_path = md_path.with_name(f"{md_path.stem}_curves.png") if figures else None
     inputs = {Path(f).resolve() for f in report.source_files}
-    for target in (md_path, json_path, png_path):
-        if target is not None and Path(target).resolve() in inputs:
+    targets = [Path(t) for t in (md_path, json_path, png_path) if t is not None]
+    for target in targets:
+        if target.resolve() in inputs:
             raise InputError(f"output {target} is one of the run's input files; choose another path "
                              "(inputs are never overwritten).")
+        if target.is_dir():
+            raise InputError(f"output {target} is a directory; give a file path (e.g. {target / 'REPORT.md'}).")
+    if len({t.resolve() for t in targets}) < len(targets):
+        raise InputError(f"the markdown, JSON and PNG outputs must be different files; got {', '.join(map(str, targets))}.")
     if png_path is not None:
         from lvmdiag.report.figures import plot_run
 

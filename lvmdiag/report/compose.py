@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from lvmdiag.report.data import DataContext
+from lvmdiag.report.detectors.data_evidence import HYPOTHESES as DATA_HYPOTHESES
 from lvmdiag.report.events import NOT_SCHEDULE, ScheduleEvent
 from lvmdiag.report.findings import CAUSES, SEVERITY_WEIGHT, DetectorResult, Finding, RuledOut, pct, rel_change
 from lvmdiag.report.history import RunHistory
@@ -221,14 +222,20 @@ def _final_metrics(history: RunHistory) -> tuple[tuple[str, str, float, str], ..
     return tuple(rows)
 
 
-def _verdict(history: RunHistory, findings: list[Finding], causes: tuple[RankedCause, ...], n_detectors: int) -> tuple[str, str]:
+def _verdict(history: RunHistory, findings: list[Finding], causes: tuple[RankedCause, ...], n_detectors: int,
+             n_skipped: int = 0) -> tuple[str, str]:
     critical = [f for f in findings if f.severity == "critical"]
     warnings_ = [f for f in findings if f.severity == "warning"]
     status = "failed" if critical else "problems" if warnings_ else "healthy"
     scope = f"{history.n_epochs} epoch(s)" + ("" if history.complete else
                                                f" of {history.planned_epochs} planned (the run did not finish)")
     if status == "healthy":
-        return status, f"No problem found by the {n_detectors} detectors over {scope}."
+        if not n_skipped:
+            return status, f"No problem found by the {n_detectors} detectors over {scope}."
+        # "healthy" only means what the detectors that ran could see: say how many could not run
+        return status, (f"No problem found by the {n_detectors - n_skipped} of {n_detectors} detectors that could run "
+                        f"over {scope}; {n_skipped} {'was' if n_skipped == 1 else 'were'} skipped for lack of logged series "
+                        "or data (see Detectors).")
     lead = (critical or warnings_)[0]
     head = "FAILED" if critical else "PROBLEMS FOUND"
     text = f"**{head}** ({scope}): {lead.message}"
@@ -243,7 +250,7 @@ def compose_report(history: RunHistory, events: tuple[ScheduleEvent, ...], detec
     findings = [f for d in detectors for f in d.findings]
     findings.sort(key=lambda f: -SEVERITY_WEIGHT[f.severity])
     causes = _rank_causes(findings)
-    status, verdict = _verdict(history, findings, causes, len(detectors))
+    status, verdict = _verdict(history, findings, causes, len(detectors), sum(1 for d in detectors if d.skipped))
     ruled = tuple(r for d in detectors for r in d.ruled_out)
     run_dir = Path(history.run_dir)
     checkpoint = next((str(run_dir / n) for n in ("best.pt", "best_model.pt", "last.pt", "final_model.pt")
@@ -268,12 +275,20 @@ def compose_report(history: RunHistory, events: tuple[ScheduleEvent, ...], detec
     steps = list(dict.fromkeys(steps))
     columns, rows = _epoch_table(history)
     config = {k: history.config[k] for k in CONFIG_KEYS if k in history.config}
+    untested = [UNTESTED[d.detector] for d in detectors if d.skipped and d.detector in UNTESTED]
+    if ran:
+        # data was read, but not every analysis ran on it (divergence is opt-in): its hypothesis stays open
+        for analysis, command in (("leakage", "leakage"), ("divergence", "diverge")):
+            if analysis not in ran:
+                untested.append((DATA_HYPOTHESES[analysis],
+                                 f"`lvmdiag report RUN_DIR --analyses {','.join(sorted(ran | {analysis} | ({'bias'} if data.bias else set())))}` or "
+                                 f"`lvmdiag {command}` on the run's data"))
     return RunReport(
         run_dir=str(history.run_dir), source_format=history.source_format, source_files=history.source_files,
         n_epochs=history.n_epochs, planned_epochs=history.planned_epochs, complete=history.complete,
         status=status, verdict=verdict, config=config, events=events, final_metrics=_final_metrics(history),
         epoch_columns=columns, epoch_values=rows, detectors=detectors, causes=causes, ruled_out=ruled,
-        untested=tuple(UNTESTED[d.detector] for d in detectors if d.skipped and d.detector in UNTESTED),
+        untested=tuple(untested),
         next_steps=tuple(steps), data=data, notes=history.notes + tuple(
             f"the trainer flagged '{name}' at epoch {epoch}." for epoch, names in sorted(history.logged_events.items())
             for name in names if name in NOT_SCHEDULE))
@@ -299,7 +314,8 @@ def render_markdown(r: RunReport) -> str:
     """Render a :class:`RunReport` as markdown (verdict, tables, findings, causes, next steps)."""
     name = Path(r.run_dir).name or r.run_dir
     lines = [f"# Run report: {name}", ""]
-    lines += [f"**Status:** {r.status}. {r.verdict}", ""]
+    # the verdict of a failed / problem run already opens with its status in bold ("**FAILED** ...")
+    lines += [f"**Status:** {r.verdict}" if r.verdict.startswith("**") else f"**Status:** {r.status}. {r.verdict}", ""]
     lines += [f"Read {r.source_format} from {', '.join(Path(f).name for f in r.source_files)}; "
               f"{r.n_epochs} finished epoch(s)" + (f" of {r.planned_epochs} planned." if r.planned_epochs else ".")]
     if not r.complete:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from lvmdiag.errors import InputError
+from lvmdiag.errors import InputError, LvmdiagError
 from lvmdiag.report.detectors.baselines import BaselineMetrics, from_baselines_json, from_bias_result
 from lvmdiag.report.detectors.data_evidence import DataSignal
 from lvmdiag.report.findings import Evidence
@@ -23,6 +23,7 @@ from lvmdiag.results import Estimate, Result, fmt
 ProgressCallback = Callable[[int, int], None]
 #: analyses run when data is readable; "divergence" and "direction" (permutation tests) are opt-in
 DEFAULT_ANALYSES = ("bias", "leakage")
+ANALYSES = ("bias", "leakage", "divergence", "direction")
 
 
 @dataclass(frozen=True)
@@ -152,12 +153,23 @@ def gather_data(history: RunHistory, *, train: str | Path | None = None, val: st
     Returns
     -------
     DataContext
+
+    Raises
+    ------
+    InputError
+        An unknown analysis name, or an explicit ``train``/``val`` path that does not exist.
     """
+    unknown = [a for a in analyses if a not in ANALYSES]
+    if unknown:
+        raise InputError(f"unknown data analysis {', '.join(map(repr, unknown))}; choose from {', '.join(ANALYSES)}.")
     paths, notes = resolve_data_paths(history, train, val)
     baselines: list[BaselineMetrics] = []
     if history.baselines:
         baselines += from_baselines_json(history.baselines, source="baselines.json")
-        notes.append("baselines from the run's baselines.json (computed by the trainer on the evaluation rows).")
+        if baselines:
+            notes.append("baselines from the run's baselines.json (computed by the trainer on the evaluation rows).")
+        else:
+            notes.append("the run's baselines.json holds no predictor with numeric cos_next and cos_prev; not used.")
     readable = {s: p for s, p in paths.items() if p is not None}
     if readable and history.baselines and train is None and val is None:
         notes.append("data analyses skipped (the run has baselines.json); pass --train/--val to run "
@@ -170,7 +182,21 @@ def gather_data(history: RunHistory, *, train: str | Path | None = None, val: st
     except ImportError as exc:  # pragma: no cover - the data layer is part of lvmdiag
         notes.append(f"data reader unavailable ({exc}); data evidence skipped.")
         return DataContext({s: str(p) for s, p in readable.items()}, tuple(notes), tuple(baselines))
-    seqs = {s: load_sequences(p, split=s, k=k, allow_pickle=allow_pickle) for s, p in readable.items()}
+    explicit = {"train": train, "val": val}
+    seqs = {}
+    for s, p in readable.items():
+        try:
+            seqs[s] = load_sequences(p, split=s, k=k, allow_pickle=allow_pickle)
+        except LvmdiagError as exc:
+            if explicit[s] is not None:
+                raise  # the user named this file: a bad file is their error to fix
+            # a path taken from the config: the history findings still stand, so say why the data is unused
+            notes.append(f"config {s}_npz = '{p}' could not be read ({exc}); data evidence for {s} skipped "
+                         f"(pass --{s} PATH to use other data).")
+            paths[s] = None
+    readable = {s: p for s, p in readable.items() if s in seqs}
+    if not seqs:
+        return DataContext({s: None for s in paths}, tuple(notes), tuple(baselines))
     bias: list[BiasSummary] = []
     signals: list[DataSignal] = []
     if "bias" in analyses:

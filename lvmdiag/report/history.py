@@ -59,6 +59,8 @@ class RunHistory:
     source_files : the files read (never written by the report)
     run_dir : the directory (or file) given
     notes : what the reader assumed or skipped (e.g. an unfinished last epoch in a log)
+    never_finite : keys (``"train_log.<name>"`` / ``"<split>.<metric>"``) of series that were logged,
+        but as NaN/Inf in every epoch (told apart from never-logged series, which are NaN too)
     """
 
     epochs: np.ndarray
@@ -72,6 +74,7 @@ class RunHistory:
     source_files: tuple[str, ...] = ()
     run_dir: str = ""
     notes: tuple[str, ...] = ()
+    never_finite: tuple[str, ...] = ()
 
     @property
     def n_epochs(self) -> int:
@@ -110,15 +113,51 @@ class _Builder:
         self.rows: dict[int, dict[str, float]] = {}
         self.labels: dict[str, str] = {}
         self.events: dict[int, tuple[str, ...]] = {}
+        # label -> (epochs, first offending value) for values that are present but not numbers
+        self.unparsed: dict[str, tuple[list[int], str]] = {}
+        self.duplicates: list[int] = []  # epochs logged more than once (a resumed run); the last entry wins
+        self.finite: dict[str, int] = {}  # label -> finite values seen (a series that is NaN/Inf throughout is noted)
+        self.finite_by_key: dict[str, int] = {}
 
     def put(self, epoch: int, key: str, value: Any, label: str | None = None) -> None:
         number = _to_float(value)
         if number is None:
+            if _is_blank(value):
+                return
+            epochs, first = self.unparsed.setdefault(label or key, ([], repr(value)[:40]))
+            epochs.append(epoch)
             return
+        self.finite[label or key] = self.finite.get(label or key, 0) + int(np.isfinite(number))
+        self.finite_by_key[key] = self.finite_by_key.get(key, 0) + int(np.isfinite(number))
         self.rows.setdefault(epoch, {})[key] = number
         self.labels.setdefault(key, label or key)
 
+    def unparsed_notes(self) -> list[str]:
+        """One note per series holding values that are not numbers (they appear as missing in the tables)."""
+        notes = []
+        for label, (epochs, first) in self.unparsed.items():
+            if label not in self.finite:  # no number at all: a text column (timestamps, phase names)
+                notes.append(f"'{label}' holds text, not numbers (e.g. {first}); it is not used.")
+                continue
+            shown = sorted(set(epochs))
+            listed = ", ".join(map(str, shown[:8])) + (f", … ({len(shown)} epochs)" if len(shown) > 8 else "")
+            notes.append(f"'{label}' is not a number at epoch(s) {listed} (e.g. {first}); those cells are treated "
+                         "as missing.")
+        return notes
+
     def build(self, **kwargs: Any) -> RunHistory:
+        notes = list(kwargs.get("notes", ())) + self.unparsed_notes()
+        never = [label for label, n in self.finite.items() if n == 0]
+        if never:
+            # the divergence rule needs a finite value first; say plainly that these series never had one
+            notes.append(f"{', '.join(repr(x) for x in never)} {'is' if len(never) == 1 else 'are'} NaN/Inf in every "
+                         "logged epoch: the run may have diverged from its first epoch; no detector can use "
+                         f"{'it' if len(never) == 1 else 'them'}.")
+        if self.duplicates:
+            notes.append(f"epoch(s) {', '.join(map(str, sorted(set(self.duplicates))))} logged more than once "
+                         "(a resumed run?); the last entry of each is used.")
+        kwargs["notes"] = tuple(notes)
+        kwargs["never_finite"] = tuple(sorted(k for k, n in self.finite_by_key.items() if n == 0))
         epochs = np.array(sorted(self.rows), dtype=int)
         keys = sorted({k for row in self.rows.values() for k in row})
         train_log: dict[str, np.ndarray] = {}
@@ -132,6 +171,39 @@ class _Builder:
                 evals.setdefault(group, {})[name] = arr
         return RunHistory(epochs=epochs, train_log=train_log, eval=evals, labels=dict(self.labels),
                           logged_events=dict(self.events), **kwargs)
+
+
+def _is_blank(value: Any) -> bool:
+    """Missing by design: null, an empty CSV cell, a dash, or a nested object (not a series value)."""
+    if value is None or isinstance(value, (dict, list, bool)):
+        return True
+    return isinstance(value, str) and value.strip().lower() in {"", "-", "na", "n/a", "none", "null"}
+
+
+def _epoch(value: Any, where: str) -> int:
+    """An epoch number: a whole number >= 0 (``3``, ``3.0``, ``"3"``); anything else is a one-line error."""
+    number = _to_float(value)
+    if number is None or not np.isfinite(number) or number != int(number) or number < 0:
+        raise RunDirError(f"{where}: epoch {value!r} is not a whole number; fix or remove that entry.")
+    return int(number)
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    """A JSON object of named values (None -> empty); anything else is a one-line error."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RunDirError(f"{where} must be a JSON object of named values; got {type(value).__name__}.")
+    return value
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")  # -sig: spreadsheet exports start with a byte-order mark
+    except UnicodeDecodeError:
+        raise RunDirError(f"{path} is not UTF-8 text; is it the right file (a run history is JSON, CSV or a log)?") from None
+    except OSError as exc:
+        raise RunDirError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _to_float(value: Any) -> float | None:
@@ -159,13 +231,46 @@ def _is_train_log_name(name: str) -> bool:
 
 
 def _read_json(path: Path) -> Any:
+    text = _read_text(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"cannot read {path}: {exc}") from None
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise RunDirError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); "
                           "a run still writing it may have been cut off.") from None
+
+
+# Config keys the detectors read: (lowest, highest, whole number). A value outside these bounds would
+# turn into a confidently wrong number in the report (a chance level of ln(1), a hinge bound of 1e308),
+# so it is refused with the key named instead.
+CONFIG_BOUNDS: dict[str, tuple[float, float, bool]] = {
+    "epochs": (1, np.inf, True), "warmup_epochs": (0, np.inf, True), "batch_size": (1, np.inf, True),
+    "n_random_negatives": (0, np.inf, True), "context_length": (1, np.inf, True),
+    "anchor_lambda": (0, 1, False), "gate_weak_weight": (0, 1, False), "margin": (-2, 2, False),
+    "lr": (0, np.inf, False), "temperature": (0, np.inf, False),
+}
+_FLAG_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0"}
+
+
+def check_config(config: dict[str, Any], path: Path | str) -> dict[str, Any]:
+    """Refuse config values the detectors would misread (non-numbers, out-of-range numbers); null is 'not set'."""
+    for key, value in config.items():
+        bounds = CONFIG_BOUNDS.get(key) or ((0, np.inf, False) if key.startswith("w_") else None)
+        if value is None:
+            continue
+        if bounds is not None:
+            low, high, whole = bounds
+            number = None if isinstance(value, bool) or not isinstance(value, (int, float)) else float(value)
+            kind = "a whole number" if whole else "a number"
+            if number is None or not np.isfinite(number) or (whole and number != int(number)):
+                raise RunDirError(f"{path}: '{key}' = {value!r} is not {kind}; fix the config (the report reads it "
+                                  "to interpret the logs).")
+            if not low <= number <= high:
+                raise RunDirError(f"{path}: '{key}' = {value!r} is outside [{low:g}, {high:g}]; fix the config "
+                                  "(the report reads it to interpret the logs).")
+        elif key == "anchor_learnable" and not (isinstance(value, (bool, int)) and value in (0, 1)) and not (
+                isinstance(value, str) and value.strip().lower() in _FLAG_WORDS):
+            raise RunDirError(f"{path}: 'anchor_learnable' = {value!r} is not true or false; fix the config.")
+    return config
 
 
 def _read_config(directory: Path) -> dict[str, Any]:
@@ -175,7 +280,7 @@ def _read_config(directory: Path) -> dict[str, Any]:
     config = _read_json(path)
     if not isinstance(config, dict):
         raise RunDirError(f"{path} must hold a JSON object of settings; got a {type(config).__name__}.")
-    return config
+    return check_config(config, path)
 
 
 def read_lvmdiag_run(directory: Path) -> RunHistory:
@@ -183,7 +288,7 @@ def read_lvmdiag_run(directory: Path) -> RunHistory:
     path = directory / "metrics.jsonl"
     builder = _Builder()
     notes: list[str] = []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = _read_text(path).splitlines()
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -197,25 +302,55 @@ def read_lvmdiag_run(directory: Path) -> RunHistory:
             raise RunDirError(f"{path} line {lineno} is not valid JSON.") from None
         if not isinstance(rec, dict) or "epoch" not in rec:
             raise RunDirError(f"{path} line {lineno} must be a JSON object with an 'epoch' key.")
-        epoch = int(rec["epoch"])
-        for name, value in (rec.get("train_loss") or {}).items():
+        where = f"{path} line {lineno}"
+        epoch = _epoch(rec["epoch"], where)
+        if epoch in builder.rows:
+            builder.duplicates.append(epoch)
+        for name, value in _mapping(rec.get("train_loss"), f"{where}: 'train_loss'").items():
             builder.put(epoch, f"train_log.{name}", value, f"train_loss.{name}")
         for key in ("lr", "time_s"):
             if key in rec:
                 builder.put(epoch, f"train_log.{key}", rec[key], key)
-        for split, metrics in (rec.get("eval") or {}).items():
-            for name, value in (metrics or {}).items():
+        for split, metrics in _mapping(rec.get("eval"), f"{where}: 'eval'").items():
+            for name, value in _mapping(metrics, f"{where}: 'eval.{split}'").items():
                 builder.put(epoch, f"{split}.{name}", value, f"eval.{split}.{name}")
-        if rec.get("events"):
-            builder.events[epoch] = tuple(str(e) for e in rec["events"])
+        events = rec.get("events")
+        if isinstance(events, str):
+            events = [events]
+        if events is not None and not isinstance(events, list):
+            raise RunDirError(f"{where}: 'events' must be a list of event names; got {type(events).__name__}.")
+        if events:
+            builder.events[epoch] = tuple(str(e) for e in events)
         builder.rows.setdefault(epoch, {})
     files = [str(directory / "config.json"), str(path)]
     baselines = None
     if (directory / "baselines.json").is_file():
-        baselines = _read_json(directory / "baselines.json")
+        baselines = _check_baselines(_read_json(directory / "baselines.json"), directory / "baselines.json")
         files.append(str(directory / "baselines.json"))
     return builder.build(config=_read_config(directory), baselines=baselines, source_format="lvmdiag-run",
                          source_files=tuple(files), run_dir=str(directory), notes=tuple(notes))
+
+
+def _check_baselines(obj: Any, path: Path) -> dict[str, Any]:
+    """``{split: {predictor: {"cos_next": x, "cos_prev": x, "margin": x, ...}}}``; anything else is an error,
+    since the baselines detector would otherwise skip it and the report would claim there is no baselines.json."""
+    fix = "regenerate it with lvmdiag train or delete it (then pass --val to compute baselines from the data)"
+    if not isinstance(obj, dict):
+        raise RunDirError(f"{path} must be a JSON object {{split: {{predictor: metrics}}}}; got "
+                          f"{type(obj).__name__}: {fix}.")
+    for split, predictors in obj.items():
+        if not isinstance(predictors, dict):
+            raise RunDirError(f"{path}: '{split}' must map predictor names to metrics; got "
+                              f"{type(predictors).__name__}: {fix}.")
+        for name, metrics in predictors.items():
+            if not isinstance(metrics, dict):
+                raise RunDirError(f"{path}: '{split}.{name}' must be an object of metrics; got "
+                                  f"{type(metrics).__name__}: {fix}.")
+            for key in ("cos_next", "cos_prev", "margin"):
+                value = metrics.get(key)
+                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                    raise RunDirError(f"{path}: '{split}.{name}.{key}' is {value!r}, not a number: {fix}.")
+    return obj
 
 
 def _history_rows_flat(rows: list[Any], builder: _Builder, source: str) -> None:
@@ -223,10 +358,16 @@ def _history_rows_flat(rows: list[Any], builder: _Builder, source: str) -> None:
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise RunDirError(f"{source}: entry {i} must be a JSON object; got {type(row).__name__}.")
-        epoch = int(row.get("epoch", i + 1))
+        # the epoch column, whatever its case or padding (" Epoch" in a hand-edited CSV)
+        epoch_key = next((c for c in row if isinstance(c, str) and c.strip().lower() == "epoch"), None)
+        epoch = _epoch(row[epoch_key], f"{source} entry {i}") if epoch_key is not None else i + 1
+        if epoch in builder.rows:
+            builder.duplicates.append(epoch)
         builder.rows.setdefault(epoch, {})
         for col, value in row.items():
-            if col == "epoch":
+            if col is None:  # csv.DictReader puts cells beyond the header under None
+                raise RunDirError(f"{source}: row {i + 1} has more cells than the header has columns; fix that row.")
+            if col == epoch_key:
                 continue
             key = _column_key(col)
             if key is not None:
@@ -270,12 +411,15 @@ def read_p7_history(directory: Path, path: Path | None = None) -> RunHistory:
         if data and all(isinstance(r, dict) and ("train" in r or "val" in r) and
                         isinstance(r.get("train", r.get("val")), dict) for r in data):
             for i, row in enumerate(data):
-                epoch = int(row.get("epoch", i + 1))
+                where = f"{path} entry {i}"
+                epoch = _epoch(row["epoch"], where) if "epoch" in row else i + 1
+                if epoch in builder.rows:
+                    builder.duplicates.append(epoch)
                 builder.rows.setdefault(epoch, {})
-                for name, value in (row.get("train") or {}).items():
+                for name, value in _mapping(row.get("train"), f"{where}: 'train'").items():
                     builder.put(epoch, f"train_log.{name}", value, f"train.{name}")
                 for split in ("val", "ood", "test"):
-                    for name, value in (row.get(split) or {}).items():
+                    for name, value in _mapping(row.get(split), f"{where}: '{split}'").items():
                         builder.put(epoch, f"{split}.{name}", value, f"{split}.{name}")
                 for name, value in row.items():
                     if name not in {"epoch", "train", "val", "ood", "test"} and not isinstance(value, dict):
@@ -295,12 +439,17 @@ def read_table(path: Path, config_dir: Path | None = None) -> RunHistory:
     """Read a generic per-epoch CSV or JSONL (one row per epoch)."""
     builder = _Builder()
     if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as fh:
+                rows = list(csv.DictReader(fh))
+        except UnicodeDecodeError:
+            raise RunDirError(f"{path} is not UTF-8 text; is it the right file (a per-epoch CSV)?") from None
+        except csv.Error as exc:
+            raise RunDirError(f"{path} is not a readable CSV ({exc}).") from None
         fmt = "csv"
     else:
         rows = []
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for lineno, line in enumerate(_read_text(path).splitlines(), 1):
             if line.strip():
                 try:
                     rows.append(json.loads(line))
@@ -370,7 +519,11 @@ def read_p7_log(path: Path, config_dir: Path | None = None) -> RunHistory:
     epoch, block, total = None, None, None
     finished: set[int] = set()
     last_batch: dict[int, str] = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise RunDirError(f"cannot read {path}: {exc.strerror or exc}") from None
+    for line in text.splitlines():
         m = _EPOCH_RE.search(line)
         if m and not _BATCH_RE.search(line):
             epoch, total, block = int(m.group(1)), int(m.group(2)), None
@@ -425,8 +578,30 @@ def _log_candidates(directory: Path) -> list[Path]:
 
 
 def _table_candidates(directory: Path) -> list[Path]:
+    """Per-epoch tables in a directory: .csv/.jsonl files with an ``epoch`` column. Run directories hold
+    other tables too (predictions, per-sample scores); read as a history they would give one "epoch"
+    per row, so a table without an epoch column is not picked automatically."""
     return sorted(p for p in directory.iterdir()
-                  if p.is_file() and p.suffix.lower() in {".csv", ".jsonl"} and p.name != "metrics.jsonl")
+                  if p.is_file() and p.suffix.lower() in {".csv", ".jsonl"} and p.name != "metrics.jsonl"
+                  and _has_epoch_column(p))
+
+
+def _has_epoch_column(path: Path) -> bool:
+    """True when the CSV header, or the first JSONL object, has an ``epoch`` column (any case/padding)."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+            first = next((line for line in fh if line.strip()), "")
+    except OSError:
+        return False
+    if path.suffix.lower() == ".csv":
+        columns = next(csv.reader([first]), [])
+    else:
+        try:
+            obj = json.loads(first)
+        except json.JSONDecodeError:
+            return False
+        columns = list(obj) if isinstance(obj, dict) else []
+    return any(isinstance(c, str) and c.strip().lower() == "epoch" for c in columns)
 
 
 def detect_format(path: str | Path) -> tuple[str, Path]:
@@ -465,8 +640,8 @@ def detect_format(path: str | Path) -> tuple[str, Path]:
             return "p7-log", log
     raise RunDirError(
         f"{path}: no run history found; looked for metrics.jsonl (lvmdiag train), training_history.json "
-        "or history.json (upstream), a per-epoch .csv/.jsonl, or a stdout log (.log/.txt/.out) with "
-        "'Epoch e/E' lines.")
+        "or history.json (upstream), a per-epoch .csv/.jsonl with an 'epoch' column, or a stdout log "
+        "(.log/.txt/.out) with 'Epoch e/E' lines; or pass the history file itself.")
 
 
 def read_run_history(path: str | Path, *, fmt: str = "auto") -> RunHistory:

@@ -101,7 +101,7 @@ def _ratios_iv(ratios: tuple[float, ...] | list[float]) -> np.ndarray:
     """Validate split ratios: at least two, all > 0, summing to 1 (within 1e-6)."""
     r = np.asarray(ratios, dtype=np.float64)
     if r.ndim != 1 or r.size < 2:
-        raise InputError(f"ratios must list at least two split shares, e.g. 0.8,0.1,0.1; got {list(np.ravel(r))}.")
+        raise InputError(f"ratios must list at least two split shares, e.g. 0.8,0.1,0.1; got {np.ravel(r).tolist()}.")
     if not np.all(np.isfinite(r)) or np.any(r <= 0):
         raise InputError(f"every ratio must be a positive number; got {r.tolist()}.")
     if abs(r.sum() - 1.0) > 1e-6:

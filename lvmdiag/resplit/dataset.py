@@ -15,16 +15,17 @@ from __future__ import annotations
 import os
 import shutil
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.errors import InputError, LvmdiagWarning
 from lvmdiag.resplit.assign import Assignment, _ratios_iv, assign_groups
-from lvmdiag.resplit.manifest import build_manifest, dump_manifest
+from lvmdiag.resplit.manifest import MANIFEST_FORMAT, build_manifest, dump_manifest
 from lvmdiag.resplit.pool import group_columns, group_inputs, load_inputs, merge_shared_vectors, merge_stats
 from lvmdiag.resplit.strata import BUILTIN_STRATA, Strata, article_statistics, build_strata
 from lvmdiag.resplit.verify import GuaranteeError, Verification, block_hashes, verify_outputs
@@ -55,7 +56,8 @@ class ResplitResult(Result):
     ----------
     out_dir : the output directory (complete: written, verified, renamed into place)
     files : split name -> output path (relative to ``out_dir``)
-    fmt : the on-disk form written (the inputs' form)
+    fmt : the on-disk form written, as read back (the inputs' form; article stores are written as
+        windows in the rebuilt form and two-split inputs as single-split files, which this says)
     names, ratios : split names and target window shares
     achieved : window share per split, read back from disk
     tolerance : stated bound on |achieved - ratio| (largest article / total windows)
@@ -122,6 +124,11 @@ def _resplit_iv(
     out_dir: str | os.PathLike[str],
     force: bool,
     k: int,
+    n_bins: int = 4,
+    min_articles: int | None = None,
+    block_rows: int = 4096,
+    n_resamples: int = 500,
+    seed: int = 0,
 ) -> tuple[list[Path], np.ndarray, tuple[str, ...], tuple[str, ...], Path]:
     """Validate every argument of :func:`resplit` once; return normalised values."""
     if isinstance(inputs, (str, os.PathLike)):
@@ -129,9 +136,14 @@ def _resplit_iv(
     paths = [Path(p) for p in inputs]
     if not paths:
         raise InputError("resplit needs at least one input file.")
+    seen: dict[Path, Path] = {}
     for p in paths:
         if not p.exists():
             raise InputError(f"{p} does not exist; check the path.")
+        if p.resolve() in seen:
+            # pooling a file twice would double every window of it (and pass every check)
+            raise InputError(f"{p} is given twice (also as {seen[p.resolve()]}); give each input once.")
+        seen[p.resolve()] = p
     r = _ratios_iv(ratios)
     names = tuple(str(n) for n in names)
     if len(names) != r.size:
@@ -148,6 +160,12 @@ def _resplit_iv(
         raise InputError(f"stratification variables repeat: {list(stratify)}.")
     if k < 1:
         raise InputError(f"window length k must be >= 1; got {k}.")
+    for what, value in (("--bins", n_bins), ("--block-rows", block_rows), ("n_resamples", n_resamples),
+                        ("min_articles", 1 if min_articles is None else min_articles)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise InputError(f"{what} must be a whole number >= 1; got {value!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"--seed must be a whole number >= 0; got {seed!r}.")
     out = Path(out_dir)
     out_abs = out.resolve()
     for p in paths:
@@ -161,9 +179,25 @@ def _resplit_iv(
             raise InputError(f"--out {out} lies inside the input {p}; choose another output directory.")
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} exists and is a file; give a directory path.")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise InputError(f"--out {out} is not empty; choose a new directory or pass --force to replace it.")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise InputError(f"--out {out} is not empty; choose a new directory or pass --force to replace it.")
+        if not _is_resplit_output(out):
+            # --force replaces the whole directory: only ever an earlier resplit output, never e.g. a home directory
+            raise InputError(f"--out {out} is not empty and holds no manifest.json of an earlier resplit, so --force "
+                             "will not replace it; choose a new directory.")
     return paths, r, names, stratify, out
+
+
+def _is_resplit_output(out: Path) -> bool:
+    """True when ``out`` holds the ``manifest.json`` that :func:`resplit` writes."""
+    import json
+
+    try:
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == MANIFEST_FORMAT
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,14 +229,16 @@ def resplit(
     ----------
     inputs : sequence files (any form :func:`lvmdiag.data.readers.load_sequences` reads; a two-split
         file contributes both splits) or ``.npy`` directories; all in one form
-    out_dir : output directory; refused when non-empty unless ``force``; never an input or inside one
+    out_dir : output directory; refused when non-empty unless ``force`` (earlier outputs only); never an
+        input or inside one
     by : "article" (given or recovered article ids) or a per-window column / metadata key
     ratios : target share of windows per split (positive, summing to 1)
     names : one name per split (output files are ``<name>.npz`` or ``<name>/`` for .npy directories)
     stratify : per-article variables to balance: "length", "delta", "topic" and/or metadata keys
         ("none" or empty for no stratification)
     seed : fixes tie-breaking, k-means and report resampling: same seed, byte-identical outputs
-    force : replace a non-empty ``out_dir``
+    force : replace a non-empty ``out_dir`` that holds an earlier resplit output (its ``manifest.json``);
+        any other non-empty directory is refused
     k : window length for article-store inputs
     allow_pickle : read object arrays (Wikipedia metadata); unpickling can run code
     n_bins : bins per stratification variable (reduced automatically for few articles)
@@ -227,7 +263,8 @@ def resplit(
     """
     if Path(out_dir).parent.is_dir():
         remove_stale_tmp(Path(out_dir))  # before validation: a restored old output counts as "not empty"
-    paths, r, names, stratify, out = _resplit_iv(inputs, ratios, names, stratify, out_dir, force, k)
+    paths, r, names, stratify, out = _resplit_iv(inputs, ratios, names, stratify, out_dir, force, k, n_bins,
+                                                 min_articles, block_rows, n_resamples, seed)
     if min_articles is None:
         min_articles = int(np.ceil(2.0 / r.min()))
     in_names, sets = load_inputs(paths, k, allow_pickle)
@@ -279,6 +316,15 @@ def resplit(
         stats = replace(stats, columns=group_columns(sets, labels, n_groups, user_cols))
     strata = build_strata(stats, stratify, n_bins=n_bins, min_articles=min_articles, rng=seed)
     assignment = assign_groups(stats.n_windows, r, strata.codes, rng=seed)
+    counts = np.bincount(assignment.split_of_group, weights=stats.n_windows, minlength=r.size)
+    if np.any(counts == 0):
+        # an empty split cannot be written in any form (the readers refuse N = 0)
+        empty = [names[j] for j in np.flatnonzero(counts == 0)]
+        raise InputError(
+            f"split(s) {', '.join(empty)} would get no article: {n_total} windows in {n_groups} articles "
+            f"(largest {int(stats.n_windows.max())} windows) cannot fill ratios {r.tolist()}; raise the smallest "
+            "ratio or give more data."
+        )
     group_method = pooled.group_method + (f" + {n_merged} merged (shared chunk vectors)" if n_merged else "")
 
     # ---- plan rows per split (input order preserved inside each split)
@@ -295,61 +341,66 @@ def resplit(
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        extra_keys = sorted(set.intersection(*(set(s.extras) for s in sets))) if sets else []
-        dropped = sorted(set().union(*(set(s.extras) for s in sets)) - set(extra_keys))
-        if dropped:
-            warnings.warn(
-                f"per-window arrays {', '.join(dropped)} are not in every input, so the outputs do not carry them.",
-                LvmdiagWarning, stacklevel=2,
+        with _warnings_named_for(tmp, out):
+            extra_keys = sorted(set.intersection(*(set(s.extras) for s in sets))) if sets else []
+            dropped = sorted(set().union(*(set(s.extras) for s in sets)) - set(extra_keys))
+            if dropped:
+                warnings.warn(
+                    f"per-window arrays {', '.join(dropped)} are not in every input, so the outputs do not carry them.",
+                    LvmdiagWarning, stacklevel=2,
+                )
+            with_ids = all(s.article_ids is not None for s in sets)
+            files = {}
+            for name in names:
+                dest = tmp / output_name(fmt, name)
+                if fmt == "npy_dir":
+                    write_npy_dir(dest, sets, plan[name], with_ids, extra_keys, block_rows, tick)
+                else:
+                    from lvmdiag.data.writers import save_sequences
+
+                    save_sequences(pooled_subset(sets, plan[name], name, extra_keys), dest)
+                    tick(int(sum(p.size for p in plan[name])))
+                files[name] = dest.name
+                maybe_sleep()
+
+            # ---- read back and verify every guarantee
+            outputs = _read_outputs(tmp, files, fmt, k, allow_pickle)
+            verification = verify_outputs(
+                outputs, expected, r, assignment.tolerance, groups_per_split, block_rows=max(block_rows // 2, 1),
+                check_ids=by == "article", progress=tick,
             )
-        with_ids = all(s.article_ids is not None for s in sets)
-        files = {}
-        for name in names:
-            dest = tmp / output_name(fmt, name)
-            if fmt == "npy_dir":
-                write_npy_dir(dest, sets, plan[name], with_ids, extra_keys, block_rows, tick)
-            else:
-                from lvmdiag.data.writers import save_sequences
+            if not verification.passed:
+                failed = "; ".join(c.to_markdown() for c in verification.checks if not c.passed)
+                raise GuaranteeError(f"resplit guarantee failed on the written files, nothing was kept: {failed}")
 
-                save_sequences(pooled_subset(sets, plan[name], name, extra_keys), dest)
-                tick(int(sum(p.size for p in plan[name])))
-            files[name] = dest.name
+            # the form on disk, as read back: an article store is written as windows (rebuilt form), one
+            # split of a two-split file as a single-split file
+            written = outputs[names[0]].fmt
+            form = written if written == fmt else f"{written} (from {fmt} inputs)"
+            before = {nm: s.n / n_total for nm, s in zip(in_names, sets)}
+            # ---- report and manifest
+            from lvmdiag.resplit.report import render_report
+
+            report = render_report(
+                names=names, ratios=tuple(float(x) for x in r), assignment=assignment, strata=strata,
+                verification=verification, before=before, in_sets=dict(zip(in_names, sets)),
+                in_labels=dict(zip(in_names, labels)), outputs=outputs, out_labels=labels_per_split,
+                group_method=group_method, form=form, stats=stats, seed=seed, analyses=analyses,
+                n_resamples=n_resamples, block_rows=block_rows,
+            )
+            (tmp / "resplit_report.md").write_text(report, encoding="utf-8")
             maybe_sleep()
-
-        # ---- read back and verify every guarantee
-        outputs = _read_outputs(tmp, files, fmt, k, allow_pickle)
-        verification = verify_outputs(
-            outputs, expected, r, assignment.tolerance, groups_per_split, block_rows=max(block_rows // 2, 1),
-            check_ids=by == "article", progress=tick,
-        )
-        if not verification.passed:
-            failed = "; ".join(c.to_markdown() for c in verification.checks if not c.passed)
-            raise GuaranteeError(f"resplit guarantee failed on the written files, nothing was kept: {failed}")
-
-        before = {nm: s.n / n_total for nm, s in zip(in_names, sets)}
-        # ---- report and manifest
-        from lvmdiag.resplit.report import render_report
-
-        report = render_report(
-            names=names, ratios=tuple(float(x) for x in r), assignment=assignment, strata=strata,
-            verification=verification, before=before, in_sets=dict(zip(in_names, sets)),
-            in_labels=dict(zip(in_names, labels)), outputs=outputs, out_labels=labels_per_split,
-            group_method=group_method, form=fmt, stats=stats, seed=seed, analyses=analyses,
-            n_resamples=n_resamples, block_rows=block_rows,
-        )
-        (tmp / "resplit_report.md").write_text(report, encoding="utf-8")
-        maybe_sleep()
-        manifest = build_manifest(
-            paths, in_names, sets, by, r, names, stratify, seed, k, n_bins, min_articles, fmt, files,
-            group_method, pooled.group_note, strata, assignment, verification, labels, stats,
-        )
-        (tmp / "manifest.json").write_text(dump_manifest(manifest), encoding="utf-8")
-        for f in sorted(tmp.rglob("*")):
-            if f.is_file():
-                with open(f, "rb+") as fh:
-                    os.fsync(fh.fileno())
-        del outputs
-        move_into_place(tmp, out)
+            manifest = build_manifest(
+                paths, in_names, sets, by, r, names, stratify, seed, k, n_bins, min_articles, written, files,
+                group_method, pooled.group_note, strata, assignment, verification, labels, stats,
+            )
+            (tmp / "manifest.json").write_text(dump_manifest(manifest), encoding="utf-8")
+            for f in sorted(tmp.rglob("*")):
+                if f.is_file():
+                    with open(f, "rb+") as fh:
+                        os.fsync(fh.fileno())
+            del outputs
+            move_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -358,7 +409,7 @@ def resplit(
     return ResplitResult(
         out_dir=str(out),
         files=files,
-        fmt=fmt,
+        fmt=form,
         names=names,
         ratios=tuple(float(x) for x in r),
         achieved=verification.achieved,
@@ -382,5 +433,22 @@ def _read_outputs(tmp: Path, files: dict[str, str], fmt: str, k: int, allow_pick
         name: replace(load_sequences(tmp / f, split=None, k=k, allow_pickle=allow_pickle), source=f, split=name)
         for name, f in files.items()
     }
+
+
+@contextmanager
+def _warnings_named_for(tmp: Path, out: Path) -> Iterator[None]:
+    """Re-issue warnings raised while writing / reading back in ``tmp`` with ``out`` in place of ``tmp``:
+    the temporary directory is gone when the user reads them."""
+    pending: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                yield
+            finally:
+                pending = list(caught)
+    finally:  # also when the run fails: the warnings may say why
+        for w in pending:
+            warnings.warn(str(w.message).replace(str(tmp), str(out)), w.category, stacklevel=3)
 
 

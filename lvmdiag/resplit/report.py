@@ -64,6 +64,10 @@ def render_report(
         f"Written as `{form}`; seed {seed}; stratified on {', '.join(strata.variables) or 'nothing'} "
         f"({strata.n_strata} strata)."
     )
+    if strata.variables and strata.n_strata == 1:
+        # say so plainly: "stratified" with one stratum is an unstratified group split
+        lines[-1] += (f" With {assignment.sizes.size} articles no stratum of the minimum size could be formed, so "
+                      "this is a plain window-ratio group split; more articles (or fewer variables) allow strata.")
     lines += ["", "## Guarantees, checked by reading the written files back", "", verification.to_markdown(), ""]
     summary_at = len(lines)
 

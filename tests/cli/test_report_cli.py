@@ -63,3 +63,53 @@ def test_refuses_to_overwrite_an_input(tmp_path):
     result = runner.invoke(app, ["report", str(run), "--out", str(run / "config.json"), "--quiet"])
     assert result.exit_code == 2 and "input" in result.output
     assert json.loads((run / "config.json").read_text())["epochs"] == 10
+
+
+def test_malformed_history_exits_2_with_one_line(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "train_loss": [1, 2]}\n')
+    result = runner.invoke(app, ["report", str(tmp_path), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error:") and len(result.output.strip().splitlines()) == 1
+
+
+def test_negative_seed_exits_2_not_a_numpy_traceback():
+    result = runner.invoke(app, ["report", str(RUNS / "p7_baseline"), "--seed", "-1", "--quiet"])
+    assert result.exit_code == 2 and "--seed must be a whole number >= 0" in result.output
+
+
+def test_unknown_analysis_exits_2():
+    result = runner.invoke(app, ["report", str(RUNS / "p7_baseline"), "--analyses", "bias,bogus", "--quiet"])
+    assert result.exit_code == 2 and "bogus" in result.output
+
+
+def test_output_paths_that_cannot_work_exit_2_before_any_work(tmp_path):
+    (tmp_path / "adir").mkdir()
+    for args, message in (
+        (["--out", str(tmp_path / "adir")], "is a directory"),
+        (["--json", str(tmp_path / "adir")], "is a directory"),
+        (["--out", str(tmp_path / "r.md"), "--json", str(tmp_path / "r.md")], "two different files"),
+    ):
+        result = runner.invoke(app, ["report", str(RUNS / "p7_baseline"), *args, "--quiet"])
+        assert result.exit_code == 2, result.output
+        assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["adir"] and not list((tmp_path / "adir").iterdir())
+
+
+def test_every_next_step_of_every_example_parses_as_an_lvmdiag_command():
+    """Next steps are meant to be pasted into a shell: each must name a real command with real options and
+    values of the right type (parsed by the CLI itself, not run)."""
+    import shlex
+
+    import typer
+
+    from lvmdiag.report import build_run_report
+
+    group = typer.main.get_command(app)
+    checked = 0
+    for run in sorted(p for p in RUNS.iterdir() if p.is_dir()):
+        for step in build_run_report(run).next_steps:
+            argv = shlex.split(step)
+            assert argv[0] == "lvmdiag" and argv[1] in group.commands, step
+            group.commands[argv[1]].make_context(argv[1], argv[2:])  # raises on an unknown option or a bad value
+            checked += 1
+    assert checked >= 20

@@ -223,6 +223,18 @@ def test_npy_dir_problems(tmp_path):
         load_sequences(d)
 
 
+@pytest.mark.parametrize("ids", [np.arange(3), np.linspace(0, 1, 40), np.full(40, np.nan), np.array(["a"] * 40),
+                                 np.zeros((40, 2), dtype=np.int64)])
+def test_unusable_article_ids_in_an_archive_are_an_error_not_silently_dropped(tmp_path, ids):
+    c, t = _windows()
+    np.savez(tmp_path / "ids.npz", contexts=c, targets=t, article_ids=ids)
+    with pytest.raises(InputError) as e:
+        load_sequences(tmp_path / "ids.npz")
+    assert _one_line(e).startswith(f"`article_ids` in {tmp_path / 'ids.npz'} must be an integer array of shape (40,)")
+    np.savez(tmp_path / "ok.npz", contexts=c, targets=t, article_ids=np.arange(40) // 4)
+    assert load_sequences(tmp_path / "ok.npz").id_source == "given"
+
+
 def test_npy_dir_validation_streams_in_bounded_blocks(tmp_path, monkeypatch):
     """Validation of a memory-mapped file reads it in blocks, never as one array."""
     import lvmdiag.data.validate as validate
@@ -304,6 +316,9 @@ def test_store_problems(tmp_path):
     np.savez(tmp_path / "s6.npz", vectors=v, article_ids=np.repeat([0, 1], 6), chunk_index=np.r_[0:6, 0:6])
     with pytest.raises(InputError, match=r"no article has more than k = 6 chunks.*smaller k"):
         load_sequences(tmp_path / "s6.npz", k=6)
+    np.savez(tmp_path / "s7.npz", vectors=v[:, :0], article_ids=np.zeros(12, np.int64), chunk_index=np.arange(12))
+    with pytest.raises(InputError, match=r"`vectors` in .*s7\.npz has vectors of dimension D = 0"):
+        load_sequences(tmp_path / "s7.npz")
 
 
 def test_large_memory_maps_are_sampled_not_read_whole(tmp_path, monkeypatch):

@@ -18,7 +18,15 @@ def test_p7_report_identifies_the_warmup_collapse_with_its_drops():
         assert drop in r.verdict and drop in md
     assert r.causes[0].key == "schedule_transition"
     # the other findings of the hand-written report, each with its number
-    assert "0.412" in r.finding("context_drift").message and "0.169" in r.finding("context_drift").message
+    # raw cos(q, c) from cos_anchor 0.588 / 0.391 at lambda 0.8, solved here by bisection on the forward map
+    # cos(q', c) = (lam a + 1 - lam) / |lam q + (1 - lam) c| (the hand-written report says ~0.41 and ~0.17)
+    from scipy.optimize import brentq
+
+    def raw(y, lam=0.8):
+        return brentq(lambda a: (lam * a + 1 - lam) / (lam**2 + (1 - lam) ** 2 + 2 * lam * (1 - lam) * a) ** 0.5 - y, -1, 1)
+
+    message = r.finding("context_drift").message
+    assert f"{raw(0.588):.3f}" in message and f"{raw(0.391):.3f}" in message
     assert r.finding("learnable_lambda_frozen") is not None
     assert r.finding("loss_term_flat") is not None and "-23.9%" in r.finding("loss_term_flat").message
     assert r.finding("margin_definition_mismatch") is not None
@@ -113,3 +121,20 @@ def test_mid_run_report_notes_the_trainers_collapse_flag(tmp_path):
     assert not r.complete and r.n_epochs == 4
     assert any("flagged 'collapse' at epoch 4" in n for n in r.notes)
     assert [e.name for e in r.events] == ["warmup_end"]  # an outcome is not a schedule event
+
+
+def test_healthy_verdict_says_how_many_detectors_could_not_run(tmp_path):
+    (tmp_path / "h.csv").write_text("epoch,loss\n1,0.9\n2,0.8\n3,0.7\n")
+    r = build_run_report(tmp_path)
+    skipped = sum(1 for d in r.detectors if d.skipped)
+    assert r.status == "healthy" and skipped > 0
+    assert f"by the {len(r.detectors) - skipped} of {len(r.detectors)} detectors that could run" in r.verdict
+    assert f"{skipped} {'was' if skipped == 1 else 'were'} skipped" in r.verdict
+
+
+def test_data_analyses_that_did_not_run_stay_open_hypotheses(p7_data):
+    r = build_run_report(RUNS / "p7_baseline", train=p7_data[0], val=p7_data[1], analyses=("bias", "leakage"))
+    open_ = dict(r.untested)
+    assert "Train and val are differently distributed (split shift)" in open_
+    assert "--analyses bias,divergence,leakage" in open_["Train and val are differently distributed (split shift)"]
+    assert not any("share articles" in h for h in open_)  # leakage ran: it is ruled out or found, not open

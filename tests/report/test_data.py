@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from lvmdiag.errors import InputError
+from lvmdiag.report import build_run_report
 from lvmdiag.report.data import gather_data, resolve_data_paths
 from lvmdiag.report.history import read_run_history
 
@@ -24,6 +25,20 @@ def test_explicit_missing_path_is_an_input_error():
     h = read_run_history(RUNS / "p7_baseline")
     with pytest.raises(InputError, match="--val"):
         resolve_data_paths(h, None, "/nonexistent/val.npz")
+
+
+def test_unreadable_config_data_is_a_note_but_an_unreadable_explicit_file_is_an_error(tmp_path, p7_data):
+    run = tmp_path / "run"
+    shutil.copytree(RUNS / "p7_baseline", run)
+    (run / "val.npz").write_bytes(b"not an archive")
+    cfg = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**cfg, "val_npz": "val.npz", "train_npz": str(p7_data[0])}))
+    ctx = gather_data(read_run_history(run))
+    assert ctx.paths == {"train": str(p7_data[0]), "val": None}
+    assert any("val_npz" in n and "could not be read" in n and "not an .npz archive" in n for n in ctx.notes)
+    assert [b.split for b in ctx.baselines] == ["train", "train"]  # train data still used
+    with pytest.raises(InputError, match="not an .npz archive"):
+        gather_data(read_run_history(run), val=run / "val.npz")
 
 
 def test_config_paths_relative_to_the_run_dir(tmp_path, p7_data):
@@ -90,3 +105,8 @@ def test_divergence_and_direction_signals(tmp_path):
     assert div["divergence"].detected and "direction" in div
     assert not null.signals[0].detected
     assert null.signals[0].evidence[0].value.startswith("0 / ")
+
+
+def test_unknown_analysis_is_an_input_error():
+    with pytest.raises(InputError, match="unknown data analysis 'bogus'"):
+        build_run_report(RUNS / "p7_baseline", analyses=("bias", "bogus"))

@@ -96,6 +96,98 @@ def test_bad_run_dirs(tmp_path, setup, message):
     assert "\n" not in str(info.value)
 
 
+def _copy_run(tmp_path, name):
+    run = tmp_path / "run"
+    shutil.copytree(RUNS / name, run)
+    return run
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"metrics.jsonl": '{"epoch": "abc"}\n'}, "line 1: epoch 'abc' is not a whole number"),
+    ({"metrics.jsonl": '{"epoch": 1.5}\n'}, "epoch 1.5 is not a whole number"),
+    ({"metrics.jsonl": '{"epoch": 1, "train_loss": [1, 2]}\n'}, "'train_loss' must be a JSON object"),
+    ({"metrics.jsonl": '{"epoch": 1, "eval": {"val": 3}}\n'}, "'eval.val' must be a JSON object"),
+    ({"metrics.jsonl": '{"epoch": 1, "events": 5}\n'}, "'events' must be a list"),
+    ({"metrics.jsonl": b"\xff\xfe\x00garbage"}, "not UTF-8 text"),
+    ({"history.csv": "epoch,loss\nabc,1\n"}, "epoch 'abc' is not a whole number"),
+    ({"history.csv": "epoch,loss\nnan,1\n"}, "epoch 'nan' is not a whole number"),
+    ({"history.csv": "epoch,loss\n1,0.5,7\n"}, "row 1 has more cells than the header"),
+    ({"history.csv": b"epoch,loss\n\xff,1\n"}, "not UTF-8 text"),
+    ({"history.json": '[{"epoch": null, "loss": 1}]'}, "epoch None is not a whole number"),
+    ({"training_history.json": '[{"epoch": 1, "train": {"loss": 1}, "val": [1]}]'}, "'val' must be a JSON object"),
+])
+def test_malformed_history_files_are_one_line_errors(tmp_path, files, message):
+    for name, content in files.items():
+        path = tmp_path / name
+        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    with pytest.raises(RunDirError, match=message) as info:
+        read_run_history(tmp_path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("baselines, message", [
+    ("[1]", "must be a JSON object"),
+    ('{"val": 5}', "'val' must map predictor names"),
+    ('{"val": {"copy_last": 5}}', "'val.copy_last' must be an object"),
+    ('{"val": {"copy_last": {"cos_next": "x", "cos_prev": 1.0}}}', "'val.copy_last.cos_next' is 'x', not a number"),
+])
+def test_malformed_baselines_json_is_an_error_not_a_silent_skip(tmp_path, baselines, message):
+    run = _copy_run(tmp_path, "lvmdiag_healthy")
+    (run / "baselines.json").write_text(baselines)
+    with pytest.raises(RunDirError, match=message):
+        read_run_history(run)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("epochs", "ten", "'epochs' = 'ten' is not a whole number"),
+    ("batch_size", 0, "'batch_size' = 0 is outside"),
+    ("warmup_epochs", -1, "'warmup_epochs' = -1 is outside"),
+    ("anchor_lambda", 5, "'anchor_lambda' = 5 is outside"),
+    ("margin", 1e308, "'margin' = 1e\\+308 is outside"),
+    ("w_rank", -1, "'w_rank' = -1 is outside"),
+    ("w_margin", True, "'w_margin' = True is not a number"),
+    ("anchor_learnable", "maybe", "'anchor_learnable' = 'maybe' is not true or false"),
+])
+def test_config_values_the_detectors_read_are_checked(tmp_path, key, value, message):
+    run = _copy_run(tmp_path, "p7_baseline")
+    config = json.loads((run / "config.json").read_text())
+    config[key] = value
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RunDirError, match=message):
+        read_run_history(run)
+    config[key] = None  # null means "not set", not an error
+    (run / "config.json").write_text(json.dumps(config))
+    assert read_run_history(run).n_epochs == 10
+
+
+def test_non_numeric_cells_and_repeated_epochs_are_noted_not_silent(tmp_path):
+    (tmp_path / "history.csv").write_text("epoch,loss,val_cos_next\n1,abc,0.5\n2,0.4,\n2,0.3,0.6\n")
+    h = read_run_history(tmp_path)
+    assert np.isnan(h.train_log["loss"][0]) and h.train_log["loss"][1] == 0.3  # the last entry of epoch 2 wins
+    assert any("'loss' is not a number at epoch(s) 1 (e.g. 'abc')" in n for n in h.notes)
+    assert any("epoch(s) 2 logged more than once" in n for n in h.notes)
+    assert not any("val_cos_next" in n for n in h.notes)  # an empty cell is missing by design, not an error
+
+
+def test_csv_from_a_spreadsheet_byte_order_mark_and_padded_epoch_column(tmp_path):
+    (tmp_path / "h.csv").write_bytes("\ufeffEpoch , loss,val_cos_next\n3,0.5,0.4\n5,0.4,0.45\n".encode("utf-8"))
+    h = read_run_history(tmp_path)
+    assert h.epochs.tolist() == [3, 5]  # the epoch column is used, not the row number
+    assert set(h.train_log) == {"loss"} and h.eval["val"]["cos_next"].tolist() == [0.4, 0.45]
+
+
+def test_other_tables_in_a_run_dir_are_not_taken_for_the_history(tmp_path):
+    shutil.copytree(RUNS / "p7_crashed", tmp_path / "run")
+    # a per-sample table sorts before nothing else and has no epoch column: one "epoch" per row if misread
+    (tmp_path / "run" / "a_predictions.csv").write_text("sample,score\n" + "".join(f"{i},0.5\n" for i in range(50)))
+    h = read_run_history(tmp_path / "run")
+    assert h.source_format == "p7-log" and h.n_epochs == 4
+    (tmp_path / "run" / "b_history.csv").write_text("epoch,loss\n1,0.5\n2,0.4\n")
+    assert read_run_history(tmp_path / "run").source_format == "csv"  # a real per-epoch table still wins
+    # given explicitly, a table without an epoch column is read with one epoch per row, as before
+    assert read_run_history(tmp_path / "run" / "a_predictions.csv").n_epochs == 50
+
+
 def test_missing_dir():
     with pytest.raises(RunDirError, match="does not exist"):
         read_run_history("/nonexistent/run")
@@ -130,3 +222,12 @@ def test_real_lvmdiag_train_output():
     assert "teacher_active" not in h.train_log  # booleans are not series
     assert h.logged_events == {2: ("warmup_end",)}
     assert "copy_last" in h.baselines["val"]
+
+
+def test_text_columns_are_noted_once_not_per_epoch(tmp_path):
+    rows = "".join(f"{e},2025-11-04 10:{e:02d},{0.5 if e % 2 else 'x'}\n" for e in range(1, 21))
+    (tmp_path / "h.csv").write_text("epoch,timestamp,loss\n" + rows)
+    notes = read_run_history(tmp_path).notes
+    assert "'timestamp' holds text, not numbers (e.g. '2025-11-04 10:01'); it is not used." in notes
+    (loss,) = [n for n in notes if n.startswith("'loss'")]
+    assert "epoch(s) 2, 4, 6, 8, 10, 12, 14, 16, … (10 epochs)" in loss

@@ -102,3 +102,12 @@ def test_detectors_never_crash_on_odd_histories():
         assert np.all(h.epochs == np.arange(1, n + 1))
 
     check()
+
+
+def test_outputs_must_be_distinct_files_not_directories(tmp_path):
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(InputError, match="is a directory"):
+        write_run_report(RUNS / "p7_baseline", out=tmp_path / "adir")
+    with pytest.raises(InputError, match="different files"):
+        write_run_report(RUNS / "p7_baseline", out=tmp_path / "r.md", json_path=tmp_path / "r.md")
+    assert [p.name for p in tmp_path.iterdir()] == ["adir"]

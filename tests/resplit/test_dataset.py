@@ -171,9 +171,31 @@ def test_refusals_and_force(inputs, tmp_path):
     with pytest.raises(InputError, match="no per-window column"):
         resplit(inputs, out_dir=tmp_path / "x", by="colour", analyses=False)
     assert not (tmp_path / "x").exists()
-    resplit(inputs, out_dir=out, force=True, analyses=False)
-    assert not (out / "keep.txt").exists() and (out / "manifest.json").exists()
-    assert not list(tmp_path.glob(".out.resplit-*"))
+    # --force replaces only an earlier resplit output, never an arbitrary directory (e.g. a home directory)
+    with pytest.raises(InputError, match="no manifest.json of an earlier resplit"):
+        resplit(inputs, out_dir=out, force=True, analyses=False)
+    assert (out / "keep.txt").read_text() == "old"
+    resplit(inputs, out_dir=out / "earlier", analyses=False)
+    earlier = out / "earlier"
+    (earlier / "keep.txt").write_text("old")
+    resplit(inputs, out_dir=earlier, force=True, analyses=False)
+    assert not (earlier / "keep.txt").exists() and (earlier / "manifest.json").exists()
+    assert not list(out.glob(".earlier.resplit-*"))
+
+
+def test_same_input_twice_tiny_splits_and_bad_numbers_are_refused(inputs, tmp_path):
+    with pytest.raises(InputError, match="given twice"):
+        resplit([inputs[0], inputs[0]], out_dir=tmp_path / "o", analyses=False)
+    with pytest.raises(InputError, match="given twice"):
+        resplit([inputs[0], inputs[0].parent / ".." / inputs[0].parent.name / inputs[0].name],
+                out_dir=tmp_path / "o", analyses=False)
+    # a share smaller than the smallest article leaves a split without any article
+    with pytest.raises(InputError, match="would get no article"):
+        resplit(inputs, out_dir=tmp_path / "o", ratios=(0.9999, 0.0001), names=("a", "b"), analyses=False)
+    for kwargs in ({"n_bins": 0}, {"n_bins": -3}, {"block_rows": 0}, {"min_articles": 0}):
+        with pytest.raises(InputError, match="whole number >= 1"):
+            resplit(inputs, out_dir=tmp_path / "o", analyses=False, **kwargs)
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.resplit-*"))
 
 
 def test_npy_dir_input_streams_to_npy_dir_output_and_groups_by_a_column(tmp_path):
@@ -291,6 +313,9 @@ def test_article_store_and_two_split_inputs(tmp_path):
     res = resplit([p_store], out_dir=tmp_path / "o1", k=K, ratios=(0.5, 0.5), names=("a", "b"), analyses=False)
     assert res.verification.passed and res.group_method == "given"
     assert load_sequences(tmp_path / "o1" / "a.npz").fmt == "rebuilt"  # windows written with their ids
+    # the summary and the manifest name the form on disk, not the input's
+    assert res.fmt == "rebuilt (from article_store inputs)"
+    assert json.loads((tmp_path / "o1" / "manifest.json").read_text())["output_format"] == "rebuilt"
     assert sum(res.n_windows) == int(np.sum(np.maximum(np.bincount(store.article_ids) - K, 0)))
     # a two-split file contributes both of its splits to the pool
     sp = make_splits(store, k=K, ratios=(0.7, 0.3), names=("train", "val"), by="window", keep_ids=False, rng=0)

@@ -52,3 +52,14 @@ def test_report_numbers_come_from_the_assignment_and_verification():
     # every before article straddles: windows were cut by window, not by article
     assert "articles also in another input" in md
     assert "not run (analyses=False)" in md
+
+
+def test_report_says_when_stratification_collapsed_to_one_stratum():
+    before, after, a, strata, v, stats = _setup()
+    kw = dict(names=("a", "b"), ratios=a.ratios, assignment=a, verification=v, before={n: 0.5 for n in before},
+              in_sets=before, in_labels={n: s.article_ids for n, s in before.items()}, outputs=after,
+              out_labels={n: s.article_ids for n, s in after.items()}, group_method="given", form="rebuilt",
+              stats=stats, seed=0, analyses=False)
+    assert strata.n_strata > 1 and "plain window-ratio group split" not in render_report(strata=strata, **kw)
+    one = build_strata(stats, ["length"], min_articles=10_000)
+    assert one.n_strata == 1 and "plain window-ratio group split" in render_report(strata=one, **kw)

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from lvmdiag.errors import InputError
 from lvmdiag_cli._common import emit, handle_errors, progress_bar, refuse_overwrite_input
 
 FORMAT_HELP = "History format: auto, lvmdiag-run, p7-history, history-object, history-list, csv, jsonl, p7-log."
@@ -45,6 +46,11 @@ def report_cmd(
         to_stdout = json_path is not None and str(json_path) == "-"
         for output in (out, None if to_stdout else json_path):
             refuse_overwrite_input(output, inputs)
+            if output is not None and output.is_dir():  # checked before the work, not as a traceback after it
+                example = output / ("REPORT.md" if output is out else "report.json")
+                raise InputError(f"output {output} is a directory; give a file path (e.g. {example}).")
+        if out is not None and json_path is not None and not to_stdout and out.resolve() == json_path.resolve():
+            raise InputError(f"--out and --json both name {out}; give two different files.")
         with progress_bar("report", enabled=not quiet) as bar:
             if in_run_dir or out is not None:
                 report = write_run_report(run_dir, out=out, json_path=None if to_stdout else json_path,
@@ -53,7 +59,8 @@ def report_cmd(
                 report = build_run_report(run_dir, progress=bar, **options)
         if in_run_dir or out is not None:
             written = out or (run_dir if run_dir.is_dir() else run_dir.parent) / "REPORT.md"
-            typer.echo(f"wrote {written}" + (f" and {report.figures[0]}" if report.figures else ""), err=True)
+            typer.echo(f"wrote {written}" + (f" and {written.with_name(report.figures[0])}" if report.figures else ""),
+                       err=True)
             if to_stdout:
                 typer.echo(json.dumps(report.to_dict(), indent=2, allow_nan=False))
             return

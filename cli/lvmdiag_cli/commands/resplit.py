@@ -24,13 +24,14 @@ def _words(text: str) -> tuple[str, ...]:
 
 def resplit_cmd(
     inputs: Annotated[list[Path], typer.Argument(help="Sequence files, two-split files, article stores or .npy directories (one form).")],
-    out: Annotated[Path, typer.Option("--out", help="Output directory (refused when non-empty unless --force).")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory: new or empty (or an earlier resplit output, with --force).")],
     by: Annotated[str, typer.Option("--by", help="'article', or a per-window column / metadata key to group by.")] = "article",
     ratios: Annotated[str, typer.Option("--ratios", help="Window share per split, summing to 1.")] = "0.8,0.1,0.1",
     names: Annotated[str, typer.Option("--names", help="Split names, one per ratio.")] = "train,val,ood",
     stratify: Annotated[str, typer.Option("--stratify", help="length, delta, topic and/or metadata keys; 'none' to switch off.")] = "length,delta",
     seed: Annotated[int, typer.Option("--seed", help="Same seed, byte-identical outputs.")] = 0,
-    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty --out.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an earlier resplit output in --out (one with its "
+                                                   "manifest.json); other non-empty directories are never replaced.")] = False,
     k: Annotated[int, typer.Option("--k", help="Window length for article-store inputs.")] = 5,
     n_bins: Annotated[int, typer.Option("--bins", help="Bins per stratification variable.")] = 4,
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Read object arrays (metadata; can run code from the file).")] = False,
@@ -43,6 +44,13 @@ def resplit_cmd(
         from lvmdiag.resplit import resplit
 
         refuse_overwrite_input(json_path, list(inputs))
+        if json_path is not None and str(json_path) != "-":
+            if json_path.is_dir():
+                # checked now: after the (long) resplit it would only end in a traceback
+                raise InputError(f"--json {json_path} is a directory; give a file path (e.g. {json_path / 'resplit.json'}).")
+            written = {"manifest.json", "resplit_report.md"} | {f"{n}{ext}" for n in _words(names) for ext in ("", ".npz")}
+            if json_path.resolve().parent == out.resolve() and json_path.name in written:
+                raise InputError(f"--json {json_path} would overwrite the resplit's own {json_path.name}; choose another path.")
         with progress_bar("resplit", enabled=not no_progress) as bar:
             result = resplit(
                 list(inputs), out_dir=out, by=by, ratios=_floats(ratios, "--ratios"), names=_words(names),

@@ -116,7 +116,8 @@ def detect(history: RunHistory, events: tuple[ScheduleEvent, ...] = (), baseline
     metrics = history.eval.get(split or "", {})
     model_next = _last(metrics.get("cos_next"))
     if not np.isfinite(model_next):
-        return DetectorResult(NAME, rule(p), skipped=f"no {split} cos_next logged")
+        return DetectorResult(NAME, rule(p), skipped=f"no {split} cos_next logged" if split else
+                              "no evaluation split logged")
     refs = [b for b in baselines if b.split == split and b.predictor in TRIVIAL]
     if not refs:
         return DetectorResult(NAME, rule(p), skipped=f"no trivial-predictor baselines for {split} (no baselines.json "

@@ -3,7 +3,8 @@
 Rule: the first epoch at which any logged loss (``loss``, ``loss_*``) or evaluation metric is NaN or
 +-Inf after having been finite is a divergence (critical). The largest epoch-to-epoch ratio of the
 total loss before that epoch is reported; a ratio >= ``spike_ratio`` is named as the spike that
-preceded it. Series that are NaN in every epoch (never logged) are ignored.
+preceded it. Series that are NaN in every epoch because they were never logged are ignored; series
+*logged* as NaN/Inf in every epoch (``RunHistory.never_finite``) diverged at their first epoch.
 """
 
 from __future__ import annotations
@@ -25,10 +26,18 @@ class DivergenceParams:
     """``spike_ratio``: an epoch-to-epoch loss ratio at least this large is reported as a spike."""
 
     spike_ratio: float = 2.0
+    #: the next-step command retrains with the run's learning rate divided by this (a runnable number, not a placeholder)
+    lr_divisor: float = 10.0
 
 
 def rule(p: DivergenceParams) -> str:
     return f"a loss or metric that was finite becomes NaN/Inf (critical); a prior loss jump of >= {p.spike_ratio:g}x is named"
+
+
+def _key(name: str) -> str:
+    """``"train loss"`` -> ``"train_log.loss"``, ``"val cos_next"`` -> ``"val.cos_next"`` (RunHistory keys)."""
+    group, _, metric = name.partition(" ")
+    return f"train_log.{metric}" if group == "train" and metric.startswith("loss") else f"{group}.{metric}"
 
 
 def _series(history: RunHistory) -> dict[str, np.ndarray]:
@@ -51,6 +60,8 @@ def detect(history: RunHistory, events: tuple[ScheduleEvent, ...] = (), params: 
     for name, values in _series(history).items():
         finite = np.isfinite(values)
         if not finite.any():
+            if _key(name) in history.never_finite:
+                first_bad[name] = int(np.argmax(~np.isnan(values))) if np.any(~np.isnan(values)) else 0
             continue
         first_ok = int(np.argmax(finite))
         bad = np.flatnonzero(~finite[first_ok:])
@@ -81,6 +92,28 @@ def detect(history: RunHistory, events: tuple[ScheduleEvent, ...] = (), params: 
                 if ratios[j] >= p.spike_ratio:
                     message += (f" It was preceded by a loss spike at epoch {int(history.epochs[j + 1])} "
                                 f"({ratios[j]:.1f}x the previous epoch).")
+    run_lr, lr_source = _run_lr(history)
+    if run_lr is not None:
+        lower = float(f"{run_lr / p.lr_divisor:.3g}")
+        evidence.append(Evidence(f"learning rate for the retry ({lr_source} / {p.lr_divisor:g})",
+                                 f"{run_lr:g} / {p.lr_divisor:g} = {lower:g}"))
+        lr_flag = f" --lr {lower:g}"
+    else:
+        lr_flag = ""  # unknown run lr: no number to derive one from, so the command keeps the trainer's default
+        evidence.append(Evidence("learning rate for the retry", "the run's lr is not in its config or logs"))
     return DetectorResult(NAME, rule(p), (Finding(
         NAME, "diverged", "critical", f"Training diverged at epoch {epoch}", message, tuple(evidence), (epoch,),
-        "divergence", ("lvmdiag train --train {train} --val {val} --out {run_name}_lower_lr --lr LOWER_LR",)),))
+        "divergence", ("lvmdiag train --train {train} --val {val} --out {run_name}_lower_lr" + lr_flag,)),))
+
+
+def _run_lr(history: RunHistory) -> tuple[float | None, str]:
+    """The run's learning rate: the config's ``lr``, else the first finite logged ``lr``."""
+    value = history.config.get("lr")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value) and value > 0:
+        return float(value), "config lr"
+    logged = history.train_log.get("lr")
+    if logged is not None:
+        finite = logged[np.isfinite(logged) & (logged > 0)]
+        if finite.size:
+            return float(finite[0]), "first logged lr"
+    return None, ""

@@ -96,6 +96,10 @@ def detect(history: RunHistory, events: tuple[ScheduleEvent, ...] = (), params: 
                                  f"--w-{f[5:].replace('_', '-')} {2 * wf if wf else 1.0:g}",)))
     if not findings:
         return DetectorResult(NAME, rule(p), ruled_out=(RuledOut(
-            NAME, "One loss term was ignored by the optimiser", "no flat term next to a falling one",
+            NAME, "One loss term was ignored by the optimiser",
+            # precise: a flat term may exist (e.g. on a short run) while no other term fell far enough
+            f"no term stayed within ±{p.flat_tol:.0%} while another fell by more than {p.min_fall:.0%}"
+            + (f"; {', '.join(flat)} stayed flat, but no other term fell that much over the logged epochs"
+               if flat else ""),
             tuple(Evidence(f"{n} change", pct(t[2])) for n, t in trends.items())),))
     return DetectorResult(NAME, rule(p), tuple(findings))

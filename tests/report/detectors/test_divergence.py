@@ -24,3 +24,24 @@ def test_silent_when_finite_and_ignores_never_logged_series(make_history):
     h = make_history(train_log={"loss": [1.0, 0.9, 0.8]}, val={"cos_next": [0.3, 0.4, 0.5], "raw_cos_next": [NAN] * 3})
     result = divergence.detect(h)
     assert not result.fired and result.ruled_out
+
+
+def test_next_step_lowers_the_runs_own_learning_rate(make_history):
+    h = make_history(train_log={"loss": [1.0, NAN]}, config={"lr": 0.003})
+    (f,) = divergence.detect(h).findings
+    assert f.next_steps[0].endswith(f"--lr {0.003 / 10:g}")
+    h = make_history(train_log={"loss": [1.0, NAN], "lr": [0.002, 0.002]})
+    assert divergence.detect(h).findings[0].next_steps[0].endswith(f"--lr {0.002 / 10:g}")
+    no_lr = divergence.detect(make_history(train_log={"loss": [1.0, NAN]})).findings[0].next_steps[0]
+    assert "--lr" not in no_lr and "LOWER_LR" not in no_lr
+
+
+def test_series_logged_as_nan_from_the_start_diverged_but_never_logged_ones_are_ignored(tmp_path):
+    from lvmdiag.report.history import read_run_history
+
+    (tmp_path / "h.csv").write_text("epoch,loss,val_cos_next,val_cos_prev\n1,nan,0.3,\n2,nan,0.35,\n")
+    h = read_run_history(tmp_path)
+    assert h.never_finite == ("train_log.loss",)  # val_cos_prev is empty: never logged, not NaN-logged
+    (f,) = divergence.detect(h).findings
+    assert f.epochs == (1,) and "train loss" in f.message and "cos_prev" not in f.message
+    assert any("'loss' is NaN/Inf in every logged epoch" in n for n in h.notes)

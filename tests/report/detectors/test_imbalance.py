@@ -34,3 +34,12 @@ def test_flat_threshold(make_history, change, fires):
 
 def test_skipped_with_one_term(make_history):
     assert imbalance.detect(make_history(train_log={"loss_rank": RANK})).skipped
+
+
+def test_ruled_out_reason_names_a_flat_term_when_nothing_fell_far_enough(make_history):
+    # loss_margin flat (-2%), loss_rank down only 12%: the rule does not fire, and the reason must not
+    # claim that no term was flat
+    h = make_history(train_log={"loss_rank": [2.68, 2.55, 2.35], "loss_margin": [0.128, 0.126, 0.125]}, config=CFG)
+    result = imbalance.detect(h)
+    (r,) = result.ruled_out
+    assert not result.fired and "loss_margin stayed flat, but no other term fell that much" in r.reason
