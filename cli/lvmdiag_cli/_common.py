@@ -39,6 +39,10 @@ def handle_errors() -> Iterator[None]:
     except FileNotFoundError as exc:
         typer.echo(f"error: file not found: {exc.filename or exc}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
+    except OSError as exc:  # permission denied, a directory where a file was expected, disk full, ...
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     except MemoryError:
         typer.echo("error: out of memory; use a memory-mapped .npy directory or smaller --block-rows.", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
