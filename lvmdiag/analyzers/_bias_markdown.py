@@ -15,6 +15,11 @@ def _ci_cell(est) -> str:  # noqa: ANN001
     return est.ci.to_markdown() if est.ci is not None else "—"
 
 
+# Below this many resampling units per split the percentile cluster bootstrap under-covers noticeably
+# (tests/analyzers/test_temporal_bias.py uses 120 articles for that reason: ~0.92 with a few dozen).
+_FEW_UNITS = 30
+
+
 def grouping_sentence(method: str, counts: dict[str, int], note: str, level: float, n_resamples: int) -> str:
     """One paragraph saying what the resampling unit is, and warning when it is only contiguous blocks.
 
@@ -38,6 +43,11 @@ def grouping_sentence(method: str, counts: dict[str, int], note: str, level: flo
             f"{pct} intervals: article-cluster bootstrap over {units} (ids {how}; "
             f"{n_resamples} resamples), because overlapping windows of one article are not independent."
         )
+    few = {name: n for name, n in counts.items() if 2 <= n < _FEW_UNITS}
+    if few:  # the percentile cluster bootstrap is anti-conservative with few clusters
+        which = ", ".join(f"{name}: {n}" for name, n in few.items())
+        text += (f" With fewer than {_FEW_UNITS} {unit} ({which}) a percentile bootstrap tends to give intervals "
+                 "somewhat too narrow; read them as approximate.")
     note = note.strip()
     return f"{text} {note[:1].upper() + note[1:]}".strip()
 
@@ -121,7 +131,9 @@ def bias_comparison_md(c: "BiasComparison") -> str:
         unit = "block" if c.group_method == "contiguous-blocks" else "article"
         lines.append(
             f"CI: stratified {unit}-cluster bootstrap; p: {unit} labels permuted between the two splits "
-            f"({c.n_resamples} permutations, p = (b+1)/(B+1)); BH: Benjamini-Hochberg within this table."
+            f"({c.n_resamples} permutations, p = (b+1)/(B+1)); BH: Benjamini-Hochberg "
+            "within this table (across the whole report in `lvmdiag data`). Lag K (= cos(c_0, t)) and the copy-last "
+            "margin (= cos(c_last, t) − 1) are not repeated here."
         )
         lines.append("")
     for nm in names:

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 _STAT_LABELS = {
     "delta": "Δ = cos(c_last,t) − cos(c_0,t)",
-    "coherence": "adjacent coherence mean cos(c_i,c_i+1)",
+    "coherence": "adjacent coherence (lag 1) mean cos(x_j,x_j+1)",
     "target_norm": "target norm",
     "context_norm": "mean context norm",
 }

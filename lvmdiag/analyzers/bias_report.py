@@ -66,20 +66,31 @@ def analyze_bias_report(
     """
     names = list(splits)
     assignment = resolve_groups([splits[n] for n in names])  # resolved once, used by both analyses
+    bias_progress, direction_progress = progress, None
+    if progress is not None and direction:  # one bar: bias fills the first half, direction the second
+        bias_progress, direction_progress = _share(progress, 0), _share(progress, 1)
     if len(names) == 1:
         seqs = splits[names[0]]
         bias: BiasResult | BiasComparison = analyze_bias(
             seqs, groups=assignment.labels[0], group_method=assignment.method, group_note=assignment.note,
-            n_resamples=n_resamples, rng=rng, block_rows=block_rows, progress=progress,
+            n_resamples=n_resamples, rng=rng, block_rows=block_rows, progress=bias_progress,
         )
     else:
         bias = compare_bias(
             dict(splits), groups=dict(zip(names, assignment.labels)), group_method=assignment.method,
             group_note=assignment.note, n_resamples=n_resamples,
-            rng=rng, block_rows=block_rows, progress=progress,
+            rng=rng, block_rows=block_rows, progress=bias_progress,
         )
     arrow = None
     if direction:
         arrow = analyze_direction(dict(splits), groups=assignment, n_permutations=n_permutations,
-                                  rng=rng, block_rows=block_rows)
+                                  rng=rng, block_rows=block_rows, progress=direction_progress)
     return BiasReport(bias=bias, direction=arrow)
+
+
+def _share(progress: ProgressCallback, part: int, parts: int = 2, unit: int = 1000) -> ProgressCallback:
+    """Map a sub-task's ``(done, total)`` onto its share ``part`` of one bar of ``parts * unit`` steps."""
+    def cb(done: int, total: int) -> None:
+        if total:
+            progress(part * unit + int(unit * min(done, total) / total), parts * unit)
+    return cb

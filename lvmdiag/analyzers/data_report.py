@@ -82,8 +82,15 @@ class DataReport(Result):
             lines.append(f"Direction: {self.direction.verdict()}.")
         if self.bias is not None:
             n = sum(1 for f in self.findings if f.kind == "bias")
-            lines.append(f"Temporal bias: {n} statistic(s) differ from {self.splits[0]}." if n
-                         else f"Temporal bias: no statistic differs from {self.splits[0]}.")
+            missing = [nm for nm in self.splits[1:] if nm not in getattr(self.bias, "differences", {})]
+            line = (f"Temporal bias: {n} statistic(s) differ from {self.splits[0]}." if n
+                    else f"Temporal bias: no statistic differs from {self.splits[0]}.")
+            if missing:  # too few articles for the comparison: not tested is not "no difference"
+                line = line.rstrip(".") + f" (not compared for {', '.join(missing)}: see the bias notes)."
+                if len(missing) == len(self.splits) - 1:
+                    line = (f"Temporal bias: differences from {self.splits[0]} not computed "
+                            f"({', '.join(missing)}: see the bias notes).")
+            lines.append(line)
         return lines
 
     def to_markdown(self, images: Mapping[str, str] | None = None) -> str:
@@ -98,8 +105,9 @@ class DataReport(Result):
             lines += ["", "**No findings.**"]
         lines += [
             "",
-            f"Every p-value in this report is Benjamini–Hochberg adjusted across all {self.n_tests} tests of the "
-            f"report (one family); findings use adjusted p ≤ {self.alpha}.",
+            f"Every test p-value in this report is Benjamini–Hochberg adjusted across all {self.n_tests} tests of "
+            f"the report (one family; shown as BH p); findings use adjusted p ≤ {self.alpha}. The lag-matched "
+            "offsets of the direction section are a symmetry check, not part of the family.",
         ]
         if self.skipped:
             lines += ["", "Sections not included: " + "; ".join(f"{k} ({v})" for k, v in self.skipped.items()) + "."]
@@ -164,8 +172,10 @@ def _findings(bias: Any, direction: Any, divergence: Any, leakage: Any, alpha: f
         for name in direction.reversed_splits():
             out.append(Finding("direction", f"{name} runs backwards relative to {direction.reference} "
                                             "(signed direction score significantly negative)."))
-        if not direction.detected():
-            out.append(Finding("no-direction", "no detectable arrow of time in any split: the direction "
+        tested = [s.split for s in direction.splits if s.classifier is not None]
+        if tested and not direction.detected():  # untested splits are not evidence of "no direction"
+            where = "any split" if len(tested) == len(direction.splits) else ", ".join(tested)
+            out.append(Finding("no-direction", f"no detectable arrow of time in {where}: the direction "
                                                "classifier cannot tell given from reversed window order."))
     if bias is not None:
         for other, tests in bias.differences.items():
@@ -305,6 +315,7 @@ def write_plots(report: DataReport, markdown_path: str | os.PathLike[str]) -> di
         "bias": ("lvmdiag.plots.bias", "plot_bias"),
         "direction": ("lvmdiag.plots.direction", "plot_direction"),
         "divergence": ("lvmdiag.plots.divergence", "plot_divergence"),
+        "leakage": ("lvmdiag.plots.leakage", "plot_leakage"),
     }
     import importlib
 

@@ -149,8 +149,14 @@ class DirectionResult(Result):
     def verdict(self) -> str:
         """One-line summary for the top of a report."""
         found = [s.split for s in self.splits if self.detected(s.split)]
-        if not found:
+        untested = [s.split for s in self.splits if s.classifier is None]
+        if not found and not untested:
             text = "no detectable arrow of time (direction classifier at chance in every split)"
+        elif not found:
+            tested = [s.split for s in self.splits if s.classifier is not None]
+            text = ("no detectable arrow of time in " + ", ".join(tested) if tested
+                    else "direction not tested")
+            text += f" (classifier not run on {', '.join(untested)}: too few articles; see the notes)"
         else:
             text = "order is detectable (not time-reversible) in " + ", ".join(found)
         rev = self.reversed_splits()
@@ -177,12 +183,14 @@ class DirectionResult(Result):
             "",
             "- CV AUC: a linear classifier of given vs reversed window order, cross-validated by article; "
             "0.5 = order undetectable. p: whole articles' orientations flipped at random (valid when the data "
-            "are time-reversible), (b+1)/(B+1), with the Benjamini-Hochberg adjusted value across this "
-            "section's tests in brackets (the verdict uses it). CI: the flip null's spread around the observed AUC (every "
-            "null replicate refits the classifier, so the fit's own variability is included).",
+            "are time-reversible), (b+1)/(B+1), with the Benjamini-Hochberg adjusted value in brackets (the "
+            "verdict uses it). CI: the observed AUC plus/minus the flip null's spread, so it excludes 0.5 "
+            "exactly when the two-sided flip test rejects (every null replicate refits the classifier, so the "
+            "fit's own variability is included).",
             f"- Signed score: 2·AUC−1 of the classifier fitted on {self.reference}'s given order; +1 = same "
             f"direction as {self.reference}, −1 = reversed. Reversing every article flips its sign; "
-            "Δ does not change.",
+            "Δ does not change. p: two-sided, articles flipped at random; CI: the score plus/minus the flip "
+            "null's spread (excludes 0 exactly when that test rejects).",
             f"- Articles: {self.group_method}. {self.group_note}".rstrip(),
             "",
             "### Lag-matched offsets (expected symmetric)",
@@ -338,7 +346,7 @@ def analyze_direction(
         signed = None
         if name != ref and ref_fit is not None and n_cls_groups >= 2:
             signed = signed_direction_test(ref_fit.score(st.phi), st.phi_groups, n_permutations=n_permutations,
-                                           n_bootstrap=n_bootstrap, rng=streams[name][2])
+                                           rng=streams[name][2])
             tick(n_permutations)
         if st.phi.shape[0] < st.delta.size:
             notes.append(f"classifier on a random subset of {st.phi.shape[0]} of {st.delta.size} windows.")

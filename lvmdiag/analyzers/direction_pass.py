@@ -12,9 +12,9 @@ from typing import Callable
 
 import numpy as np
 
-from lvmdiag.analyzers.window_cosines import window_cosines
+from lvmdiag.analyzers.window_cosines import window_cosines, window_delta
 from lvmdiag.data.sequences import SequenceSet
-from lvmdiag.results import Estimate, Result
+from lvmdiag.results import ConfidenceInterval, Estimate, Result
 from lvmdiag.stats.resampling import cluster_bootstrap_ratio, permutation_pvalue
 from lvmdiag.stats.reversal import cosine_slope_features, slope_features
 
@@ -83,7 +83,7 @@ def stream_split(seq: SequenceSet, labels: np.ndarray, block_rows: int, max_wind
         fwd, bwd = lag_values(wc.cos, specs)
         phis.append(phi[ok])
         oks.append(ok)
-        deltas.append(wc.cos[ok, k - 1, k] - wc.cos[ok, 0, k])
+        deltas.append(window_delta(wc)[ok])
         fwds.append(fwd[ok])
         bwds.append(bwd[ok])
         tick(ctx.shape[0])
@@ -121,6 +121,11 @@ def delta_estimate(st: SplitStats, n_bootstrap: int, rng: np.random.Generator) -
     return Estimate(float(boot.estimate[0]), boot.ci(0), "mean over windows, article bootstrap CI")
 
 
+def _rounded(ci: ConfidenceInterval) -> ConfidenceInterval:
+    """The interval at the 1e-7 resolution of float32 cosines."""
+    return ConfidenceInterval(float(np.round(ci.low, 7)), float(np.round(ci.high, 7)), ci.level)
+
+
 def lag_matched_stats(st: SplitStats, k: int, n_permutations: int, n_bootstrap: int,
                       rng: np.random.Generator) -> tuple[LagMatched, ...]:
     """Forward - backward cosine at equal lags: article-bootstrap CI, and an article sign-flip p for pooled pivots."""
@@ -134,7 +139,9 @@ def lag_matched_stats(st: SplitStats, k: int, n_permutations: int, n_bootstrap: 
     sums = np.zeros((st.n_groups, len(specs)))
     np.add.at(sums, st.groups, diff)
     boot = cluster_bootstrap_ratio(sums, counts, n_resamples=n_bootstrap, rng=rng) if st.n_groups >= 2 else None
-    observed = sums.sum(0) / counts.sum()
+    # the mean of differences rounded to 1e-7 can still land at ~1e-9 (not zero) in exactly symmetric
+    # data; round the reported value and interval to the same resolution so noise never shows as an effect
+    observed = np.round(sums.sum(0) / counts.sum(), 7)
     # sign flips of whole articles: exact null for the pooled statistic, which reversal negates exactly
     signs = rng.integers(0, 2, size=(n_permutations, st.n_groups)) * 2.0 - 1.0
     null = (signs @ sums) / counts.sum()  # (B, L)
@@ -144,7 +151,7 @@ def lag_matched_stats(st: SplitStats, k: int, n_permutations: int, n_bootstrap: 
         out.append(LagMatched(
             pivot=pivot, lag=lag,
             forward=float(st.lag_fwd[:, c].mean()), backward=float(st.lag_bwd[:, c].mean()),
-            difference=Estimate(float(observed[c]), boot.ci(c) if boot is not None else None,
+            difference=Estimate(float(observed[c]), _rounded(boot.ci(c)) if boot is not None else None,
                                 "article bootstrap CI"),
             pvalue=p, n_resamples=n_permutations if p is not None else 0,
         ))

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from lvmdiag.analyzers.window_cosines import position_cosines, window_cosines
+from lvmdiag.analyzers.window_cosines import adjacent_coherence, position_cosines, window_cosines
 from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.stats.classifier_test import FoldGrams
 from lvmdiag.stats.mmd import RandomFourierFeatures
@@ -135,8 +135,7 @@ def accumulate_split(
         unit = unit_all[start:stop][ok]
         units.append(unit)
         prof_parts.append(position_cosines(wc)[ok])
-        if k >= 2:
-            coh_parts.append(np.diagonal(wc.cos[:, :k, :k], offset=1, axis1=1, axis2=2).mean(axis=1)[ok])
+        coh_parts.append(adjacent_coherence(wc)[ok])  # same definition as the bias report's lag 1
         tn_parts.append(np.linalg.norm(tgt.astype(np.float64), axis=1))
         cn_parts.append(np.linalg.norm(ctx.astype(np.float64), axis=2).mean(axis=1))
         for v, st in views.items():

@@ -156,14 +156,15 @@ class LeakageResult(Result):
                          s.n_near_chunks, pct(s.share_near_chunk), fmt(s.max_near_cosine, 4), pct(s.share_affected)])
         lines.append(md_table(
             ["split", "windows", "shared articles", "windows in shared articles", "shared chunks",
-             "windows w/ shared chunk", "shared windows", "share", f"near chunks (cos ≥ {self.threshold})",
+             "windows w/ shared chunk", "shared windows", "windows shared whole", f"near chunks (cos ≥ {self.threshold})",
              "windows w/ near chunk", "max non-exact cos", "windows affected"], rows))
         lines += [
             "",
             f"Compared with {self.reference}: {self.n_reference_windows} windows, {self.n_reference_chunks} distinct "
             f"chunk vectors. Articles: {self.group_method}. {self.group_note}".rstrip(),
             "Chunks are compared by exact bytes (the K contexts and the target); near-duplicates are chunks without "
-            "an exact copy whose nearest train chunk reaches the threshold. Zero vectors are never counted.",
+            f"an exact copy whose nearest {self.reference} chunk reaches the threshold. Zero vectors are never counted. "
+            "Shares are of the split's windows; 'windows affected' counts a window once whatever it shares.",
         ]
         for s in self.splits:
             bins = zip(self.cos_edges[:-1], self.cos_edges[1:], s.cos_hist)

@@ -19,6 +19,7 @@ import numpy as np
 from lvmdiag.data.hashing import hash_rows
 from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.stats.near_duplicates import BlockedNearest, normalize_rows
+from lvmdiag.stats.vectors import usable
 
 
 def _window_chunks(ctx: np.ndarray, tgt: np.ndarray) -> np.ndarray:
@@ -29,7 +30,7 @@ def _window_chunks(ctx: np.ndarray, tgt: np.ndarray) -> np.ndarray:
 def _null_mask(chunks: np.ndarray) -> np.ndarray:
     """(B, K+1) True where a chunk is all-zero or non-finite."""
     sq = np.einsum("bjd,bjd->bj", chunks, chunks, dtype=np.float64)
-    return ~(np.isfinite(sq) & (sq > 1e-30))
+    return ~usable(sq)
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Squared norms at or below this count as zero vectors (failed encoder batches are stored as zeros;
-# float32 underflow of tiny vectors must not produce inf cosines).
-_MIN_SQ_NORM = 1e-30
+from lvmdiag.stats.vectors import usable
 
 
 @dataclass(frozen=True)
@@ -52,8 +50,7 @@ def window_cosines(contexts: np.ndarray, targets: np.ndarray) -> WindowCosines:
     gram[:, k, :k] = ct
     gram[:, k, k] = tt
     diag = np.diagonal(gram, axis1=1, axis2=2)  # (B, K+1)
-    finite = np.isfinite(gram).all(axis=(1, 2))
-    ok = finite & (diag > _MIN_SQ_NORM).all(axis=1)
+    ok = np.isfinite(gram).all(axis=(1, 2)) & usable(diag).all(axis=1)
     gram[~ok] = 0.0  # before scaling: inf * 0 would warn and give NaN
     inv = np.zeros_like(diag)
     np.divide(1.0, np.sqrt(diag, where=ok[:, None], out=np.zeros_like(diag)), out=inv, where=ok[:, None])
@@ -74,3 +71,14 @@ def lag_cosines(wc: WindowCosines) -> np.ndarray:
     for lag in range(1, k + 1):
         out[:, lag - 1] = np.diagonal(wc.cos, offset=lag, axis1=1, axis2=2).mean(axis=1)
     return out
+
+
+def window_delta(wc: WindowCosines) -> np.ndarray:
+    """(B,): Δ = cos(c_last, t) - cos(c_0, t) of every window (the one per-window definition of Δ)."""
+    k = wc.k
+    return wc.cos[:, k - 1, k] - wc.cos[:, 0, k]
+
+
+def adjacent_coherence(wc: WindowCosines) -> np.ndarray:
+    """(B,): mean cos(x_j, x_{j+1}) over the K adjacent pairs of the window's K+1 vectors (lag 1 of :func:`lag_cosines`)."""
+    return np.diagonal(wc.cos, offset=1, axis1=1, axis2=2).mean(axis=1)

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 
-_MIN_SQ_NORM = 1e-30
+from lvmdiag.stats.vectors import usable
 
 
 def normalize_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unit-norm float32 copies of the rows of ``x`` and a mask of usable rows (non-zero, finite)."""
     x = np.asarray(x, dtype=np.float32)
     sq = np.einsum("nd,nd->n", x, x, dtype=np.float64)
-    ok = np.isfinite(sq) & (sq > _MIN_SQ_NORM)
+    ok = usable(sq)
     inv = np.zeros_like(sq)
     np.divide(1.0, np.sqrt(sq, where=ok, out=np.ones_like(sq)), out=inv, where=ok)
     out = (np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0) * inv[:, None].astype(np.float32)).astype(np.float32)

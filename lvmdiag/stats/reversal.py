@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# Squared norms at or below this count as zero vectors (failed encoder batches are stored as zeros).
-_MIN_SQ_NORM = 1e-30
+from lvmdiag.stats.vectors import usable
 
 
 def position_weights(k: int) -> np.ndarray:
@@ -40,7 +39,7 @@ def slope_features(contexts: np.ndarray, targets: np.ndarray) -> tuple[np.ndarra
     seq[:, :k] = contexts
     seq[:, k] = targets
     sq = np.einsum("bjd,bjd->bj", seq, seq, dtype=np.float64)  # (B, K+1)
-    ok = np.isfinite(sq).all(axis=1) & (sq > _MIN_SQ_NORM).all(axis=1)
+    ok = usable(sq).all(axis=1)
     inv = np.zeros_like(sq)
     np.divide(1.0, np.sqrt(sq, where=ok[:, None], out=np.ones_like(sq)), out=inv, where=ok[:, None])
     w = position_weights(k)[None, :] * inv  # (B, K+1) slope weight / norm
@@ -90,31 +89,3 @@ def odd_auc(scores: np.ndarray) -> np.ndarray:
         ties = right - left
         out[c] = (above.sum() + 0.5 * ties.sum()) / float(n) ** 2
     return float(out[0]) if squeeze else out
-
-
-class WeightedOddAuc:
-    """AUC of odd scores under many row-weight vectors (for an article bootstrap), sorting once.
-
-    Parameters
-    ----------
-    scores : (n,) fixed held-out scores
-    """
-
-    def __init__(self, scores: np.ndarray) -> None:
-        s = np.asarray(scores, dtype=np.float64)
-        self.order = np.argsort(s, kind="stable")
-        q = s[self.order]
-        self.right = np.searchsorted(q, -q, side="right")
-        self.left = np.searchsorted(q, -q, side="left")
-
-    def __call__(self, weights: np.ndarray) -> np.ndarray:
-        """AUC for each row of ``weights`` (b, n) (weights in the original row order)."""
-        w = np.asarray(weights, dtype=np.float64)[:, self.order]  # (b, n) sorted order
-        cum = np.zeros((w.shape[0], w.shape[1] + 1))
-        np.cumsum(w, axis=1, out=cum[:, 1:])
-        total = cum[:, -1]
-        above = total[:, None] - cum[:, self.right]
-        ties = cum[:, self.right] - cum[:, self.left]
-        num = np.sum(w * (above + 0.5 * ties), axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return num / total**2

@@ -155,6 +155,35 @@ def percentile_ci(replicates: np.ndarray, level: float = 0.95, center: float | N
     return ConfidenceInterval(lo, hi, level)
 
 
+def permutation_interval(observed: float, null: np.ndarray, center: float, level: float = 0.95,
+                         bounds: tuple[float, float] = (-np.inf, np.inf)) -> ConfidenceInterval:
+    """Interval for a statistic by inverting its permutation test under a location-shift model.
+
+    ``null`` are the statistic's values under the permutation (or article-flip) null and ``center``
+    the value that null stands for (0.5 for a flip-symmetric AUC, the null mean for a CV AUC whose
+    chance level sits below 0.5). Shifting the null by theta - center gives the law of the statistic
+    when its centre is theta; the interval is every theta that the two-sided test does not reject:
+    ``observed`` minus/plus the null's spread around ``center``. The tail order statistics are chosen
+    so that the interval excludes ``center`` exactly when the two-sided test with p = (b+1)/(B+1)
+    rejects at 1 - ``level``: with m = floor(alpha/2 (B+1)) - 1 null values allowed beyond the
+    observed one per tail, the null coverage is at least ``level`` for every B (2(m+1)/(B+1) misses,
+    e.g. 4% at B = 99, 5% at B = 199). Interpolated quantiles (``np.quantile``) would exclude
+    ``center`` too often at small B (about 6.9% at B = 99).
+
+    Unlike a bootstrap of fixed out-of-fold scores, every null replicate refits the model, so the
+    width includes the variability of the fit.
+    """
+    srt = np.sort(np.asarray(null, dtype=np.float64))
+    srt = srt[np.isfinite(srt)]
+    m = int(np.floor((1.0 - level) / 2.0 * (srt.size + 1) + 1e-9)) - 1
+    if m < 0:  # too few permutations to exclude anything at this level
+        return ConfidenceInterval(float(bounds[0]), float(bounds[1]), level)
+    q_low, q_high = srt[m], srt[srt.size - 1 - m]
+    low = max(observed - (q_high - center), bounds[0])
+    high = min(observed + (center - q_low), bounds[1])
+    return ConfidenceInterval(float(low), float(high), level)
+
+
 def auc_per_column(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
     """Mann-Whitney AUC of each column: P(score of a positive row > score of a negative row).
 
@@ -180,42 +209,4 @@ def auc_per_column(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
             neg_in_run = np.bincount(run_id, weights=~pos)
             neg_below = neg_below[first][run_id] + 0.5 * neg_in_run[run_id]
         out[c] = float(neg_below[pos].sum()) / (n_pos * n_neg)
-    return out
-
-
-def auc_weighted(scores: np.ndarray, unit: np.ndarray, w_pos: np.ndarray, w_neg: np.ndarray) -> np.ndarray:
-    """AUC of one score vector under many unit-weight replicates (the article bootstrap of an AUC).
-
-    ``scores`` (n,) are fixed (e.g. out-of-fold scores); ``unit`` (n,) maps rows to units and
-    ``w_pos``/``w_neg`` (B, U) weight the units as positives/negatives. Ties count one half.
-    Scores are sorted once; replicates are processed in chunks of bounded memory.
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    w_pos = np.atleast_2d(w_pos)
-    w_neg = np.atleast_2d(w_neg)
-    order = np.argsort(scores, kind="stable")
-    s = scores[order]
-    unit_sorted = np.asarray(unit)[order]
-    run_start = np.r_[True, s[1:] != s[:-1]] if s.size else np.zeros(0, bool)
-    run_id = np.cumsum(run_start) - 1
-    n_runs = int(run_id[-1]) + 1 if s.size else 0
-    n = s.size
-    out = np.empty(w_pos.shape[0])
-    step = max(1, _MAX_CELLS // max(n, 1))
-    for c in range(0, w_pos.shape[0], step):
-        wp = w_pos[c : c + step][:, unit_sorted]  # (b, n) row weights in score order
-        wn = w_neg[c : c + step][:, unit_sorted]
-        if n_runs == n:  # no ties: each row is its own run
-            neg_run = wn
-        else:
-            neg_run = np.zeros((wn.shape[0], n_runs))
-            np.add.at(neg_run.T, run_id, wn.T)
-        # credit of a positive: negatives in strictly lower runs plus half of those in its own run
-        credit = np.cumsum(neg_run, axis=1) - 0.5 * neg_run
-        if n_runs != n:
-            credit = credit[:, run_id]
-        num = np.einsum("bn,bn->b", wp, credit)
-        den = wp.sum(1) * wn.sum(1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[c : c + step] = num / den
     return out

@@ -44,3 +44,13 @@ def test_delta_is_blind_to_reversal_on_a_stationary_walk():
 def test_direction_can_be_switched_off():
     report = analyze_bias_report({"train": _drift_splits()["train"]}, direction=False, n_resamples=100)
     assert report.direction is None and report.to_dict()["direction"] is None
+
+
+def test_progress_runs_through_bias_then_direction_to_the_end():
+    calls = []
+    analyze_bias_report(_drift_splits(), n_resamples=50, n_permutations=19, rng=0,
+                        progress=lambda done, total: calls.append((done, total)))
+    totals = {t for _, t in calls}
+    done = [d for d, _ in calls]
+    assert totals == {2000} and done == sorted(done)  # one bar, never moving backwards
+    assert max(d for d in done if d <= 1000) == 1000 and done[-1] == 2000  # both halves complete

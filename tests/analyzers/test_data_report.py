@@ -5,7 +5,7 @@ import pytest
 
 from lvmdiag.analyzers import data_report
 from lvmdiag.analyzers.data_report import analyze_data, parse_fail_on
-from lvmdiag.errors import InputError
+from lvmdiag.errors import InputError, LvmdiagWarning
 from lvmdiag.stats.multiple_testing import iter_tests
 from lvmdiag.stats.resampling import benjamini_hochberg
 from lvmdiag.synthetic import make_splits, make_store, store_windows
@@ -82,3 +82,17 @@ def test_parse_fail_on():
     assert parse_fail_on("any") == set(data_report.FINDING_KINDS)
     with pytest.raises(InputError, match="leakag"):
         parse_fail_on("leakag")
+
+
+def test_a_split_too_small_to_compare_is_reported_as_not_tested(store):
+    """One val article: no divergence, no bias differences, no val classifier; the verdict must not say "no difference"."""
+    big = store_windows(store, 4, "train")
+    small_store = make_store(n_articles=1, d=12, rho=0.8, first_article_id=10_000, rng=5)
+    with pytest.warns(LvmdiagWarning, match="single article"):
+        rep = analyze_data({"train": big, "val": store_windows(small_store, 4, "val")}, **FAST)
+    assert "divergence" in rep.skipped and rep.bias is not None and "val" not in rep.bias.differences
+    verdict = "\n".join(rep.verdict())
+    assert "no statistic differs" not in verdict and "not computed" in verdict
+    assert "at chance in every split" not in verdict and "classifier not run on val" in verdict
+    assert [f.message for f in rep.findings if f.kind == "no-direction"] == [
+        "no detectable arrow of time in train: the direction classifier cannot tell given from reversed window order."]

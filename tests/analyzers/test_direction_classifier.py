@@ -82,3 +82,4 @@ def test_too_few_articles_for_the_folds():
     phi, _ = slope_features(s.contexts, s.targets)
     with pytest.raises(InputError, match="at least 5"):
         cv_direction_test(phi, g, n_permutations=9)
+

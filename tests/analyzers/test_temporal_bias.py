@@ -350,3 +350,12 @@ def test_files_without_ids_or_shared_chunks_fall_back_to_contiguous_blocks_and_s
     md = comp.to_markdown()
     assert "No article ids were given or recovered" in md and "contiguous-block bootstrap" in md
     assert all(r.delta.method == "contiguous-block bootstrap" for r in comp.results.values())
+
+
+def test_few_articles_get_a_warning_that_the_intervals_are_approximate():
+    few = store_windows(make_store(n_articles=12, d=16, rng=0), K)
+    many = store_windows(make_store(n_articles=40, d=16, rng=0), K)
+    md_few = analyze_bias(few, groups=few.article_ids, n_resamples=50).to_markdown()
+    md_many = analyze_bias(many, groups=many.article_ids, n_resamples=50).to_markdown()
+    assert "With fewer than 30 articles (" in md_few and ": 12)" in md_few
+    assert "somewhat too narrow" in md_few and "somewhat too narrow" not in md_many

@@ -2,7 +2,13 @@
 
 import numpy as np
 
-from lvmdiag.analyzers.window_cosines import lag_cosines, position_cosines, window_cosines
+from lvmdiag.analyzers.window_cosines import (
+    adjacent_coherence,
+    lag_cosines,
+    position_cosines,
+    window_cosines,
+    window_delta,
+)
 
 
 def test_cosine_matrix_matches_pairwise_loop_and_flags_bad_rows():
@@ -27,3 +33,9 @@ def test_cosine_matrix_matches_pairwise_loop_and_flags_bad_rows():
     assert np.isclose(lags[n, 0], np.mean([wc.cos[n, 0, 1], wc.cos[n, 1, 2], wc.cos[n, 2, 3]]))
     assert np.isclose(lags[n, 1], np.mean([wc.cos[n, 0, 2], wc.cos[n, 1, 3]]))
     assert np.isclose(lags[n, 2], wc.cos[n, 0, 3])
+    # the per-window Δ and adjacent coherence every analyzer uses, against the loop's cosines
+    for n in np.flatnonzero(wc.ok):
+        vecs = [ctx[n, i].astype(float) for i in range(3)] + [tgt[n].astype(float)]
+        cos = lambda a, b: a @ b / np.linalg.norm(a) / np.linalg.norm(b)  # noqa: E731
+        assert abs(window_delta(wc)[n] - (cos(vecs[2], vecs[3]) - cos(vecs[0], vecs[3]))) < 1e-5
+        assert abs(adjacent_coherence(wc)[n] - np.mean([cos(vecs[j], vecs[j + 1]) for j in range(3)])) < 1e-5

@@ -52,7 +52,7 @@ def test_report_markdown_with_plots_and_json(files):
     assert res.exit_code == 0, res.output
     md = out.read_text()
     assert md.startswith("# Data report") and "## Verdict" in md
-    for section in ("divergence", "direction", "bias"):
+    for section in ("divergence", "direction", "bias", "leakage"):
         assert (d / f"report_{section}.png").exists() and f"](report_{section}.png)" in md
     payload = json.loads(js.read_text())
     assert payload["n_tests"] > 0 and payload["divergence"]["comparisons"][0]["other"] == "val"

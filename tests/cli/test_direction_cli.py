@@ -28,7 +28,7 @@ def test_direction_detects_drift_and_writes_report_with_plot(tmp_path):
     assert res.exit_code == 0, res.output
     md = out.read_text()
     assert "## Direction" in md and "order is detectable" in md
-    png = tmp_path / "dir.direction.png"
+    png = tmp_path / "dir_direction.png"
     assert png.exists() and png.read_bytes()[:4] == b"\x89PNG" and png.name in md
     payload = json.loads((tmp_path / "d.json").read_text())
     train = [s for s in payload["splits"] if s["split"] == "train"][0]

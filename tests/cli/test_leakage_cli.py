@@ -44,7 +44,7 @@ def test_article_split_markdown_report_and_ood(tmp_path):
     assert res.exit_code == 0, res.output
     md = out.read_text()
     assert "## Leakage" in md and "LEAKAGE" in md and "### ood" in md
-    png = tmp_path / "leak.leakage.png"
+    png = tmp_path / "leak_leakage.png"
     assert png.read_bytes()[:4] == b"\x89PNG" and png.name in md
     payload = json.loads((tmp_path / "l.json").read_text())
     by = {s["split"]: s for s in payload["splits"]}

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lvmdiag.stats.reversal import WeightedOddAuc, odd_auc, position_weights, slope_features
+from lvmdiag.stats.reversal import odd_auc, position_weights, slope_features
 
 
 def test_slope_features_are_odd_under_reversal_and_match_a_loop():
@@ -48,16 +48,6 @@ def test_odd_auc_equals_pairwise_loop_and_flips_under_reversal():
     assert odd_auc(-s) == pytest.approx(1 - odd_auc(s))
     cols = np.stack([s, -s, s + 1], axis=1)
     np.testing.assert_allclose(odd_auc(cols), [_auc_loop(c) for c in cols.T])
-
-
-def test_weighted_auc_equals_replicated_rows():
-    rng = np.random.default_rng(2)
-    s = np.round(rng.standard_normal(25), 1)
-    w = rng.integers(0, 4, size=(3, 25)).astype(float)
-    got = WeightedOddAuc(s)(w)
-    for b in range(3):
-        assert got[b] == pytest.approx(odd_auc(np.repeat(s, w[b].astype(int))))
-        assert got[b] == pytest.approx(_auc_loop(s, w[b]))
 
 
 def test_cosine_slope_features_are_odd_and_match_a_loop():

@@ -9,12 +9,13 @@ from scipy.stats import ks_2samp, wasserstein_distance
 from lvmdiag.stats.two_sample import (
     SortedValues,
     auc_per_column,
-    auc_weighted,
     bootstrap_weights,
     group_mean_distance,
     percentile_ci,
+    permutation_interval,
     permutation_weights,
 )
+from lvmdiag.stats.resampling import permutation_pvalue
 
 
 def test_permutation_weights_keep_the_number_of_units_and_are_uniform():
@@ -91,19 +92,6 @@ def test_auc_matches_pairwise_loop_with_ties():
         assert got[c] == pytest.approx(_auc_slow(s[:, c], pos[:, c]))
 
 
-def test_weighted_auc_matches_pairwise_loop():
-    rng = np.random.default_rng(6)
-    unit = np.arange(40) // 4
-    s = np.round(rng.standard_normal(40), 1)
-    in_a = np.arange(10) < 4
-    wa, wb = bootstrap_weights(in_a, 4, rng=7)
-    got = auc_weighted(s, unit, wa, wb)
-    for r in range(4):
-        w = (wa[r] + wb[r])[unit]
-        keep = w > 0
-        assert got[r] == pytest.approx(_auc_slow(s[keep], in_a[unit][keep], w[keep]))
-
-
 def test_bias_shifted_interval_contains_the_estimate_and_stays_non_negative():
     reps = np.abs(np.random.default_rng(8).normal(0.3, 0.05, 500))
     ci = percentile_ci(reps, center=0.2)
@@ -125,3 +113,39 @@ def test_ks_wasserstein_and_auc_agree_with_scipy_on_any_small_sample(ints, seed)
     assert d.ks[0] == pytest.approx(ks_2samp(a, b).statistic, abs=1e-12)
     assert d.wasserstein[0] == pytest.approx(wasserstein_distance(a, b), abs=1e-12)
     assert auc_per_column(values[:, None], in_a_row[:, None])[0] == pytest.approx(_auc_slow(values, in_a_row))
+
+
+@pytest.mark.parametrize("n_null", [9, 19, 99, 199, 499])
+def test_permutation_interval_excludes_the_center_exactly_when_the_two_sided_test_rejects(n_null):
+    """Duality with the (b+1)/(B+1) p-value, on exchangeable draws (observed = one more null draw).
+
+    Under the null the observed statistic is exchangeable with the B null values, so the miss rate
+    is 2(m+1)/(B+1) with m = floor(0.025 (B+1)) - 1 (0 for B < 79: the interval cannot exclude 0).
+    """
+    rng = np.random.default_rng(n_null)
+    n_rep = 4000
+    misses = 0
+    for _ in range(n_rep):
+        draws = rng.standard_normal(n_null + 1)  # symmetric about 0, continuous: no ties
+        obs, null = draws[0], draws[1:]
+        ci = permutation_interval(obs, null, 0.0, 0.95, (-np.inf, np.inf))
+        upper = permutation_pvalue(obs, null, "greater") <= 0.025
+        lower = permutation_pvalue(obs, null, "less") <= 0.025
+        assert (not ci.low <= 0.0 <= ci.high) == (upper or lower)
+        assert ci.low <= obs <= ci.high
+        misses += upper or lower
+    m = int(np.floor(0.025 * (n_null + 1))) - 1
+    rate = 2 * (m + 1) / (n_null + 1) if m >= 0 else 0.0
+    assert rate <= 0.05
+    se = np.sqrt(max(rate * (1 - rate), 1e-12) / n_rep)
+    assert abs(misses / n_rep - rate) <= 4 * se + 1e-12  # 4 binomial standard errors
+
+
+def test_permutation_interval_mirrors_under_reversal_and_respects_bounds():
+    rng = np.random.default_rng(0)
+    null = 0.5 + 0.1 * rng.standard_normal(99)
+    a = permutation_interval(0.7, null, 0.5, 0.95, (0.0, 1.0))
+    b = permutation_interval(0.3, 1.0 - null, 0.5, 0.95, (0.0, 1.0))  # reversing every article: AUC -> 1 - AUC
+    assert a.low == pytest.approx(1 - b.high, abs=1e-12) and a.high == pytest.approx(1 - b.low, abs=1e-12)
+    wide = permutation_interval(0.99, 0.5 + rng.standard_normal(99), 0.5, 0.95, (0.0, 1.0))
+    assert 0.0 <= wide.low <= wide.high <= 1.0

@@ -38,7 +38,7 @@ def direction_cmd(
         if out is not None:
             from lvmdiag.plots.direction import plot_direction
 
-            png = out.with_suffix(".direction.png")
+            png = out.with_name(out.stem + "_direction.png")  # same naming as `lvmdiag data` and `diverge`
             refuse_overwrite_input(png, [train, val, ood])
             plot_direction(result, png)
             markdown += f"\n![direction]({png.name})\n"

@@ -45,7 +45,7 @@ def leakage_cmd(
         if out is not None:
             from lvmdiag.plots.leakage import plot_leakage
 
-            png = out.with_suffix(".leakage.png")
+            png = out.with_name(out.stem + "_leakage.png")  # same naming as `lvmdiag data` and `diverge`
             refuse_overwrite_input(png, [train, val, ood])
             plot_leakage(result, png)
             markdown += f"\n![leakage]({png.name})\n"
