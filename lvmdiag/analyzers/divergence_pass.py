@@ -150,6 +150,8 @@ def accumulate_split(
     if k >= 2:  # with one context chunk there is no Δ and no adjacent pair
         per_window["delta"] = profile[:, -1] - profile[:, 0]
         per_window["coherence"] = np.concatenate(coh_parts) if coh_parts else np.zeros(0)
+    for i in range(k):  # the position profile, one distribution per context position
+        per_window[f"cos(c_{i},t)"] = profile[:, i]
     per_window["target_norm"] = np.concatenate(tn_parts) if tn_parts else np.zeros(0)
     per_window["context_norm"] = np.concatenate(cn_parts) if cn_parts else np.zeros(0)
     return SplitState(
