@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,27 @@ _PROVENANCE_KEYS = ("train_npz", "val_npz", "ood_npz", "output_dir", "exp_name")
 _IGNORED_UPSTREAM_KEYS = ("floor_threshold",)
 # Keys that may change when a run is resumed (everything else must match the saved config).
 RESUMABLE_KEYS = frozenset({"epochs", "device", *_PROVENANCE_KEYS})
+# What the run's numbers mean, written into config.json (key "definitions", ignored when read back) so a
+# run directory documents itself. The gate departs from the upstream formula on purpose: see
+# lvmdiag.train.losses for why.
+DEFINITIONS = {
+    "prev": "c_last, the last context vector (in a stride-1 window the chunk right before the target)",
+    "anchored_output": "q' = normalize(anchor_lambda * q_raw + (1 - anchor_lambda) * c), "
+                       "c = normalize(mean of the K context vectors)",
+    "gate": "per sample i: 1 if Delta_i >= gate_threshold else gate_weak_weight, Delta_i = cos(t_i, c_K) - "
+            "cos(t_i, c_{K-1}) (the window's own forward signal). Departs from upstream's "
+            "cos(c_last, t) - cos(c_last, prev), which with prev = c_last is cos(c_last, t) - 1 <= 0 and gave "
+            "every sample the weak weight",
+    "loss_rank": "sum_i gate_i * InfoNCE_i / sum_i gate_i per batch (a gate-weighted mean, so its chance level "
+                 "is ln(number of candidates)), tau = temperature, candidates: in-batch targets, own c_last, "
+                 "n_random_negatives random training targets, optional same-article hard negative",
+    "loss_margin": "sum_i gate_i * max(0, margin - cos(q', t_i) + cos(q', c_last)) / sum_i gate_i per batch",
+    "loss_teacher": "mean of 1 - cos(q', t) over samples with cos(q', t) < teacher_threshold; part of the "
+                    "loss in epochs 1..warmup_epochs only, logged as 0 afterwards",
+    "loss": "w_rank * loss_rank + w_margin * loss_margin (+ w_teacher * loss_teacher during warmup)",
+    "metrics": "cos_next = mean cos(q', t), cos_prev = mean cos(q', c_last), margin = cos_next - cos_prev, "
+               "cos_anchor = mean cos(q', c); raw_* the same for q_raw (see lvmdiag.train.evaluate)",
+}
 
 
 @dataclass(frozen=True)
@@ -59,8 +81,10 @@ class TrainConfig:
     train_eval_size : rows of the fixed train subsample evaluated every epoch.
     eval_pool_size : targets per retrieval pool (each row is ranked among these plus its own c_last).
     eval_batch_size : rows per forward pass at evaluation.
-    ridge_alpha : ridge baseline penalty, as a multiple of the mean eigenvalue of X^T X.
-    collapse_drop : a relative one-epoch drop of val cos_next at least this large is a collapse.
+    ridge_alpha : ridge baseline penalty, as a multiple of the mean eigenvalue of X^T X; None (default)
+        chooses it from 0.01 ... 100 on held-out training articles (recorded in baselines.json).
+    collapse_drop : a relative one-epoch drop of val cos_next at least this large is a collapse (so is a
+        non-finite val cos_next: a diverged model).
     best_metric : val metric (higher is better) that selects ``best.pt``.
     """
 
@@ -101,7 +125,7 @@ class TrainConfig:
     train_eval_size: int = 2000
     eval_pool_size: int = 64
     eval_batch_size: int = 512
-    ridge_alpha: float = 0.1
+    ridge_alpha: float | None = None
     collapse_drop: float = 0.2
     best_metric: str = "cos_next"
     train_npz: str | None = None
@@ -115,9 +139,10 @@ class TrainConfig:
 
     # -- JSON ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """The config as the ``config.json`` object (upstream keys plus ``"format"``)."""
+        """The config as the ``config.json`` object (upstream keys plus ``"format"`` and ``"definitions"``)."""
         out = dataclasses.asdict(self)
         out["format"] = RUN_FORMAT
+        out["definitions"] = dict(DEFINITIONS)
         return out
 
     def to_json(self) -> str:
@@ -129,7 +154,7 @@ class TrainConfig:
         if not isinstance(data, dict):
             raise InputError(f"{source} must hold a JSON object; got {type(data).__name__}.")
         known = {f.name for f in fields(cls)}
-        data = {k: v for k, v in data.items() if k not in ("format", *_IGNORED_UPSTREAM_KEYS)}
+        data = {k: v for k, v in data.items() if k not in ("format", "definitions", *_IGNORED_UPSTREAM_KEYS)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise InputError(f"{source} has unknown key(s) {unknown}; known keys: {sorted(known)}.")
@@ -170,14 +195,14 @@ def _validate(c: TrainConfig) -> None:
         v = getattr(c, key)
         return isinstance(v, int) and not isinstance(v, bool)
 
-    for key in ("context_length", "d_model", "nhead", "num_layers", "batch_size", "eval_pool_size",
+    for key in ("context_length", "d_model", "nhead", "num_layers", "batch_size", "epochs", "eval_pool_size",
                 "eval_batch_size", "train_eval_size", "lr_step_epochs"):
         need(is_int(key) and getattr(c, key) >= 1, key, "must be an integer >= 1")
-    for key in ("epochs", "warmup_epochs", "n_random_negatives", "seed"):
+    for key in ("warmup_epochs", "n_random_negatives", "seed"):
         need(is_int(key) and getattr(c, key) >= 0, key, "must be an integer >= 0")
     for key in ("dropout", "anchor_lambda", "anchor_lambda_min", "anchor_lambda_max", "w_rank", "w_margin",
                 "w_teacher", "margin", "temperature", "gate_threshold", "gate_weak_weight", "teacher_threshold",
-                "lr", "weight_decay", "grad_clip", "lr_min_ratio", "lr_step_gamma", "ridge_alpha", "collapse_drop"):
+                "lr", "weight_decay", "grad_clip", "lr_min_ratio", "lr_step_gamma", "collapse_drop"):
         need(is_num(key), key, "must be a finite number")
     need(c.model_type in ("transformer", "lstm"), "model_type", "must be 'transformer' or 'lstm'")
     need(c.pos_encoding in ("learned", "sinusoidal"), "pos_encoding", "must be 'learned' or 'sinusoidal'")
@@ -187,7 +212,7 @@ def _validate(c: TrainConfig) -> None:
          "must be 'cos_next', 'margin' or 'recall_at_1'")
     need(0.0 <= c.dropout < 1.0, "dropout", "must be in [0, 1)")
     need(c.model_type != "transformer" or c.d_model % c.nhead == 0, "d_model", f"must be divisible by nhead={c.nhead}")
-    need(c.dim_feedforward is None or (isinstance(c.dim_feedforward, int) and c.dim_feedforward >= 1),
+    need(c.dim_feedforward is None or (is_int("dim_feedforward") and c.dim_feedforward >= 1),
          "dim_feedforward", "must be null or an integer >= 1")
     need(0.0 <= c.anchor_lambda <= 1.0, "anchor_lambda", "must be in [0, 1]")
     need(isinstance(c.anchor_learnable, bool), "anchor_learnable", "must be true or false")
@@ -198,11 +223,13 @@ def _validate(c: TrainConfig) -> None:
              f"must lie strictly inside [{c.anchor_lambda_min}, {c.anchor_lambda_max}] when learnable")
     need(c.temperature > 0, "temperature", "must be > 0")
     need(c.lr > 0, "lr", "must be > 0")
-    for key in ("w_rank", "w_margin", "w_teacher", "weight_decay", "grad_clip", "gate_weak_weight", "ridge_alpha"):
+    for key in ("w_rank", "w_margin", "w_teacher", "weight_decay", "grad_clip", "gate_weak_weight"):
         need(getattr(c, key) >= 0, key, "must be >= 0")
+    need(c.ridge_alpha is None or (is_num("ridge_alpha") and c.ridge_alpha >= 0), "ridge_alpha",
+         "must be null (chosen on held-out training rows) or a finite number >= 0")
     need(c.w_rank + c.w_margin + c.w_teacher > 0, "w_rank", "and w_margin, w_teacher must not all be 0")
     need(0 < c.lr_min_ratio <= 1, "lr_min_ratio", "must be in (0, 1]")
     need(0 < c.lr_step_gamma <= 1, "lr_step_gamma", "must be in (0, 1]")
     need(0 < c.collapse_drop < 1, "collapse_drop", "must be in (0, 1)")
-    need(isinstance(c.device, str) and (c.device == "cpu" or c.device.startswith("cuda")), "device",
+    need(isinstance(c.device, str) and re.fullmatch(r"cpu|cuda(:\d+)?", c.device) is not None, "device",
          "must be 'cpu', 'cuda' or 'cuda:N'")

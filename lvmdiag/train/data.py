@@ -53,9 +53,19 @@ def prepare_split(seqset: SequenceSet, name: str | None = None) -> SplitArrays:
     if not keep.any():
         raise InputError(f"{name}: no usable windows (every row has a zero or non-finite vector).")
     ids = None if seqset.article_ids is None else np.asarray(seqset.article_ids)[keep]
-    # own writable copies: readers may hand out read-only or memory-mapped arrays, and torch shares memory
-    ctx, tgt = (ctx[keep], tgt[keep]) if n_dropped else (np.array(ctx, order="C"), np.array(tgt, order="C"))
+    ctx, tgt = (ctx[keep], tgt[keep]) if n_dropped else (_writable(ctx), _writable(tgt))
     return SplitArrays(name, ctx, tgt, ids, n_dropped)
+
+
+def _writable(a: np.ndarray) -> np.ndarray:
+    """``a`` itself when torch can share it (writable and C-contiguous), else a C-contiguous copy.
+
+    Readers may hand out read-only (e.g. memory-mapped with mode "r") arrays, which torch.from_numpy
+    cannot share; an ordinary writable array is shared rather than copied, since a copy would double
+    the peak memory of a real split (87k windows x 5 x 768 float32 = 1.3 GB). Nothing in the trainer
+    writes into these arrays.
+    """
+    return a if a.flags.writeable and a.flags.c_contiguous else np.array(a, order="C")
 
 
 def subsample_rows(n: int, size: int, seed: int) -> np.ndarray:

@@ -16,6 +16,7 @@ K context vectors)):
   plus its own c_last: ``n_candidates = pool_size + 1`` (or N + 1 when N < pool_size).
   ``rank_mean`` = mean of 1 + #{candidates scoring above t_i by more than 1e-6}; ``recall_at_1`` = share with
   rank 1. Chance: ``rank_chance = (n_candidates + 1) / 2``, ``recall_at_1_chance = 1 / n_candidates``.
+  A non-finite (diverged) prediction gets the worst rank, and the cosine means become NaN.
 - Dispersion: ``effective_rank`` = exp(entropy of the normalised singular values) of the N x D matrix
   of predictions (Roy & Vetterli 2007), ``target_effective_rank`` the same for the targets;
   ``mean_pairwise_cos`` / ``target_mean_pairwise_cos`` the mean cosine over pairs i != j.
@@ -85,7 +86,12 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def effective_rank_from_gram(gram: np.ndarray) -> float:
-    """exp(entropy of normalised singular values) of X, from the Gram matrix X^T X (eigenvalues = sigma^2)."""
+    """exp(entropy of normalised singular values) of X, from the Gram matrix X^T X (eigenvalues = sigma^2).
+
+    NaN when the Gram matrix is not finite (a diverged model): eigvalsh would raise instead.
+    """
+    if not np.isfinite(gram).all():
+        return float("nan")
     sigma = np.sqrt(np.clip(np.linalg.eigvalsh(gram), 0.0, None))
     total = sigma.sum()
     if total <= 0:
@@ -155,8 +161,12 @@ def evaluate(predict: Predictor, contexts: np.ndarray, targets: np.ndarray, *, p
             scores = q[lo:hi] @ pool_t.T  # (m, pool); row r's own target is column r
             own = np.diagonal(scores).copy()
             # "above" means by more than _TIE (float rounding between a matmul and a dot product must
-            # not turn the target, or an exact duplicate of it, into its own competitor)
-            above = (scores > own[:, None] + _TIE).sum(1) + (cp[lo:hi] > own + _TIE)
+            # not turn the target, or an exact duplicate of it, into its own competitor). Written as
+            # "not <=" so a NaN score counts as above: a diverged (NaN) prediction gets the worst rank,
+            # never rank 1 (a plain ">" is False for NaN and would score it recall@1 = 1).
+            beats = ~(scores <= own[:, None] + _TIE)
+            np.fill_diagonal(beats, False)  # a row's own target is not its competitor (even when NaN)
+            above = beats.sum(1) + ~(cp[lo:hi] <= own + _TIE)
             s["rank"] += float((1 + above).sum())
             s["top1"] += float((above == 0).sum())
         # float32 products per block (fast), float64 running totals (no drift over many blocks)

@@ -14,7 +14,17 @@ forward signal, per sample::
 
 (how much closer the target is to the last context chunk than to the one before it; positive in data
 that moves forward) and ``gate_i = 1 if Delta_i >= gate_threshold else gate_weak_weight``. The gate
-weighs each sample's ranking and margin terms. With K = 1 there is no c_{K-1} and every gate is 1.
+weighs each sample's ranking and margin terms in a weighted mean, sum_i gate_i * loss_i / sum_i gate_i:
+a weak window counts ``gate_weak_weight`` times a strong one, and ``loss_rank`` stays an InfoNCE value
+in nats whose chance level is ln(number of candidates), as the report reads it (a plain
+mean_i gate_i * loss_i would scale it by the batch's mean gate and hide a model at chance). A gate that
+gives every sample the same weight therefore changes nothing, as it should. With K = 1 there is no
+c_{K-1} and every gate is 1.
+Reading upstream's "prev" as c_{K-1} instead would give cos(c_K, t) - cos(c_K, c_{K-1}), which sets a
+target similarity against a similarity *inside* the context (another scale: how alike adjacent chunks
+are), so its sign says "the target is closer to c_last than chunks usually are", not which way the
+window moves; the form above compares two similarities of the same target, so its sign is the
+direction. The definition is also written into every run's config.json (``"definitions"``).
 """
 
 from __future__ import annotations
@@ -104,14 +114,23 @@ def p7_loss(q: torch.Tensor, contexts: torch.Tensor, targets: torch.Tensor, conf
             hard_negatives: torch.Tensor | None = None, hard_mask: torch.Tensor | None = None) -> LossTerms:
     """The P7 objective: w_rank * gated InfoNCE + w_margin * gated prev-repel (+ w_teacher * pull in warmup).
 
-    Gated terms are ``mean_i(gate_i * loss_i)`` over the batch (not renormalised by the gate sum, so a
-    weak gate really down-weights those samples). ``q`` is the anchored output; inputs are unit vectors.
+    Gated terms are gate-weighted means ``sum_i gate_i * loss_i / sum_i gate_i`` over the batch (0 when
+    every gate is 0), so within a batch a weak window counts ``gate_weak_weight`` times a strong one and
+    each term keeps the scale of its ungated mean. ``q`` is the anchored (unit) output. Targets, c_last
+    and negatives are normalised here, so every term is a function of cosines as in the metric
+    definitions, also for an encoder whose vectors are not unit length.
     """
-    c_last = contexts[:, -1]  # (B, D): "prev"
+    targets = F.normalize(targets, dim=-1)
+    c_last = F.normalize(contexts[:, -1], dim=-1)  # (B, D): "prev"
+    if random_negatives is not None:
+        random_negatives = F.normalize(random_negatives, dim=-1)
+    if hard_negatives is not None:
+        hard_negatives = F.normalize(hard_negatives, dim=-1)
     gate = gate_weights(contexts, targets, config.gate_threshold, config.gate_weak_weight)  # (B,)
     rank = info_nce(q, targets, c_last, config.temperature, random_negatives, hard_negatives, hard_mask)
-    loss_rank = (gate * rank).mean()
-    loss_margin = (gate * prev_repel(q, targets, c_last, config.margin)).mean()
+    weight = gate / gate.sum().clamp_min(1e-12)  # (B,), sums to 1 (all zero if every gate is 0)
+    loss_rank = (weight * rank).sum()
+    loss_margin = (weight * prev_repel(q, targets, c_last, config.margin)).sum()
     loss_teacher, n_viol = teacher_pull(q, targets, config.teacher_threshold)
     loss = config.w_rank * loss_rank + config.w_margin * loss_margin
     if teacher_active:

@@ -36,7 +36,11 @@ class TransformerBackbone(nn.Module):
                  dim_feedforward: int | None, pos_encoding: str) -> None:
         super().__init__()
         self.proj = nn.Linear(d_in, d_model)
-        table = sinusoidal_table(k, d_model)
+        # Scaled to the size of the projected content at init: a unit input through nn.Linear's default
+        # init gives per-feature rms ~ sqrt(2 / (3 d_in)) (weight + bias), the raw table has rms 1/sqrt(2).
+        # Unscaled, position would be ~18x the content (d_in 384) and, after the pre-norm LayerNorm, the
+        # content would be a few percent of every token, which measurably slows the first epochs.
+        table = sinusoidal_table(k, d_model) * (2.0 / math.sqrt(3.0 * d_in))
         if pos_encoding == "learned":
             self.pos = nn.Parameter(table.clone())
         else:

@@ -2,13 +2,15 @@
 
 Layout (read by ``lvmdiag report``; see docs/ARCHITECTURE.md):
 
-- ``config.json``: written before the first batch (upstream keys + ``"format": "lvmdiag-run/1"``);
+- ``config.json``: written before the first batch (upstream keys + ``"format": "lvmdiag-run/1"`` +
+  ``"definitions"``, what prev, the gate, each loss and the metrics are);
   rewritten on resume, where only the epochs, device and file paths may change.
 - ``train_eval_rows.json``: the row indices (into the usable training rows) of the fixed train subsample.
-- ``baselines.json``: ``{split: {"copy_last": metrics, "mean_context": ..., "ridge": ...}}``, once.
+- ``baselines.json``: ``{split: {"copy_last": metrics, "mean_context": ..., "ridge": ...}}``, once; the
+  ridge entry also holds the ``ridge_alpha`` it used.
 - ``metrics.jsonl``: one object per finished epoch, appended atomically after the epoch. ``events``
   may hold ``"warmup_end"`` (first epoch without the teacher pull), ``"lr_change"`` and ``"collapse"``
-  (val cos_next fell by at least ``collapse_drop`` relative to the previous epoch).
+  (val cos_next fell by at least ``collapse_drop`` relative to the previous epoch, or became non-finite).
 - ``last.pt`` after every epoch, ``best.pt`` when the selection metric improves: dicts of tensors and
   plain Python values only, so ``torch.load(path, weights_only=True)`` accepts them.
 
@@ -39,11 +41,10 @@ BEST = "best.pt"
 RUN_FILES = (CONFIG, METRICS, BASELINES, EVAL_ROWS, LAST, BEST, "REPORT.md", "report.json", "REPORT_curves.png")
 
 
-def prepare_run_dir(out: str | Path, *, resume: bool, force: bool) -> Path:
-    """Check ``out`` may be used: fresh runs refuse a non-empty directory unless ``force``.
+def check_run_dir(out: str | Path, *, resume: bool, force: bool) -> Path:
+    """Check ``out`` may be used, without creating or removing anything (the trainer checks the data next).
 
-    With ``force`` only the run files this trainer writes (``RUN_FILES``) are removed. With
-    ``resume`` the directory must hold a ``config.json``.
+    Fresh runs refuse a non-empty directory unless ``force``; ``resume`` needs a ``config.json``.
     """
     path = Path(out)
     if path.exists() and not path.is_dir():
@@ -51,11 +52,19 @@ def prepare_run_dir(out: str | Path, *, resume: bool, force: bool) -> Path:
     if resume:
         if not (path / CONFIG).exists():
             raise InputError(f"cannot resume: {path} has no {CONFIG} (not a run directory).")
+    elif path.exists() and any(path.iterdir()) and not force:
+        raise InputError(f"--out {path} is not empty; pass --resume to continue that run or --force to start "
+                         "over (a run is never overwritten silently).")
+    return path
+
+
+def prepare_run_dir(out: str | Path, *, resume: bool, force: bool) -> Path:
+    """:func:`check_run_dir`, then make ``out`` ready: created, and with ``force`` cleared of the run files
+    this trainer writes (``RUN_FILES``; nothing else is removed)."""
+    path = check_run_dir(out, resume=resume, force=force)
+    if resume:
         return path
-    if path.exists() and any(path.iterdir()):
-        if not force:
-            raise InputError(f"--out {path} is not empty; pass --resume to continue that run or --force to start "
-                             "over (a run is never overwritten silently).")
+    if force and path.exists():
         for name in RUN_FILES:
             (path / name).unlink(missing_ok=True)
     path.mkdir(parents=True, exist_ok=True)

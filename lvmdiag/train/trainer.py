@@ -13,6 +13,7 @@ continues exactly as an uninterrupted one would.
 from __future__ import annotations
 
 import json
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.errors import InputError, LvmdiagWarning
 from lvmdiag.results import Result, fmt, md_table, to_jsonable
 from lvmdiag.train import rundir
-from lvmdiag.train.baselines import baseline_predictors, evaluate_baselines
+from lvmdiag.train.baselines import baseline_predictors, evaluate_baselines, select_ridge_alpha
 from lvmdiag.train.config import RESUMABLE_KEYS, TrainConfig
 from lvmdiag.train.data import prepare_split, subsample_rows
 from lvmdiag.train.inference import check_shapes, evaluate_model, resolve_device
@@ -49,7 +50,7 @@ class TrainResult(Result):
     best_epoch, best_value : epoch and value of the val ``best_metric`` saved in ``best.pt``.
     final : the last ``metrics.jsonl`` record.
     baselines : ``{split: {baseline: metrics}}`` as in ``baselines.json``.
-    collapse_epochs : epochs flagged as a collapse (val cos_next fell by >= ``collapse_drop``).
+    collapse_epochs : epochs flagged as a collapse (val cos_next fell by >= ``collapse_drop``, or became NaN).
     report_written : whether ``lvmdiag.report.write_run_report`` succeeded at the end.
     report_error : why it did not, or None.
     """
@@ -77,6 +78,9 @@ class TrainResult(Result):
         lines = [f"# Training run {self.run_dir}", "",
                  f"Epochs completed: {self.epochs_completed}; best epoch {self.best_epoch} "
                  f"({fmt(self.best_value)}).", "", table]
+        lines += ["", "prev = c_last (the last context vector). The directional gate is per sample, from the window's "
+                  "own forward signal cos(t, c_K) - cos(t, c_{K-1}), not upstream's cos(c_last, t) - cos(c_last, prev) "
+                  "(always <= 0 with prev = c_last); every definition is in the run's config.json (\"definitions\")."]
         if self.collapse_epochs:
             lines += ["", f"Collapse detected at epoch(s) {self.collapse_epochs}."]
         if not self.report_written:
@@ -85,6 +89,11 @@ class TrainResult(Result):
 
 
 # -- helpers ------------------------------------------------------------------------------------------
+def _finite_or_nan(x: float | None) -> float:
+    """A logged metric as a float: None (how JSON holds a NaN) becomes NaN."""
+    return float("nan") if x is None else float(x)
+
+
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """AdamW with weight decay on weight matrices only (not biases, norms, positions or lambda's theta)."""
     decay, no_decay = [], []
@@ -182,10 +191,10 @@ def train(config: TrainConfig | None, train_set: SequenceSet, val_set: SequenceS
         ``run_dir``, ``epochs_completed``, ``best_epoch``, ``best_value``, ``final`` (last metrics
         record), ``baselines``, ``collapse_epochs``, ``report_written``, ``report_error``.
     """
-    # (1) config, device, run directory ---------------------------------------------------------------
+    # (1) config, device, run directory (checked; nothing is created or removed before the data is) ---
     if config is not None:
         resolve_device(config.device)  # fail before touching the run directory
-    run_dir = rundir.prepare_run_dir(out_dir, resume=resume, force=force)
+    run_dir = rundir.check_run_dir(out_dir, resume=resume, force=force)
     config = _resolve_config(config, run_dir, resume)
     device = resolve_device(config.device)
     # (2) data ---------------------------------------------------------------------------------------
@@ -207,6 +216,12 @@ def train(config: TrainConfig | None, train_set: SequenceSet, val_set: SequenceS
         if saved_n != tr.n:
             raise InputError(f"cannot resume {run_dir}: the training data has {tr.n} usable windows but the run "
                              f"was trained on {saved_n}; resume with the same training file.")
+    if resume and (run_dir / rundir.LAST).exists():
+        done_epochs = int(rundir.load_checkpoint(run_dir / rundir.LAST)["epoch"])
+        if config.epochs < done_epochs:
+            raise InputError(f"cannot resume {run_dir} with epochs={config.epochs}: it has already finished "
+                             f"{done_epochs} epochs; pass --epochs {done_epochs} or more.")
+    run_dir = rundir.prepare_run_dir(run_dir, resume=resume, force=force)  # only now: create or clear
     rundir.write_config(run_dir, config)  # on resume: the saved config with the new epochs/device/paths
     rundir.write_json(run_dir, rundir.EVAL_ROWS, {"n_train_rows": tr.n, "rows": eval_rows.tolist()})
     # (3) the one seed step, model, optimiser, schedule ----------------------------------------------
@@ -218,10 +233,15 @@ def train(config: TrainConfig | None, train_set: SequenceSet, val_set: SequenceS
     if resume and (run_dir / rundir.BASELINES).exists():
         baselines = json.loads((run_dir / rundir.BASELINES).read_text(encoding="utf-8"))
     else:
-        preds = baseline_predictors(tr.contexts, tr.targets, config.ridge_alpha)
+        alpha = config.ridge_alpha
+        if alpha is None:
+            alpha, _ = select_ridge_alpha(tr.contexts, tr.targets, tr.article_ids)
+        preds = baseline_predictors(tr.contexts, tr.targets, alpha)
         result = evaluate_baselines(preds, {k: (v.contexts, v.targets) for k, v in eval_splits.items()},
                                     pool_size=config.eval_pool_size, batch_size=config.eval_batch_size)
         baselines = {s: {b: m.to_dict() for b, m in per.items()} for s, per in result.items()}
+        for per in baselines.values():
+            per["ridge"]["ridge_alpha"] = float(alpha)  # the penalty used (chosen or configured)
         rundir.write_json(run_dir, rundir.BASELINES, baselines)
     # (5) resume -------------------------------------------------------------------------------------
     start_epoch, best_value, best_epoch, prev_lr = 0, None, None, None
@@ -240,7 +260,7 @@ def train(config: TrainConfig | None, train_set: SequenceSet, val_set: SequenceS
         rundir.truncate_metrics(run_dir, start_epoch)
     history = rundir.read_metrics(run_dir)
     collapse_epochs = [int(r["epoch"]) for r in history if "collapse" in r.get("events", [])]
-    prev_val_next = history[-1]["eval"]["val"]["cos_next"] if history else None
+    prev_val_next = _finite_or_nan(history[-1]["eval"]["val"]["cos_next"]) if history else None
     # (6) epochs -------------------------------------------------------------------------------------
     n_batches = -(-tr.n // config.batch_size)
     total_batches = max(config.epochs - start_epoch, 0) * n_batches
@@ -304,14 +324,17 @@ def train(config: TrainConfig | None, train_set: SequenceSet, val_set: SequenceS
             "anchor_lambda": model.anchor.lam().item(),
         }
         metrics = {name: evaluate_model(model, arr, config, device).to_dict() for name, arr in eval_splits.items()}
-        val_next = metrics["val"]["cos_next"]
-        if prev_val_next is not None and prev_val_next > 0 and (prev_val_next - val_next) / prev_val_next >= config.collapse_drop:
+        val_next = _finite_or_nan(metrics["val"]["cos_next"])  # to_dict() writes NaN as None
+        # a non-finite val cos_next (a diverged model) is a collapse too: NaN compares False everywhere
+        nan_now = not math.isfinite(val_next) and (prev_val_next is None or math.isfinite(prev_val_next))
+        if nan_now or (prev_val_next is not None and prev_val_next > 0
+                       and (prev_val_next - val_next) / prev_val_next >= config.collapse_drop):
             events.append("collapse")
             collapse_epochs.append(epoch)
         record = {"epoch": epoch, "time_s": time.perf_counter() - t0, "lr": lr, "events": events,
                   "train_loss": train_loss, "eval": metrics}
         rundir.append_metrics(run_dir, record)
-        value = metrics["val"][config.best_metric]
+        value = _finite_or_nan(metrics["val"][config.best_metric])
         payload = {
             "format": CHECKPOINT_FORMAT, "epoch": epoch,
             "model_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -322,7 +345,7 @@ def train(config: TrainConfig | None, train_set: SequenceSet, val_set: SequenceS
             "rng_state": {"torch": torch.get_rng_state(),
                           "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
         }
-        if best_value is None or value > best_value:
+        if math.isfinite(value) and (best_value is None or value > best_value):  # NaN never becomes "best"
             best_value, best_epoch = float(value), epoch
             rundir.save_checkpoint(run_dir / rundir.BEST, {**payload, "best_value": best_value, "best_epoch": epoch})
         rundir.save_checkpoint(run_dir / rundir.LAST, {**payload, "best_value": best_value, "best_epoch": best_epoch})

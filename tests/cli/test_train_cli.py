@@ -18,7 +18,7 @@ from lvmdiag.synthetic import make_splits, make_store  # noqa: E402
 from lvmdiag_cli.app import app  # noqa: E402
 
 runner = CliRunner()
-TINY = ["--d-model", "16", "--nhead", "2", "--layers", "1", "--batch-size", "32", "--no-progress"]
+TINY = ["--d-model", "16", "--nhead", "2", "--layers", "1", "--batch-size", "32", "--no-progress", "--threads", "1"]
 
 
 @pytest.fixture(autouse=True)
@@ -49,14 +49,8 @@ def test_train_writes_a_run_and_evaluate_reproduces_its_metrics(tmp_path, files)
     out = tmp_path / "run"
     res = _train(files, out, "--epochs", "2", "--anchor-learnable", "--json", str(tmp_path / "summary.json"))
     assert res.exit_code == 0, res.output
-    for name in ("config.json", "metrics.jsonl", "baselines.json", "last.pt", "best.pt"):
+    for name in ("config.json", "metrics.jsonl", "baselines.json", "last.pt", "best.pt", "REPORT.md"):
         assert (out / name).exists(), name
-    try:
-        from lvmdiag.report import write_run_report  # noqa: F401  (the report engine, another issue)
-    except ImportError:
-        pass
-    else:
-        assert (out / "REPORT.md").exists()
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["format"] == "lvmdiag-run/1" and cfg["d_model"] == 16 and cfg["anchor_learnable"] is True
     assert cfg["train_npz"] == str(files["train"])
@@ -118,3 +112,36 @@ def test_help_works_and_train_explains_without_torch(tmp_path):
     tr = subprocess.run([sys.executable, "-c", code, "train", "--train", "a.npz", "--val", "b.npz", "--out",
                          str(tmp_path / "r")], capture_output=True, text=True, timeout=60)
     assert tr.returncode == 2 and "lvmdiag[train]" in tr.stderr and "Traceback" not in tr.stderr
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--epochs", "0"], "epochs"),
+    (["--lr", "-0.1"], "lr"),
+    (["--lr", "nan"], "lr"),
+    (["--threads", "0"], "--threads"),
+    (["--device", "cuda:x"], "device"),
+    (["--config", "MISSING"], "does not exist"),
+    (["--config", "K3"], "context_length=3"),
+    (["--config", "TYPO"], "unknown key"),
+    (["--json", "VAL"], "also an input"),
+])
+def test_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, files, extra, message):
+    (tmp_path / "k3.json").write_text(json.dumps({"context_length": 3}))
+    (tmp_path / "typo.json").write_text(json.dumps({"d_modle": 8}))
+    subst = {"MISSING": str(tmp_path / "nope.json"), "K3": str(tmp_path / "k3.json"),
+             "TYPO": str(tmp_path / "typo.json"), "VAL": str(files["val"])}
+    before = files["val"].read_bytes()
+    res = _train(files, tmp_path / "run", *[subst.get(x, x) for x in extra])
+    assert res.exit_code == 2, res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in res.output
+    assert not (tmp_path / "run").exists() and files["val"].read_bytes() == before
+
+
+def test_threads_option_sets_torch_threads(tmp_path, files):
+    out = tmp_path / "run"
+    assert _train(files, out, "--epochs", "1", "--no-report").exit_code == 0
+    torch.set_num_threads(2)
+    res = runner.invoke(app, ["evaluate", str(out / "last.pt"), "--data", str(files["val"]), "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    assert torch.get_num_threads() == 1

@@ -13,6 +13,9 @@ def test_json_round_trip(tmp_path):
     assert TrainConfig.from_json(path) == cfg
     data = json.loads(path.read_text())
     assert data["format"] == RUN_FORMAT
+    # the run documents its own definitions, the deliberate departure from upstream's gate included
+    assert "cos(t_i, c_K) - cos(t_i, c_{K-1})" in data["definitions"]["gate"]
+    assert data["definitions"]["prev"].startswith("c_last")
     for key in ("context_length", "model_type", "d_model", "nhead", "num_layers", "dropout", "anchor_lambda",
                 "anchor_learnable", "w_rank", "w_margin", "w_teacher", "margin", "temperature", "gate_threshold",
                 "gate_weak_weight", "batch_size", "epochs", "lr", "warmup_epochs", "device", "train_npz",
@@ -46,6 +49,9 @@ def test_unknown_key_is_an_error():
     (dict(batch_size=0), "batch_size"),
     (dict(device="tpu"), "device"),
     (dict(lr=float("nan")), "lr"),
+    (dict(epochs=0), "epochs"),
+    (dict(dim_feedforward=True), "dim_feedforward"),
+    (dict(device="cuda:abc"), "device"),
 ])
 def test_invalid_values_name_the_key(changes, key):
     with pytest.raises(InputError, match=key):

@@ -29,6 +29,16 @@ def test_arrays_are_writable_copies():
     assert arr.contexts.flags.writeable and not np.shares_memory(arr.contexts, ctx)
 
 
+def test_ordinary_arrays_are_shared_not_copied():
+    # a copy of a clean real split would double its 1.3 GB; torch can share a writable C-contiguous array
+    ctx, tgt = np.ones((4, 2, 3), np.float32), np.ones((4, 3), np.float32)
+    arr = prepare_split(SequenceSet(ctx, tgt), "train")
+    assert np.shares_memory(arr.contexts, ctx) and np.shares_memory(arr.targets, tgt)
+    strided = np.ones((4, 2, 6), np.float32)[:, :, ::2]  # not C-contiguous: copied
+    arr = prepare_split(SequenceSet(strided, tgt), "train")
+    assert arr.contexts.flags.c_contiguous and not np.shares_memory(arr.contexts, strided)
+
+
 def test_all_rows_unusable_is_an_input_error():
     with pytest.raises(InputError, match="no usable"), pytest.warns(LvmdiagWarning):
         prepare_split(SequenceSet(np.zeros((3, 2, 4), np.float32), np.ones((3, 4), np.float32)), "val")

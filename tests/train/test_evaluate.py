@@ -111,3 +111,14 @@ def test_effective_rank_of_collapsed_predictions_is_one():
     assert got.effective_rank == pytest.approx(1.0, abs=1e-3)
     assert got.target_effective_rank > 5
     assert got.mean_pairwise_cos == pytest.approx(1.0, abs=1e-5)
+
+
+def test_diverged_predictions_score_worst_not_best():
+    # NaN predictions (a diverged model) must not crash the evaluation nor rank first: NaN > x is False,
+    # so a naive count of "candidates above the target" would give every row rank 1.
+    ctx, tgt = _data(n=100)
+    nan = np.full((1, ctx.shape[2]), np.nan, np.float32)
+    got = evaluate(lambda c: (np.repeat(nan, len(c), 0), c[:, -1]), ctx, tgt, pool_size=16)
+    assert np.isnan(got.cos_next) and np.isnan(got.margin) and np.isnan(got.effective_rank)
+    assert got.recall_at_1 == 0.0 and got.rank_mean == got.n_candidates == 17
+    assert np.isfinite(got.raw_cos_next)  # the raw output was finite and is still scored

@@ -108,8 +108,55 @@ def test_p7_loss_combines_weighted_terms():
     cfg = tiny_config(w_rank=1.0, w_margin=0.5, w_teacher=0.2, gate_weak_weight=0.25)
     on = p7_loss(q, ctx, t, cfg, teacher_active=True)
     off = p7_loss(q, ctx, t, cfg, teacher_active=False)
-    gate = gate_weights(ctx, t, cfg.gate_threshold, cfg.gate_weak_weight)
-    rank = (gate * info_nce(q, t, ctx[:, -1], cfg.temperature)).mean()
-    margin = (gate * prev_repel(q, t, ctx[:, -1], cfg.margin)).mean()
+    gate = gate_weights(ctx, t, cfg.gate_threshold, cfg.gate_weak_weight).double().numpy()
+    assert set(gate.tolist()) == {0.25, 1.0}  # both kinds of window in this batch
+    # gate-weighted means, written out
+    rank = sum(g * float(x) for g, x in zip(gate, info_nce(q, t, ctx[:, -1], cfg.temperature))) / gate.sum()
+    margin = sum(g * float(x) for g, x in zip(gate, prev_repel(q, t, ctx[:, -1], cfg.margin))) / gate.sum()
+    assert float(off.loss_rank) == pytest.approx(rank, rel=1e-5)
+    assert float(off.loss_margin) == pytest.approx(margin, rel=1e-5)
     assert float(off.loss) == pytest.approx(float(rank + 0.5 * margin), rel=1e-5)
     assert float(on.loss) == pytest.approx(float(off.loss + 0.2 * on.loss_teacher), rel=1e-5)
+
+
+def test_p7_loss_uses_cosines_for_vectors_that_are_not_unit_length():
+    # Encoders other than GTR-T5 may not normalise: every term must depend on cosines only, so
+    # rescaling the context, target and negative vectors row by row changes nothing.
+    g = torch.Generator().manual_seed(4)
+    ctx = _unit(torch.randn(8, 5, 6, generator=g))
+    t, q = _unit(torch.randn(8, 6, generator=g)), _unit(torch.randn(8, 6, generator=g))
+    rand, hard = _unit(torch.randn(3, 6, generator=g)), _unit(torch.randn(8, 6, generator=g))
+    mask = torch.arange(8) % 2 == 0
+    cfg = tiny_config(teacher_threshold=0.9)  # every sample in the teacher pull
+    unit = p7_loss(q, ctx, t, cfg, teacher_active=True, random_negatives=rand, hard_negatives=hard, hard_mask=mask)
+    ctx_scaled = ctx * (0.5 + 3 * torch.rand(8, 5, 1, generator=g))
+    t_scaled = t * (0.5 + 3 * torch.rand(8, 1, generator=g))
+    scaled = p7_loss(q, ctx_scaled, t_scaled, cfg, teacher_active=True, random_negatives=rand * 4.0,
+                     hard_negatives=hard * 0.3, hard_mask=mask)
+    for name in ("loss", "loss_rank", "loss_margin", "loss_teacher"):
+        assert float(getattr(scaled, name)) == pytest.approx(float(getattr(unit, name)), rel=1e-5), name
+    assert torch.equal(scaled.gate, unit.gate) and scaled.teacher_violations == unit.teacher_violations == 8
+
+
+def test_loss_rank_sits_at_ln_n_for_a_model_at_chance_whatever_the_gate():
+    # q orthogonal to every candidate: all logits 0, so every InfoNCE_i = ln(B + 1) exactly. The gated
+    # loss_rank must stay ln(B + 1) (the chance level the report compares with), not mean(gate) * ln(B + 1).
+    b, d = 6, 13
+    e = torch.eye(d)
+    t = e[:b]
+    ctx = e[b:2 * b].unsqueeze(1).repeat(1, 5, 1).clone()  # (B, 5, D)
+    for i in range(b):
+        towards = F.normalize(e[i] + e[b + i], dim=0)
+        if i % 2 == 0:  # forward window: the target is closer to c_K than to c_{K-1}
+            ctx[i, -1], ctx[i, -2] = towards, e[b + i]
+        else:
+            ctx[i, -1], ctx[i, -2] = e[b + i], towards
+    q = e[-1].repeat(b, 1)
+    cfg = tiny_config(gate_weak_weight=0.25)
+    terms = p7_loss(q, ctx, t, cfg, teacher_active=False)
+    assert terms.gate.tolist() == [1.0, 0.25] * 3
+    assert float(terms.loss_rank) == pytest.approx(math.log(b + 1), rel=1e-6)
+    assert float(terms.loss_margin) == pytest.approx(cfg.margin, rel=1e-6)
+    # a gate that weighs every sample alike changes nothing
+    same = p7_loss(q, ctx, t, tiny_config(gate_weak_weight=1.0), teacher_active=False)
+    assert float(same.loss_rank) == pytest.approx(float(terms.loss_rank), rel=1e-6)

@@ -51,3 +51,17 @@ def test_model_config_block_has_upstream_keys():
     block = model_config(tiny_config(), 16)
     assert {"model_type", "d_model", "nhead", "num_layers", "dropout", "anchor_lambda_init",
             "anchor_lambda_learnable", "input_dim"} <= set(block)
+
+
+@pytest.mark.parametrize("d_in", [32, 384, 768])
+def test_position_and_content_start_at_the_same_scale(d_in):
+    # An unscaled sinusoidal table (rms 0.71) would be ~18x the projected content (rms ~0.04 at d_in 384)
+    # and, after the pre-norm LayerNorm, leave the content a few percent of every token.
+    torch.manual_seed(0)
+    backbone = build_model(tiny_config(d_model=64, nhead=4), d_in=d_in).backbone
+    x = F.normalize(torch.randn(512, 5, d_in), dim=-1)
+    with torch.no_grad():
+        content = backbone.proj(x).pow(2).mean().sqrt()
+    pos = backbone.pos.detach().pow(2).mean().sqrt()
+    # the rms of 64 x 2560 projected features varies by a few percent between inits; 0.7-1.4 is loose
+    assert 0.7 < float(pos / content) < 1.4

@@ -28,6 +28,20 @@ def _require_torch() -> None:
                          "(pip install 'lvmdiag[train]').")
 
 
+_THREADS_HELP = ("CPU threads for torch (default: torch's choice). On a busy or shared machine 1 can be many "
+                 "times faster: idle threads spin-wait for busy cores.")
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    if threads < 1:
+        raise InputError(f"--threads must be >= 1; got {threads}.")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def train_cmd(
     train: Annotated[Path, typer.Option("--train", help="Training sequences (.npz, .npy dir or article store).")],
     val: Annotated[Path, typer.Option("--val", help="Validation sequences (may be the same two-split file).")],
@@ -58,16 +72,19 @@ def train_cmd(
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write REPORT.md at the end (and on a collapse).")] = True,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the run summary as JSON ('-' = stdout).")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")] = False,
+    threads: Annotated[Optional[int], typer.Option("--threads", help=_THREADS_HELP)] = None,
 ) -> None:
     """Train a P7 ranker; metrics.jsonl, checkpoints and REPORT.md go to the run directory."""
     with handle_errors():
         _require_torch()
+        _set_threads(threads)
         from lvmdiag.data.readers import load_sequences
         from lvmdiag.train import TrainConfig
         from lvmdiag.train import train as run_train
 
         if resume and force:
             raise InputError("--resume and --force contradict each other: choose one.")
+        refuse_overwrite_input(json_path, [train, val, ood, config])
         if resume:
             base = TrainConfig.from_json(out / "config.json") if (out / "config.json").exists() else None
             if base is None:
@@ -100,10 +117,12 @@ def evaluate_cmd(
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Read object arrays (can run code from the file).")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the markdown here instead of stdout.")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics as JSON ('-' = stdout).")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help=_THREADS_HELP)] = None,
 ) -> None:
     """Recompute the training log's metrics (same function, eval mode) for a checkpoint on any file."""
     with handle_errors():
         _require_torch()
+        _set_threads(threads)
         refuse_overwrite_input(out, [checkpoint, data])
         refuse_overwrite_input(json_path, [checkpoint, data])
         from lvmdiag.train import evaluate_file
