@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Annotated, Any, Callable, Iterator, Optional
 
 import typer
 
@@ -104,3 +103,33 @@ def refuse_overwrite_input(output: Path | None, inputs: list[Path | None]) -> No
     for p in inputs:
         if p is not None and Path(p).resolve() == out:
             raise LvmdiagError(f"output {output} is also an input; choose another path (inputs are never overwritten).")
+
+
+# ---- options shared by the data commands (one definition, the same help everywhere) ----
+TrainOption = Annotated[Path, typer.Option("--train", help="Training sequences (.npz, .npy dir or article store).")]
+ValOption = Annotated[Path, typer.Option("--val", help="Validation sequences (may be the same two-split file).")]
+OptionalValOption = Annotated[
+    Optional[Path], typer.Option("--val", help="Validation sequences (may be the same two-split file).")
+]
+OodOption = Annotated[
+    Optional[Path], typer.Option("--ood", help="Out-of-distribution sequences, also compared with train.")
+]
+KOption = Annotated[int, typer.Option("--k", help="Window length K when reading an article store.")]
+AllowPickleOption = Annotated[
+    bool, typer.Option("--allow-pickle", help="Read object arrays (can run code from the file).")
+]
+OutOption = Annotated[
+    Optional[Path], typer.Option("--out", help="Write the markdown report here (PNG plots go beside it).")
+]
+JsonOption = Annotated[Optional[Path], typer.Option("--json", help="Write the result as JSON ('-' = stdout).")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "--no-progress", help="No progress bar on stderr.")]
+
+
+def load_named_splits(
+    train: Path, val: Path | None, ood: Path | None, k: int, allow_pickle: bool
+) -> dict[str, Any]:
+    """Read the given files as {"train", "val", "ood"} (a two-split file may serve --train and --val)."""
+    from lvmdiag.data.readers import load_sequences
+
+    return {name: load_sequences(p, split=name, k=k, allow_pickle=allow_pickle)
+            for name, p in (("train", train), ("val", val), ("ood", ood)) if p is not None}

@@ -7,16 +7,29 @@ from typing import Annotated, Optional
 
 import typer
 
-from lvmdiag_cli._common import EXIT_FINDING, emit, handle_errors, progress_bar, refuse_overwrite_input
+from lvmdiag_cli._common import (
+    AllowPickleOption,
+    EXIT_FINDING,
+    KOption,
+    OodOption,
+    OutOption,
+    QuietOption,
+    TrainOption,
+    ValOption,
+    emit,
+    handle_errors,
+    progress_bar,
+    refuse_overwrite_input,
+)
 
 
 def data_cmd(
-    train: Annotated[Path, typer.Option("--train", help="Training sequences (.npz, .npy dir or article store).")],
-    val: Annotated[Path, typer.Option("--val", help="Validation sequences (may be the same two-split file).")],
-    ood: Annotated[Optional[Path], typer.Option("--ood", help="Out-of-distribution sequences, also compared with train.")] = None,
-    k: Annotated[int, typer.Option("--k", help="Window length K when reading an article store.")] = 5,
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Read object arrays (can run code from the file).")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write the markdown report here (PNGs go beside it).")] = None,
+    train: TrainOption,
+    val: ValOption,
+    ood: OodOption = None,
+    k: KOption = 5,
+    allow_pickle: AllowPickleOption = False,
+    out: OutOption = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON ('-' = stdout).")] = None,
     fail_on: Annotated[Optional[str], typer.Option(
         "--fail-on", help="Exit 1 when any of these findings is present: comma list of leakage, divergence, bias, "
@@ -26,7 +39,7 @@ def data_cmd(
     threshold: Annotated[float, typer.Option("--threshold", help="Near-duplicate cosine for leakage.")] = 0.98,
     alpha: Annotated[float, typer.Option("--alpha", help="Level of the findings (BH-adjusted p).")] = 0.05,
     seed: Annotated[int, typer.Option("--seed", help="Seed for every resampling in the report.")] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """One data report (verdict first): temporal bias, arrow of time, split divergence and leakage."""
     with handle_errors():

@@ -2,29 +2,41 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from lvmdiag_cli._common import emit, handle_errors, progress_bar, refuse_overwrite_input
-from lvmdiag_cli.commands.leakage import load_named_splits
+from lvmdiag_cli._common import (
+    AllowPickleOption,
+    JsonOption,
+    KOption,
+    OodOption,
+    OptionalValOption,
+    OutOption,
+    QuietOption,
+    TrainOption,
+    emit,
+    handle_errors,
+    load_named_splits,
+    progress_bar,
+    refuse_overwrite_input,
+)
 
 
 def direction_cmd(
-    train: Annotated[Path, typer.Option("--train", help="Training sequences (.npz, .npy dir or article store); the reference orientation.")],
-    val: Annotated[Optional[Path], typer.Option("--val", help="Validation sequences (may be the same two-split file).")] = None,
-    ood: Annotated[Optional[Path], typer.Option("--ood", help="Out-of-distribution sequences.")] = None,
-    k: Annotated[int, typer.Option("--k", help="Window length K when reading an article store.")] = 5,
+    train: TrainOption,
+    val: OptionalValOption = None,
+    ood: OodOption = None,
+    k: KOption = 5,
     seed: Annotated[int, typer.Option("--seed", help="Seed for folds, permutations and bootstraps.")] = 0,
-    permutations: Annotated[int, typer.Option("--permutations", help="Article-flip permutations per test.")] = 499,
+    permutations: Annotated[int, typer.Option("--n-permutations", "--permutations", help="Article-flip permutations per test.")] = 499,
     max_windows: Annotated[int, typer.Option("--max-windows", help="At most this many windows per split feed the classifier.")] = 100_000,
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Read object arrays (can run code from the file).")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write the markdown report here (a PNG plot goes beside it).")] = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the result as JSON ('-' = stdout).")] = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")] = False,
+    allow_pickle: AllowPickleOption = False,
+    out: OutOption = None,
+    json_path: JsonOption = None,
+    no_progress: QuietOption = False,
 ) -> None:
-    """Direction classifier (true vs reversed order, CV by article), signed score vs train, lag-matched offsets."""
+    """Direction classifier (true vs reversed order, CV by article), signed score vs train (the reference orientation), lag-matched offsets."""
     with handle_errors():
         from lvmdiag.analyzers.direction import analyze_direction
 

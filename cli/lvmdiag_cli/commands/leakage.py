@@ -2,34 +2,40 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Optional
+
+from typing import Annotated
 
 import typer
 
-from lvmdiag_cli._common import emit, handle_errors, progress_bar, refuse_overwrite_input
-
-
-def load_named_splits(train: Path, val: Optional[Path], ood: Optional[Path], k: int, allow_pickle: bool) -> dict:
-    """Read the given files as {"train", "val", "ood"} (a two-split file may serve --train and --val)."""
-    from lvmdiag.data.readers import load_sequences
-
-    return {name: load_sequences(p, split=name, k=k, allow_pickle=allow_pickle)
-            for name, p in (("train", train), ("val", val), ("ood", ood)) if p is not None}
+from lvmdiag_cli._common import (
+    AllowPickleOption,
+    JsonOption,
+    KOption,
+    OodOption,
+    OutOption,
+    QuietOption,
+    TrainOption,
+    ValOption,
+    emit,
+    handle_errors,
+    load_named_splits,
+    progress_bar,
+    refuse_overwrite_input,
+)
 
 
 def leakage_cmd(
-    train: Annotated[Path, typer.Option("--train", help="Training sequences (.npz, .npy dir or article store).")],
-    val: Annotated[Path, typer.Option("--val", help="Validation sequences (may be the same two-split file).")],
-    ood: Annotated[Optional[Path], typer.Option("--ood", help="Out-of-distribution sequences, also compared with train.")] = None,
+    train: TrainOption,
+    val: ValOption,
+    ood: OodOption = None,
     threshold: Annotated[float, typer.Option("--threshold", help="Cosine at or above which a chunk is a near-duplicate.")] = 0.98,
     max_examples: Annotated[int, typer.Option("--max-examples", help="Examples listed per kind and split.")] = 10,
-    k: Annotated[int, typer.Option("--k", help="Window length K when reading an article store.")] = 5,
+    k: KOption = 5,
     block_rows: Annotated[int, typer.Option("--block-rows", help="Windows read per block (memory bound).")] = 4096,
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Read object arrays (can run code from the file).")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write the markdown report here (a PNG plot goes beside it).")] = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the result as JSON ('-' = stdout).")] = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")] = False,
+    allow_pickle: AllowPickleOption = False,
+    out: OutOption = None,
+    json_path: JsonOption = None,
+    no_progress: QuietOption = False,
 ) -> None:
     """Count the articles, chunk vectors, windows and near-duplicate chunks that val (and OOD) share with train."""
     with handle_errors():

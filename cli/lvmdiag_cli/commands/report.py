@@ -9,7 +9,13 @@ from typing import Annotated, Optional
 import typer
 
 from lvmdiag.errors import InputError
-from lvmdiag_cli._common import emit, handle_errors, progress_bar, refuse_overwrite_input
+from lvmdiag_cli._common import (
+    QuietOption,
+    emit,
+    handle_errors,
+    progress_bar,
+    refuse_overwrite_input,
+)
 
 FORMAT_HELP = "History format: auto, lvmdiag-run, p7-history, history-object, history-list, csv, jsonl, p7-log."
 
@@ -30,7 +36,7 @@ def report_cmd(
                                                              "bias, leakage, divergence, direction.")] = "bias,leakage",
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Read object arrays in the data (can run code from the file).")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed for the data analyses' resampling.")] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Find why a run failed: collapse at schedule events, train/val metric definitions, inert mechanisms, loss imbalance, baselines, context drift, overfitting, divergence, chance-level ranking.
 

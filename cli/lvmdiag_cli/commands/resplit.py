@@ -8,7 +8,13 @@ from typing import Annotated, Optional
 import typer
 
 from lvmdiag.errors import InputError
-from lvmdiag_cli._common import emit, handle_errors, progress_bar, refuse_overwrite_input
+from lvmdiag_cli._common import (
+    QuietOption,
+    emit,
+    handle_errors,
+    progress_bar,
+    refuse_overwrite_input,
+)
 
 
 def _floats(text: str, what: str) -> tuple[float, ...]:
@@ -37,7 +43,7 @@ def resplit_cmd(
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Read object arrays (metadata; can run code from the file).")] = False,
     analyses: Annotated[bool, typer.Option("--analyses/--no-analyses", help="Bias, divergence and leakage sections in the report.")] = True,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the result summary as JSON ('-' = stdout).")] = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")] = False,
+    no_progress: QuietOption = False,
 ) -> None:
     """Re-split INPUTS by whole article into stratified splits; writes the splits, manifest.json, resplit_report.md."""
     with handle_errors():

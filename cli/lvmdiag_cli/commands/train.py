@@ -14,7 +14,16 @@ from typing import Annotated, Optional
 import typer
 
 from lvmdiag.errors import InputError
-from lvmdiag_cli._common import emit, handle_errors, progress_bar, refuse_overwrite_input
+from lvmdiag_cli._common import (
+    AllowPickleOption,
+    QuietOption,
+    TrainOption,
+    ValOption,
+    emit,
+    handle_errors,
+    progress_bar,
+    refuse_overwrite_input,
+)
 
 
 class ModelType(str, Enum):
@@ -43,8 +52,8 @@ def _set_threads(threads: int | None) -> None:
 
 
 def train_cmd(
-    train: Annotated[Path, typer.Option("--train", help="Training sequences (.npz, .npy dir or article store).")],
-    val: Annotated[Path, typer.Option("--val", help="Validation sequences (may be the same two-split file).")],
+    train: TrainOption,
+    val: ValOption,
     out: Annotated[Path, typer.Option("--out", help="Run directory (must be empty unless --resume/--force).")],
     ood: Annotated[Optional[Path], typer.Option("--ood", help="Out-of-distribution sequences, evaluated each epoch.")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="JSON config (upstream config.json keys); flags override it.")] = None,
@@ -68,10 +77,10 @@ def train_cmd(
     lr_schedule: Annotated[Optional[str], typer.Option("--lr-schedule", help="none, cosine or step.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from last.pt.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Start over in a non-empty --out (replaces run files only).")] = False,
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Read object arrays (can run code from the file).")] = False,
+    allow_pickle: AllowPickleOption = False,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write REPORT.md at the end (and on a collapse).")] = True,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the run summary as JSON ('-' = stdout).")] = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")] = False,
+    no_progress: QuietOption = False,
     threads: Annotated[Optional[int], typer.Option("--threads", help=_THREADS_HELP)] = None,
 ) -> None:
     """Train a P7 ranker; metrics.jsonl, checkpoints and REPORT.md go to the run directory."""
@@ -114,7 +123,7 @@ def evaluate_cmd(
     split: Annotated[Optional[str], typer.Option("--split", help="Split of a two-split file (train or val).")] = None,
     device: Annotated[str, typer.Option("--device", help="cpu (default), cuda or cuda:N.")] = "cpu",
     pool_size: Annotated[Optional[int], typer.Option("--pool-size", help="Retrieval pool (default: the run's).")] = None,
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Read object arrays (can run code from the file).")] = False,
+    allow_pickle: AllowPickleOption = False,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the markdown here instead of stdout.")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics as JSON ('-' = stdout).")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", help=_THREADS_HELP)] = None,
