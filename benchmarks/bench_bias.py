@@ -39,11 +39,13 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _memory import AnonPeak, meminfo_kb, status_kb  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WINDOWS_PER_ARTICLE = 30
@@ -78,49 +80,8 @@ def generate(path: Path, n: int, k: int, d: int, block: int = 16384, seed: int =
 # ---------------------------------------------------------------------------------------------
 # measurement (runs in a child process)
 # ---------------------------------------------------------------------------------------------
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
 
 
-def _meminfo_kb(field: str) -> int:
-    with open("/proc/meminfo") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-class AnonPeak:
-    """Samples RssAnon in a background thread; ``peak_mb`` is the maximum above the starting value."""
-
-    def __init__(self, interval: float = 0.002) -> None:
-        self.interval = interval
-        self.base = _status_kb("RssAnon")
-        self.peak = self.base
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _status_kb("RssAnon"))
-            time.sleep(self.interval)
-
-    def __enter__(self) -> "AnonPeak":
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._t.join()
-        self.peak = max(self.peak, _status_kb("RssAnon"))
-
-    @property
-    def peak_mb(self) -> float:
-        return (self.peak - self.base) / 1024
 
 
 def _floor(path: Path, block_rows: int) -> float:
@@ -176,7 +137,7 @@ def child(method: str, path: Path, block_rows: int, n_resamples: int) -> None:
     import lvmdiag.analyzers.temporal_bias  # noqa: F401  imports before the baseline sample
     import lvmdiag.data.readers  # noqa: F401
 
-    cached_before = _meminfo_kb("Cached") / 1024**2
+    cached_before = meminfo_kb("Cached") / 1024**2
     with AnonPeak() as mem:
         t0 = time.perf_counter()
         if method == "floor":
@@ -191,7 +152,7 @@ def child(method: str, path: Path, block_rows: int, n_resamples: int) -> None:
             raise SystemExit(f"unknown method {method}")
         seconds = time.perf_counter() - t0
     print(json.dumps({"method": method, "seconds": seconds, "anon_peak_mb": mem.peak_mb,
-                      "vmhwm_mb": _status_kb("VmHWM") / 1024, "cached_gb_before": cached_before}))
+                      "vmhwm_mb": status_kb("VmHWM") / 1024, "cached_gb_before": cached_before}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,7 +208,7 @@ def main() -> None:
         t0 = time.perf_counter()
         generate(path, args.n, args.k, args.d)
         print(f"generated {nbytes / 1e9:.2f} GB in {time.perf_counter() - t0:.0f} s at {path}", file=sys.stderr)
-    mem_total = _meminfo_kb("MemTotal") / 1024**2
+    mem_total = meminfo_kb("MemTotal") / 1024**2
     methods = args.methods.split(",")
     runs: dict[str, list[dict]] = {m: [] for m in methods}
     try:

@@ -33,15 +33,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _memory import AnonPeak, status_kb  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 K = 5
@@ -102,41 +103,7 @@ def generate(path: Path, n: int, d: int, seed: int = 0, batch_windows: int = 409
 # measurement (child process)
 
 
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
 
-
-class AnonPeak:
-    """Samples RssAnon in a background thread; ``peak_mb`` is the maximum above the starting value."""
-
-    def __init__(self, interval: float = 0.002) -> None:
-        self.interval = interval
-        self.base = _status_kb("RssAnon")
-        self.peak = self.base
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _status_kb("RssAnon"))
-            time.sleep(self.interval)
-
-    def __enter__(self) -> "AnonPeak":
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._t.join()
-        self.peak = max(self.peak, _status_kb("RssAnon"))
-
-    @property
-    def peak_mb(self) -> float:
-        return (self.peak - self.base) / 1024
 
 
 def _naive(path: Path, out: Path, seed: int) -> None:
@@ -181,7 +148,7 @@ def child(method: str, path: Path, out: Path, seed: int) -> None:
             raise SystemExit(f"unknown method {method}")
         seconds = time.perf_counter() - t0
     print(json.dumps({"method": method, "seconds": seconds, "anon_peak_mb": mem.peak_mb,
-                      "vmhwm_mb": _status_kb("VmHWM") / 1024, **info}))
+                      "vmhwm_mb": status_kb("VmHWM") / 1024, **info}))
 
 
 def run_child(method: str, path: Path, out: Path, seed: int) -> dict:
