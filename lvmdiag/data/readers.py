@@ -279,6 +279,9 @@ def _read_sequences(
     }
     if manifest is not None:
         attrs["manifest"] = manifest
+    valid = report.valid
+    if "metadata" in extras:
+        valid = _exclude_crossing_windows(extras["metadata"], valid, fname, own_prefix + "metadata", attrs)
     return SequenceSet(
         contexts=contexts,
         targets=targets,
@@ -289,7 +292,7 @@ def _read_sequences(
         fmt=fmt,
         extras=extras,
         attrs=attrs,
-        valid=report.valid,
+        valid=valid,
     )
 
 
@@ -324,6 +327,34 @@ def _decode_manifest(raw: np.ndarray) -> Any:
         return json.loads(text)
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+CROSSING_KEYS = ("crosses_article", "crosses_article_boundary")
+
+
+def _exclude_crossing_windows(
+    meta: np.ndarray, valid: np.ndarray | None, fname: str, key: str, attrs: dict[str, Any]
+) -> np.ndarray | None:
+    """Mark windows whose metadata says they cross an article boundary as invalid, with a warning.
+
+    The Wikipedia form allows windows that span two articles; such a window is not a next-chunk
+    example of one article, and its Δ and lags would mix two articles into one article's statistics.
+    """
+    crossing = np.array(
+        [bool(m.get(CROSSING_KEYS[0], m.get(CROSSING_KEYS[1], False))) if isinstance(m, dict) else False for m in meta],
+        dtype=bool,
+    )
+    n_cross = int(crossing.sum())
+    attrs["n_crossing_windows"] = n_cross
+    if n_cross == 0:
+        return valid
+    warn(
+        f"{fname}: {n_cross} of {crossing.size} windows cross an article boundary (`{key}` "
+        f"crosses_article); they are excluded from the analysis: a window spanning two articles is not a "
+        "next-chunk example of one article."
+    )
+    base = np.ones(crossing.size, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+    return base & ~crossing
 
 
 def _ids_from_metadata(meta: np.ndarray, fname: str, key: str) -> np.ndarray | None:

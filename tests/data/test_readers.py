@@ -244,3 +244,29 @@ def test_two_split_metadata_goes_with_its_split(tmp_path, small_splits):
     np.testing.assert_array_equal(both["val"].article_ids, va.article_ids)
     assert both["train"].attrs["scalars"] == {"context_length": 5}
     assert len(both["val"].extras["metadata"]) == va.n
+
+
+@pytest.mark.parametrize("flag", ["crosses_article", "crosses_article_boundary"])
+def test_windows_crossing_an_article_boundary_are_excluded_with_a_warning(tmp_path, small_splits, flag):
+    tr = small_splits[1]["train"]
+    arrays = _wiki_arrays(tr)
+    crossing = np.zeros(tr.n, dtype=bool)
+    crossing[[0, 3, 7]] = True
+    for i, m in enumerate(arrays["metadata"]):
+        m.pop("crosses_article")
+        m[flag] = bool(crossing[i])
+    np.savez(tmp_path / "w.npz", **arrays)
+    with Recorder() as msgs:
+        s = load_sequences(tmp_path / "w.npz", allow_pickle=True)
+    (msg,) = [m for m in msgs if "cross an article boundary" in m]
+    assert "3 of" in msg and "w.npz" in msg and "excluded" in msg
+    np.testing.assert_array_equal(s.valid, ~crossing)
+    assert s.attrs["n_crossing_windows"] == 3
+
+
+def test_no_crossing_windows_leaves_the_valid_mask_alone(tmp_path, small_splits):
+    tr = small_splits[1]["train"]
+    np.savez(tmp_path / "w.npz", **_wiki_arrays(tr))
+    with Recorder() as msgs:
+        s = load_sequences(tmp_path / "w.npz", allow_pickle=True)
+    assert s.valid is None and not [m for m in msgs if "cross an article" in m]
