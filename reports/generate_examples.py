@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -44,10 +45,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         train, val = _make_runs().write_p7_data(Path(tmp))
         cwd = os.getcwd()
-        os.chdir(tmp)  # so the report shows short data paths
+        # a copy of the run beside the data, so the report shows short paths that do not depend on
+        # where this checkout lives
+        shutil.copytree(RUNS / "p7_baseline", Path(tmp) / "p7_baseline")
+        os.chdir(tmp)
         try:
-            rows.append(_write("p7_baseline_with_data", Path(os.path.relpath(RUNS / "p7_baseline", tmp)),
-                               train=train.name, val=val.name))
+            rows.append(_write("p7_baseline_with_data", Path("p7_baseline"), train=train.name, val=val.name))
         finally:
             os.chdir(cwd)
     index = ["# Example run reports", "",

@@ -30,7 +30,6 @@ from lvmdiag.resplit.pool import group_columns, group_inputs, load_inputs, merge
 from lvmdiag.resplit.strata import BUILTIN_STRATA, Strata, article_statistics, build_strata
 from lvmdiag.resplit.verify import GuaranteeError, Verification, block_hashes, verify_outputs
 from lvmdiag.resplit.writing import (
-    SLEEP_ENV,
     maybe_sleep,
     move_into_place,
     output_name,
@@ -43,7 +42,7 @@ from lvmdiag.results import Result, md_table
 
 ProgressCallback = Callable[[int, int], None]
 
-__all__ = ["ResplitResult", "SLEEP_ENV", "resplit"]
+__all__ = ["ResplitResult", "resplit"]
 
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 

@@ -17,7 +17,7 @@ from lvmdiag.data.readers import load_sequences
 from lvmdiag.data.writers import save_sequences
 from lvmdiag.errors import InputError
 from lvmdiag.resplit import GuaranteeError, plain_group_split, resplit
-from lvmdiag.resplit.dataset import SLEEP_ENV
+from lvmdiag.resplit.writing import SLEEP_ENV
 from lvmdiag.resplit.strata import window_delta
 from lvmdiag.synthetic import SyntheticStore, make_splits, make_store
 
