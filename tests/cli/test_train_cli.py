@@ -86,6 +86,22 @@ def test_flags_override_the_config_file_and_resume_continues(tmp_path, files):
     assert [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
 
 
+def test_loss_and_optimiser_flags_reach_the_config(tmp_path, files):
+    out = tmp_path / "run"
+    res = _train(files, out, "--epochs", "1", "--no-report", "--weight-decay", "0.05", "--grad-clip", "0.5",
+                 "--random-negatives", "4", "--hard-negatives", "none", "--gate-threshold", "0.1",
+                 "--gate-weak-weight", "0.5", "--teacher-threshold", "0.3")
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["weight_decay"], cfg["grad_clip"], cfg["n_random_negatives"], cfg["hard_negatives"]) == (
+        0.05, 0.5, 4, "none")
+    assert (cfg["gate_threshold"], cfg["gate_weak_weight"], cfg["teacher_threshold"]) == (0.1, 0.5, 0.3)
+    bad = _train(files, tmp_path / "bad", "--epochs", "1", "--hard-negatives", "bogus")
+    assert bad.exit_code == 2 and "hard_negatives" in bad.output and "Traceback" not in bad.output
+    no_ids = _train(files, tmp_path / "no_ids", "--epochs", "1", "--hard-negatives", "same_article")
+    assert no_ids.exit_code == 2 and "needs article ids" in no_ids.output  # the fixture files carry no ids
+
+
 def test_refuses_to_clobber_a_run(tmp_path, files):
     out = tmp_path / "run"
     assert _train(files, out, "--epochs", "1", "--no-report").exit_code == 0
