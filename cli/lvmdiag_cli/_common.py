@@ -133,3 +133,17 @@ def load_named_splits(
 
     return {name: load_sequences(p, split=name, k=k, allow_pickle=allow_pickle)
             for name, p in (("train", train), ("val", val), ("ood", ood)) if p is not None}
+
+
+def sibling_png(out: Path | None, section: str) -> Path | None:
+    """``<stem>_<section>.png`` beside the markdown output, the naming every command shares (None without --out)."""
+    return None if out is None else out.with_name(f"{out.stem}_{section}.png")
+
+
+def attach_plot(markdown: str, png: Path, out: Path | None, alt: str, draw: Callable[[Path], None]) -> str:
+    """Draw ``png`` and, when the markdown goes to a file, link it (by name when it sits beside the report)."""
+    draw(png)
+    if out is None:
+        return markdown
+    rel = png.name if png.parent.resolve() == out.parent.resolve() else str(png)
+    return markdown + f"\n![{alt}]({rel})\n"

@@ -16,6 +16,7 @@ from lvmdiag_cli._common import (
     OutOption,
     QuietOption,
     TrainOption,
+    attach_plot,
     emit,
     handle_errors,
     load_named_splits,
@@ -56,10 +57,8 @@ def bias_cmd(
         if png is not None:
             from lvmdiag.plots.bias import plot_bias
 
-            plot_bias(report.bias, png)
-            if out is not None:
-                rel = png.name if png.parent.resolve() == out.parent.resolve() else str(png)
-                markdown += f"\n![position and lag profiles]({rel})\n"
+            markdown = attach_plot(markdown, png, out, "position and lag profiles",
+                                   lambda p: plot_bias(report.bias, p))
         emit(markdown, out, report.to_dict(), json_path)
 
 

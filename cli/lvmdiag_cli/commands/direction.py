@@ -15,11 +15,13 @@ from lvmdiag_cli._common import (
     OutOption,
     QuietOption,
     TrainOption,
+    attach_plot,
     emit,
     handle_errors,
     load_named_splits,
     progress_bar,
     refuse_overwrite_input,
+    sibling_png,
 )
 
 
@@ -40,20 +42,18 @@ def direction_cmd(
     with handle_errors():
         from lvmdiag.analyzers.direction import analyze_direction
 
-        for output in (out, json_path):
+        png = sibling_png(out, "direction")
+        for output in (out, json_path, png):
             refuse_overwrite_input(output, [train, val, ood])
         splits = load_named_splits(train, val, ood, k, allow_pickle)
         with progress_bar("direction", enabled=not no_progress) as bar:
             result = analyze_direction(splits, n_permutations=permutations, max_windows=max_windows,
                                        rng=seed, progress=bar)
         markdown = result.to_markdown()
-        if out is not None:
+        if png is not None:
             from lvmdiag.plots.direction import plot_direction
 
-            png = out.with_name(out.stem + "_direction.png")  # same naming as `lvmdiag data` and `diverge`
-            refuse_overwrite_input(png, [train, val, ood])
-            plot_direction(result, png)
-            markdown += f"\n![direction]({png.name})\n"
+            markdown = attach_plot(markdown, png, out, "direction", lambda p: plot_direction(result, p))
         emit(markdown, out, result.to_dict(), json_path)
 
 

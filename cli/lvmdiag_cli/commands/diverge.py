@@ -15,11 +15,13 @@ from lvmdiag_cli._common import (
     QuietOption,
     TrainOption,
     ValOption,
+    attach_plot,
     emit,
     handle_errors,
     load_named_splits,
     progress_bar,
     refuse_overwrite_input,
+    sibling_png,
 )
 
 
@@ -42,7 +44,7 @@ def diverge_cmd(
     with handle_errors():
         from lvmdiag.analyzers.divergence import analyze_divergence
 
-        png = out.with_name(out.stem + "_divergence.png") if out is not None else None
+        png = sibling_png(out, "divergence")
         for output in (out, json_path, png):
             refuse_overwrite_input(output, [train, val, ood])
         splits = load_named_splits(train, val, ood, k, allow_pickle)
@@ -53,8 +55,8 @@ def diverge_cmd(
         if png is not None:
             from lvmdiag.plots.divergence import plot_divergence
 
-            plot_divergence(result, png)
-            markdown += f"\n![divergence tests and Δ distributions]({png.name})\n"
+            markdown = attach_plot(markdown, png, out, "divergence tests and Δ distributions",
+                                   lambda p: plot_divergence(result, p))
         emit(markdown, out, result.to_dict(), json_path)
 
 

@@ -16,11 +16,13 @@ from lvmdiag_cli._common import (
     QuietOption,
     TrainOption,
     ValOption,
+    attach_plot,
     emit,
     handle_errors,
     load_named_splits,
     progress_bar,
     refuse_overwrite_input,
+    sibling_png,
 )
 
 
@@ -41,20 +43,18 @@ def leakage_cmd(
     with handle_errors():
         from lvmdiag.analyzers.leakage import analyze_leakage
 
-        for output in (out, json_path):
+        png = sibling_png(out, "leakage")
+        for output in (out, json_path, png):
             refuse_overwrite_input(output, [train, val, ood])
         splits = load_named_splits(train, val, ood, k, allow_pickle)
         with progress_bar("leakage", enabled=not no_progress) as bar:
             result = analyze_leakage(splits, threshold=threshold, max_examples=max_examples,
                                      block_rows=block_rows, progress=bar)
         markdown = result.to_markdown()
-        if out is not None:
+        if png is not None:
             from lvmdiag.plots.leakage import plot_leakage
 
-            png = out.with_name(out.stem + "_leakage.png")  # same naming as `lvmdiag data` and `diverge`
-            refuse_overwrite_input(png, [train, val, ood])
-            plot_leakage(result, png)
-            markdown += f"\n![leakage]({png.name})\n"
+            markdown = attach_plot(markdown, png, out, "leakage", lambda p: plot_leakage(result, p))
         emit(markdown, out, result.to_dict(), json_path)
 
 
