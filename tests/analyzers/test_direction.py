@@ -10,6 +10,7 @@ from lvmdiag import synthetic as syn
 from lvmdiag.analyzers.direction import analyze_direction
 from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.errors import InputError
+from compare_helpers import assert_same_result
 
 
 def _sub(store, mask):
@@ -177,21 +178,6 @@ def test_streaming_block_size_does_not_change_the_result_and_progress_reaches_to
     done = [c[0] for c in calls]
     assert done == sorted(done) and calls[-1][0] == calls[-1][1]
 
-
-def assert_same_result(a, b, atol=1e-5):
-    """Equal JSON results up to float32 rounding (products summed in another order)."""
-    if isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for key in a:
-            assert_same_result(a[key], b[key], atol)
-    elif isinstance(a, list):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            assert_same_result(x, y, atol)
-    elif isinstance(a, float) and isinstance(b, float):
-        assert abs(a - b) <= atol, (a, b)
-    else:
-        assert a == b
 
 
 def test_article_specific_drift_is_detected_through_the_cosine_slopes():

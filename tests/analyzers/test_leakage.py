@@ -9,6 +9,7 @@ from lvmdiag import synthetic as syn
 from lvmdiag.analyzers.leakage import COS_EDGES, analyze_leakage
 from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.errors import InputError
+from compare_helpers import assert_same_result
 
 
 @pytest.fixture(scope="module")
@@ -188,18 +189,3 @@ def test_result_does_not_depend_on_block_size_and_progress_reaches_total(store):
     done = [c[0] for c in calls]
     assert done == sorted(done) and calls[-1][0] == calls[-1][1]
 
-
-def assert_same_result(a, b, atol=1e-5):
-    """Equal JSON results up to float32 rounding (products summed in another order)."""
-    if isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for key in a:
-            assert_same_result(a[key], b[key], atol)
-    elif isinstance(a, list):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            assert_same_result(x, y, atol)
-    elif isinstance(a, float) and isinstance(b, float):
-        assert abs(a - b) <= atol, (a, b)
-    else:
-        assert a == b
