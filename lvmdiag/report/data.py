@@ -199,30 +199,40 @@ def gather_data(history: RunHistory, *, train: str | Path | None = None, val: st
         return DataContext({s: None for s in paths}, tuple(notes), tuple(baselines))
     bias: list[BiasSummary] = []
     signals: list[DataSignal] = []
+    # articles are identified once, over all readable splits together (recovery links windows across
+    # files), and every analysis below uses that one grouping instead of recovering it again
+    from lvmdiag.data.groups import resolve_groups
+
+    names = list(seqs)
+    groups = resolve_groups([seqs[s] for s in names])
+    labels = dict(zip(names, groups.labels))
     if "bias" in analyses:
         from lvmdiag.analyzers.temporal_bias import analyze_bias
 
         for s, seq in seqs.items():
-            result = analyze_bias(seq, rng=rng, progress=progress)
+            result = analyze_bias(seq, groups=labels[s], group_method=groups.method, group_note=groups.note,
+                                  rng=rng, progress=progress)
             bias.append(_bias_summary(result, s))
             if not any(b.split == s for b in baselines):
                 baselines += from_bias_result(result, s, source=f"lvmdiag bias on {readable[s]}")
     if {"train", "val"} <= set(seqs):
         pair = {"train": seqs["train"], "val": seqs["val"]}
+        # the assignment itself (it names its method: given or recovered) when it covers exactly the pair
+        pair_groups = groups if names == ["train", "val"] else [labels["train"], labels["val"]]
         if "leakage" in analyses:
             from lvmdiag.analyzers.leakage import analyze_leakage
 
-            sig = _leakage_signal(analyze_leakage(pair, progress=progress), "val")
+            sig = _leakage_signal(analyze_leakage(pair, groups=pair_groups, progress=progress), "val")
             if sig is not None:
                 signals.append(sig)
         if "divergence" in analyses:
             from lvmdiag.analyzers.divergence import analyze_divergence
 
-            signals.append(_divergence_signal(analyze_divergence(pair, rng=rng, progress=progress)))
+            signals.append(_divergence_signal(analyze_divergence(pair, groups=pair_groups, rng=rng, progress=progress)))
         if "direction" in analyses:
             from lvmdiag.analyzers.direction import analyze_direction
 
-            signals.append(_direction_signal(analyze_direction(pair, rng=rng, progress=progress)))
+            signals.append(_direction_signal(analyze_direction(pair, groups=pair_groups, rng=rng, progress=progress)))
     elif set(analyses) & {"leakage", "divergence", "direction"}:
         notes.append("leakage/divergence/direction need both train and val data; only "
                      f"{', '.join(seqs)} was readable.")
