@@ -34,7 +34,8 @@ def bias_cmd(
     out: OutOption = None,
     json_path: JsonOption = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the PNG here (default: beside --out, same stem).")] = None,
-    n_resamples: Annotated[int, typer.Option("--n-resamples", help="Article bootstrap resamples and permutations.")] = 1000,
+    n_resamples: Annotated[int, typer.Option("--n-resamples", help="Article bootstrap resamples per interval.")] = 1000,
+    n_permutations: Annotated[str, typer.Option("--n-permutations", metavar="N|auto", help="Cap on article permutations (differences) and flips (direction) per test, or auto (each test stops once it cannot reach alpha; auto lets a lone effect reach alpha/m in its family).")] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Seed for bootstraps and permutations.")] = 0,
     block_rows: Annotated[int, typer.Option("--block-rows", help="Windows read per block (memory bound).")] = 8192,
     direction: Annotated[bool, typer.Option("--direction/--no-direction",
@@ -51,7 +52,8 @@ def bias_cmd(
             refuse_overwrite_input(output, inputs)
         splits = load_named_splits(train, val, ood, k, allow_pickle)
         with progress_bar("bias", enabled=not quiet) as bar:
-            report = analyze_bias_report(splits, direction=direction, n_resamples=n_resamples, rng=seed,
+            report = analyze_bias_report(splits, direction=direction, n_resamples=n_resamples,
+                                         n_permutations=n_permutations, rng=seed,
                                          block_rows=block_rows, progress=bar)
         markdown = report.to_markdown()
         if png is not None:

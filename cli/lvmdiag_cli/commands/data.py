@@ -34,7 +34,7 @@ def data_cmd(
     fail_on: Annotated[Optional[str], typer.Option(
         "--fail-on", help="Exit 1 when any of these findings is present: comma list of leakage, divergence, bias, "
                           "direction, no-direction, or any.")] = None,
-    n_permutations: Annotated[int, typer.Option("--n-permutations", help="Whole-article permutations per test.")] = 200,
+    n_permutations: Annotated[str, typer.Option("--n-permutations", metavar="N|auto", help="Cap on whole-article permutations per test, or auto (each test stops once it cannot reach alpha; auto lets a lone effect reach alpha/m in its family).")] = "auto",
     n_bootstrap: Annotated[int, typer.Option("--n-bootstrap", help="Article-bootstrap replicates per interval.")] = 200,
     threshold: Annotated[float, typer.Option("--threshold", help="Near-duplicate cosine for leakage.")] = 0.98,
     alpha: Annotated[float, typer.Option("--alpha", help="Level of the findings (BH-adjusted p).")] = 0.05,

@@ -31,7 +31,7 @@ def direction_cmd(
     ood: OodOption = None,
     k: KOption = 5,
     seed: Annotated[int, typer.Option("--seed", help="Seed for folds, permutations and bootstraps.")] = 0,
-    permutations: Annotated[int, typer.Option("--n-permutations", "--permutations", help="Article-flip permutations per test.")] = 499,
+    permutations: Annotated[str, typer.Option("--n-permutations", "--permutations", metavar="N|auto", help="Cap on article flips per test, or auto (each test stops once it cannot reach alpha; auto lets a lone effect reach alpha/m in its split's family).")] = "auto",
     max_windows: Annotated[int, typer.Option("--max-windows", help="At most this many windows per split feed the classifier.")] = 100_000,
     allow_pickle: AllowPickleOption = False,
     out: OutOption = None,

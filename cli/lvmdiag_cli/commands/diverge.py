@@ -33,7 +33,7 @@ def diverge_cmd(
     allow_pickle: AllowPickleOption = False,
     out: OutOption = None,
     json_path: JsonOption = None,
-    n_permutations: Annotated[int, typer.Option("--n-permutations", help="Whole-article permutations per test.")] = 200,
+    n_permutations: Annotated[str, typer.Option("--n-permutations", metavar="N|auto", help="Cap on whole-article permutations per test, or auto (each test stops once it cannot reach alpha; auto lets a lone effect reach alpha/m in its family).")] = "auto",
     n_bootstrap: Annotated[int, typer.Option("--n-bootstrap", help="Article-bootstrap replicates per interval.")] = 200,
     rff_features: Annotated[int, typer.Option("--rff-features", help="Random Fourier features for the RBF MMD.")] = 512,
     seed: Annotated[int, typer.Option("--seed", help="Seed for features, folds, permutations and bootstraps.")] = 0,
