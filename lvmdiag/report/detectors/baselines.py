@@ -399,15 +399,13 @@ def detect(history: RunHistory, events: tuple[ScheduleEvent, ...] = (), baseline
                 tuple(evidence), epochs, "below_baseline", ("lvmdiag bias --train {train} --val {val}",),
                 contradicted_by=tuple(f"{r.describe()} (targeted by {', '.join(r.targeted)})" for r in wins_t)))
         else:
-            beats = (f"; {_loss_names(wins_t)}'s {'metrics beat' if len(wins_t) > 1 else 'metric beats'} every "
-                     f"trivial predictor ({won})") if wins_t else ""
+            beats = (f"; the metrics it targets beat every trivial predictor ({won})") if wins_t else ""
             findings.append(Finding(
                 NAME, "untargeted_below_baseline", "warning",
                 f"{', '.join(r.label for r in untargeted_losses)} below the trivial predictors (not what the loss optimises)",
-                f"On {split} {lost}: {'this is' if len(untargeted_losses) == 1 else 'these are'} not what "
-                f"{_loss_names(targeted) if targeted else 'the loss'} optimises{beats}{untested_text}. A symptom "
-                "to keep in mind (e.g. when the predictions are used as vectors), not evidence that the model "
-                "learned nothing.",
+                f"On {split} the model loses on {lost}, which {_loss_names(targeted) if targeted else 'its loss'} "
+                f"does not target{beats}{untested_text}. A symptom to keep in mind (e.g. when the predictions are "
+                "used as vectors), not evidence that the model learned nothing.",
                 tuple(evidence), epochs, None,
                 contradicted_by=tuple(f"{r.describe()} (targeted by {', '.join(r.targeted)})" for r in wins_t)))
     if wins_t or not losses:
