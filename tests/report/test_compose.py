@@ -166,7 +166,7 @@ def test_issue18_run_status_line_follows_the_objective(make_history):
     f = r.finding("untargeted_below_baseline")
     assert f is not None and f.title.startswith("cos_next below") and "recall@1 0.118" in f.message
     md = r.to_markdown()
-    assert "The model wins on margin, recall@1, mean rank and loses on cos_next." in md
+    assert "The model wins on: margin, recall@1, mean rank; it loses on: cos_next." in md
 
 
 def test_contradicted_causes_rank_after_uncontradicted_ones():

@@ -222,6 +222,7 @@ class BaselineComparison(Result):
     rows: tuple[ComparisonRow, ...]
     objective_known: bool
     notes: tuple[str, ...] = ()
+    n: int | None = None
 
     def targeted(self) -> tuple[ComparisonRow, ...]:
         return tuple(r for r in self.rows if r.targeted or not self.objective_known)
@@ -243,11 +244,12 @@ class BaselineComparison(Result):
             rows.append([r.label, "higher" if r.direction > 0 else "lower", target, fmt(r.model, digits),
                          *(fmt(refs.get(p), digits) for p in self.predictors),
                          f"**{r.outcome}**" if r.outcome != "ties" else r.outcome])
-        lines = [f"Model vs trivial predictors on {self.split} (last epoch; chance = a random direction):", "",
-                 md_table(header, rows)]
+        over = f", {self.n} windows" if self.n else ""
+        lines = [f"Model vs trivial predictors on {self.split} (last epoch{over}; point values on the same rows; "
+                 "chance = a random direction):", "", md_table(header, rows)]
         wins = [r.label for r in self.rows if r.outcome == "wins"]
         losses = [r.label for r in self.rows if r.outcome == "loses"]
-        lines += ["", f"The model wins on {', '.join(wins) or 'no metric'} and loses on {', '.join(losses) or 'no metric'}."]
+        lines += ["", f"The model wins on: {', '.join(wins) or 'no metric'}; it loses on: {', '.join(losses) or 'no metric'}."]
         lines += [f"- {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -301,9 +303,15 @@ def compare(history: RunHistory, baselines: Sequence[BaselineMetrics], split: st
             outcome = "wins" if gap > _TIE else "loses" if gap < -_TIE else "ties"
         rows.append(ComparisonRow(m, label, direction, model[m], tuple(refs_m.items()), best, trivial[best], outcome,
                                   (targets or {}).get(m, ())))
+    for m, terms in (targets or {}).items():
+        if m not in {r.metric for r in rows}:
+            why = "not logged for the model" if not np.isfinite(model[m]) else "no trivial predictor has it"
+            notes.append(f"{METRICS[m][0]} (targeted by {', '.join(terms)}) not compared: {why}.")
     order = [p for p in (*TRIVIAL, "chance") if any(p in dict(r.references) for r in rows)]
     order += sorted({p for r in rows for p, _ in r.references} - set(order))
-    return BaselineComparison(str(split), tuple(order), tuple(rows), targets is not None, tuple(dict.fromkeys(notes)))
+    n = _last(metrics.get("n"))
+    return BaselineComparison(str(split), tuple(order), tuple(rows), targets is not None, tuple(dict.fromkeys(notes)),
+                              int(n) if np.isfinite(n) else None)
 
 
 def _loss_names(targeted: Sequence[ComparisonRow]) -> str:
@@ -367,7 +375,7 @@ def detect(history: RunHistory, events: tuple[ScheduleEvent, ...] = (), baseline
     lost = "; ".join(r.describe() for r in losses)
     epochs = (int(history.epochs[-1]),)
     cos_row = next(r for r in comp.rows if r.metric == "cos_next")
-    untested = sorted({m for terms in [objective(history) or {}] for m in terms} - {r.metric for r in comp.rows})
+    untested = [m for m in METRICS if m in (objective(history) or {}) and m not in {r.metric for r in comp.rows}]
     untested_text = (f"; the metrics its loss targets but that could not be compared ({', '.join(METRICS[m][0] for m in untested)}: "
                      "not logged for the model, or no baseline has them) stay untested") if untested else ""
     if targeted and not wins_t:
@@ -412,8 +420,8 @@ def detect(history: RunHistory, events: tuple[ScheduleEvent, ...] = (), baseline
         shown = wins_t or comp.outcome("wins") or comp.rows
         ruled.append(RuledOut(
             NAME, "The model is no better than copying the context",
-            (f"it beats every trivial predictor on {', '.join(r.label for r in wins_t)}, which its loss targets"
-             if wins_t else f"skill vs {LABELS[best.predictor]} is {fmt(skill)} > {p.min_skill:g}"),
+            (f"it beats every trivial predictor on {', '.join(r.label for r in comp.outcome('wins'))} "
+             f"({', '.join(r.label for r in wins_t)} targeted by its loss)" if wins_t else f"skill vs {LABELS[best.predictor]} is {fmt(skill)} > {p.min_skill:g}"),
             (evidence[0], *(Evidence(r.label, r.describe()) for r in shown))))
     if np.isfinite(model_margin) and model_margin < 0:
         shared = [b for b in refs if b.margin < 0]

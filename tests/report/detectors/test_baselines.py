@@ -115,7 +115,7 @@ def test_comparison_table_is_direction_aware(make_history):
     md = comp.to_markdown()
     assert "| mean rank | lower | loss_rank | 7.40 | 11.78 | 11.31 | 33.00 | **wins** |" in md
     assert "| cos_next | higher | no | 0.182 | 0.500 | 0.582 | 0.000 | **loses** |" in md
-    assert "wins on margin, recall@1, mean rank and loses on cos_next" in md
+    assert "The model wins on: margin, recall@1, mean rank; it loses on: cos_next." in md
 
 
 def test_losing_on_every_metric_stays_critical(make_history):
@@ -178,3 +178,15 @@ def test_from_baselines_json_reads_retrieval():
     (row,) = bl.from_baselines_json({"val": {"mean_context": {"cos_next": 0.5, "cos_prev": 0.8, "recall_at_1": 0.06,
                                                               "rank_mean": 11.31, "n_candidates": 65}}})
     assert (row.recall_at_1, row.rank_mean, row.n_candidates) == (0.06, 11.31, 65)
+
+
+def test_targeted_metrics_without_baselines_stay_untested(make_history):
+    # baselines without retrieval (e.g. from lvmdiag bias): the ranking loss's metrics cannot be compared,
+    # so a low cos_next is reported as an untargeted symptom and the targeted metrics as untested
+    h = make_history(val=RANKING_VAL, train_log=RANKING_LOG, config=RANKING_CONFIG)
+    plain = [BaselineMetrics("copy_last", "val", 0.5, 1.0, -0.5), BaselineMetrics("mean_context", "val", 0.582, 0.8, -0.218)]
+    comp = bl.compare(h, plain)
+    assert "recall@1 (targeted by loss_rank) not compared: no trivial predictor has it." in comp.notes
+    (f,) = bl.detect(h, baselines=plain).findings
+    assert f.code == "untargeted_below_baseline" and f.severity == "warning"
+    assert "(recall@1, mean rank: not logged for the model, or no baseline has them) stay untested" in f.message
