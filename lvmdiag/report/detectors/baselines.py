@@ -377,8 +377,9 @@ def detect(history: RunHistory, events: tuple[ScheduleEvent, ...] = (), baseline
     epochs = (int(history.epochs[-1]),)
     cos_row = next(r for r in comp.rows if r.metric == "cos_next")
     untested = [m for m in METRICS if m in (objective(history) or {}) and m not in {r.metric for r in comp.rows}]
-    untested_text = (f"; the metrics its loss targets but that could not be compared ({', '.join(METRICS[m][0] for m in untested)}: "
-                     "not logged for the model, or no baseline has them) stay untested") if untested else ""
+    untested_text = ("; the metrics its loss targets but that could not be compared "
+                     f"({', '.join(METRICS[m][0] for m in untested)}: not logged for the model, or no baseline has "
+                     "them) stay untested") if untested else ""
     if targeted and not wins_t:
         everything = len(losses) == len(comp.rows)
         if everything and not untested:
@@ -417,13 +418,13 @@ def detect(history: RunHistory, events: tuple[ScheduleEvent, ...] = (), baseline
                 "used as vectors), not evidence that the model learned nothing.",
                 tuple(evidence), epochs, None,
                 contradicted_by=tuple(f"{r.describe()} (targeted by {', '.join(r.targeted)})" for r in wins_t)))
-    if wins_t or not losses:
-        shown = wins_t or comp.outcome("wins") or comp.rows
-        ruled.append(RuledOut(
-            NAME, "The model is no better than copying the context",
-            (f"it beats every trivial predictor on {', '.join(r.label for r in comp.outcome('wins'))} "
-             f"({', '.join(r.label for r in wins_t)} targeted by its loss)" if wins_t else f"skill vs {LABELS[best.predictor]} is {fmt(skill)} > {p.min_skill:g}"),
-            (evidence[0], *(Evidence(r.label, r.describe()) for r in shown))))
+    if wins_t or (not losses and not targeted and cos_row.outcome == "wins"):
+        targeted_note = f" ({', '.join(r.label for r in wins_t)} targeted by its loss)" if comp.objective_known else ""
+        reason = (f"it beats every trivial predictor on {', '.join(r.label for r in comp.outcome('wins'))}"
+                  f"{targeted_note}" if wins_t else
+                  f"skill vs {LABELS[best.predictor]} is {fmt(skill)} > {p.min_skill:g}")
+        ruled.append(RuledOut(NAME, "The model is no better than copying the context", reason,
+                              (evidence[0], *(Evidence(r.label, r.describe()) for r in wins_t or (cos_row,)))))
     if np.isfinite(model_margin) and model_margin < 0:
         shared = [b for b in refs if b.margin < 0]
         if shared:
