@@ -19,7 +19,7 @@ _STAT_LABELS = {
 
 def _test_row(label: str, t: TestResult, chance: float | None) -> list[str]:
     adj = "—" if t.pvalue_adjusted is None else fmt_p(t.pvalue_adjusted, t.n_resamples)
-    return [label, t.effect.to_markdown(), fmt(chance), fmt_p(t.pvalue, t.n_resamples), adj]
+    return [label, t.effect.to_markdown(), fmt(chance), fmt_p(t.pvalue, t.n_resamples), adj, str(t.n_resamples)]
 
 
 def comparison_markdown(c: SplitComparison) -> list[str]:
@@ -32,17 +32,17 @@ def comparison_markdown(c: SplitComparison) -> list[str]:
     ]
     rows = []
     for v in c.views:
-        rows.append([f"{v.view}: cos(mean {c.reference}, mean {c.other})", v.mean_cosine.to_markdown(), "—", "—", "—"])
+        rows.append([f"{v.view}: cos(mean {c.reference}, mean {c.other})", v.mean_cosine.to_markdown(), "—", "—", "—", "—"])
         rows.append(_test_row(f"{v.view}: ‖mean shift‖", v.mean_shift, v.chance.get("mean_shift")))
         rows.append(_test_row(f"{v.view}: MMD² (RBF, RFF)", v.mmd, v.chance.get("mmd")))
         rows.append(_test_row(f"{v.view}: classifier AUC (CV by article)", v.classifier, v.chance.get("classifier")))
-    lines += [md_table(["embedding test", "effect [95% CI]", "chance", "p", "BH p"], rows), ""]
+    lines += [md_table(["embedding test", "effect [95% CI]", "chance", "p", "BH p", "permutations"], rows), ""]
     rows = [_test_row("position profile cos(c_i,t): ‖mean difference‖", c.profile, c.profile_chance)]
     for s in c.statistics:
         label = _STAT_LABELS.get(s.statistic, s.statistic)
         rows.append(_test_row(f"{label}: KS D", s.ks, s.chance.get("ks")))
         rows.append(_test_row(f"{label}: Wasserstein-1", s.wasserstein, s.chance.get("wasserstein")))
-    lines += [md_table(["per-window statistic", "effect [95% CI]", "chance", "p", "BH p"], rows), ""]
+    lines += [md_table(["per-window statistic", "effect [95% CI]", "chance", "p", "BH p", "permutations"], rows), ""]
     means = [
         [_STAT_LABELS.get(s.statistic, s.statistic), fmt(s.mean[0]), fmt(s.mean[1])] for s in c.statistics
     ]

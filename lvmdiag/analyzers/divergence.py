@@ -108,6 +108,10 @@ class SplitComparison(Result):
     def tests(self) -> list[TestResult]:
         return iter_tests(self)
 
+    def pooled_tests(self) -> list[TestResult]:
+        """The two-sample tests of the comparison's family (the contamination test is its own family)."""
+        return [t for t in self.tests() if t.family.startswith("divergence")]
+
 
 @dataclass(frozen=True)
 class DivergenceResult(Result):
@@ -144,6 +148,10 @@ class DivergenceResult(Result):
         """Every test of the result, in field order (the order BH adjustments are assigned in)."""
         return iter_tests(self)
 
+    def pooled_tests(self) -> list[TestResult]:
+        """Every pooled two-sample test (each comparison's divergence family), without contamination."""
+        return [t for c in self.comparisons for t in c.pooled_tests()]
+
     def findings(self, alpha: float | None = None) -> list[str]:
         """One line per test significant after BH within its family (one family per compared split)."""
         a = self.alpha if alpha is None else alpha
@@ -165,12 +173,12 @@ class DivergenceResult(Result):
 
     def to_markdown(self) -> str:
         lines = ["## Split divergence", ""]
-        found = self.findings()
+        found = [t for t in self.pooled_tests() if t.status(self.alpha) == "significant"]
         if found:
-            lines.append(f"**Verdict: the splits differ** ({len(found)} of {len(self.tests())} tests significant "
+            lines.append(f"**Verdict: the splits differ** ({len(found)} of {len(self.pooled_tests())} tests significant "
                          f"at BH-adjusted α = {self.alpha}).")
         else:
-            lines.append(f"**Verdict: no difference between splits after correction** (0 of {len(self.tests())} "
+            lines.append(f"**Verdict: no difference between splits after correction** (0 of {len(self.pooled_tests())} "
                          f"tests significant at BH-adjusted α = {self.alpha}).")
         nominal = self.nominal()
         if nominal:
@@ -184,7 +192,8 @@ class DivergenceResult(Result):
             "",
             f"Grouping: {self.grouping.rstrip('.')}. p-values: permutations of whole articles, p = (b+1)/(B+1) over "
             f"the B drawn (cap {self.n_permutations}: a test stops drawing once it cannot reach α, see each test's "
-            "resamples in the JSON); one Benjamini–Hochberg family per compared split; intervals: 95% stratified article bootstrap ({self.n_bootstrap} replicates; "
+            "resamples in the JSON); one Benjamini–Hochberg family per compared split; intervals: 95% stratified "
+            f"article bootstrap ({self.n_bootstrap} replicates; "
             "the classifier AUC's interval inverts the permutation test, see the method notes); "
             "'Chance' is the statistic's mean under permutation "
             "(what no difference looks like).",
@@ -396,7 +405,7 @@ def analyze_divergence(
     result = DivergenceResult(
         comparisons=tuple(comparisons),
         grouping=grouping,
-        n_permutations=max(resolve_cap(n_permutations, len(c.tests()), alpha) for c in comparisons),
+        n_permutations=max(resolve_cap(n_permutations, len(c.pooled_tests()), alpha) for c in comparisons),
         n_bootstrap=n_bootstrap,
         rff_features=rff_features,
         bandwidths=bandwidths,
