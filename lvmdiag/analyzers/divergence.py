@@ -50,7 +50,8 @@ from lvmdiag.stats.two_sample import (
 
 _SCORE_BUDGET_BYTES = 128 * 2**20  # out-of-fold score matrix held at once (rows x permutation columns)
 _NORM_SPREAD_MIN = 1e-4  # norms all within this of each other: vectors were normalised, norm tests skipped
-_PERM_BATCH = 100  # article permutations per batch; tests that cannot reach alpha stop between batches
+_PERM_BATCH = 100  # article permutations in the first batch; tests that cannot reach alpha stop between batches
+_PERM_BATCH_LATER = 400  # later batches: each costs a scoring pass per view, so they are few and large
 
 
 @dataclass(frozen=True)
@@ -521,7 +522,7 @@ def _compare(
         return out
 
     tests, nulls = run_curtailed(np.array([st["observed"] for st in stats]), draw, cap, alpha, "greater",
-                                 batch=_PERM_BATCH)
+                                 batch=_PERM_BATCH, later_batch=_PERM_BATCH_LATER)
 
     def null_of(j: int) -> np.ndarray:
         col = nulls[:, j]

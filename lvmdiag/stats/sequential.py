@@ -152,8 +152,13 @@ class CurtailedTests:
 
 
 def run_curtailed(observed: np.ndarray, draw, cap: int, alpha: float, alternative: str = "greater",
-                  batch: int = 64, min_replicates: int = MIN_REPLICATES) -> tuple[CurtailedTests, np.ndarray]:
+                  batch: int = 64, min_replicates: int = MIN_REPLICATES,
+                  later_batch: int | None = None) -> tuple[CurtailedTests, np.ndarray]:
     """Draw null batches with ``draw(b, active) -> (b, T)`` until every test is settled or capped.
+
+    The first batch has ``batch`` replicates, later ones ``later_batch`` (default ``batch``): when each
+    batch costs a pass over the data, few large batches after a small first one keep the passes few
+    while clear nulls still stop early.
 
     Returns the tests and every null replicate drawn (L_max, T), NaN where a test had stopped
     (for intervals built from the null, e.g. :func:`lvmdiag.stats.two_sample.permutation_interval`).
@@ -161,7 +166,7 @@ def run_curtailed(observed: np.ndarray, draw, cap: int, alpha: float, alternativ
     tests = CurtailedTests(observed, cap, alpha, alternative, min_replicates)
     chunks = []
     while True:
-        b = tests.next_batch_size(batch)
+        b = tests.next_batch_size(batch if not chunks or later_batch is None else later_batch)
         if b <= 0:
             break
         active = tests.active.copy()

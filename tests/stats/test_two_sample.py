@@ -149,3 +149,23 @@ def test_permutation_interval_mirrors_under_reversal_and_respects_bounds():
     assert a.low == pytest.approx(1 - b.high, abs=1e-12) and a.high == pytest.approx(1 - b.low, abs=1e-12)
     wide = permutation_interval(0.99, 0.5 + rng.standard_normal(99), 0.5, 0.95, (0.0, 1.0))
     assert 0.0 <= wide.low <= wide.high <= 1.0
+
+
+def test_auc_per_column_equals_the_pairwise_definition_with_ties():
+    """Vectorised AUC vs the obvious double loop over (positive, negative) pairs, ties counting 1/2."""
+    from lvmdiag.stats.two_sample import auc_per_column
+
+    rng = np.random.default_rng(4)
+    for trial in range(30):
+        n, c = int(rng.integers(2, 40)), int(rng.integers(1, 6))
+        levels = int(rng.integers(2, 8))
+        scores = rng.integers(0, levels, size=(n, c)).astype(np.float32) if trial % 2 else rng.standard_normal((n, c))
+        positive = rng.random((n, c)) < 0.5
+        got = auc_per_column(scores, positive)
+        for j in range(c):
+            p, q = scores[positive[:, j], j], scores[~positive[:, j], j]
+            if p.size == 0 or q.size == 0:
+                assert np.isnan(got[j])
+                continue
+            want = np.mean([(a > b) + 0.5 * (a == b) for a in p for b in q])
+            assert got[j] == pytest.approx(want, abs=1e-12)
