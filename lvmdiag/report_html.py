@@ -26,13 +26,13 @@ body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1
 main{max-width:72rem;margin:0 auto;padding:1.5rem 1.25rem 3rem;background:#fff;min-height:100vh}
 h1{font-size:1.6rem;margin:.2rem 0 1rem}h2{font-size:1.3rem;border-bottom:1px solid #dde1e6;padding-bottom:.2rem;margin-top:2rem}
 h3{font-size:1.12rem;margin-top:1.6rem}h4,h5,h6{font-size:1rem;margin-top:1.2rem}
-p,li,td,th,summary{overflow-wrap:anywhere}
+p,li,td,summary{overflow-wrap:anywhere}
 .verdict{border-left:5px solid #2563eb;background:#eef4ff;padding:.6rem 1rem;margin:0 0 1.5rem;border-radius:4px}
 .verdict h2{border:0;margin:.1rem 0 .3rem;font-size:1.1rem}
 .table-wrap{max-width:100%;overflow-x:auto;margin:.6rem 0 1rem;border:1px solid #e3e6ea;border-radius:4px}
 table{border-collapse:collapse;font-size:.85rem;min-width:100%}
 th,td{padding:.3rem .55rem;border-bottom:1px solid #eceef1;text-align:left;vertical-align:top}
-th{background:#f3f5f8;font-weight:600;min-width:4.5rem}
+th{background:#f3f5f8;font-weight:600;min-width:4.5rem;overflow-wrap:normal}
 td{font-variant-numeric:tabular-nums}
 tbody tr:nth-child(even){background:#fafbfc}
 code{font:.85em/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#f1f3f5;padding:.05rem .25rem;border-radius:3px}
@@ -67,7 +67,9 @@ def _inline(text: str, images: Mapping[str, str]) -> str:
 
 
 def _bold(escaped: str) -> str:
-    return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
+    """**bold** and ~~struck out~~ (ruled-out hypotheses) on already escaped text."""
+    escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
+    return re.sub(r"~~(.+?)~~", r"<del>\1</del>", escaped)
 
 
 def _image(alt: str, src: str, images: Mapping[str, str]) -> str:
@@ -170,11 +172,22 @@ def markdown_to_html(md: str, images: Mapping[str, str] | None = None) -> str:
     images = dict(images or {})
     html_parts: list[str] = []
     open_fold: int | None = None  # heading level that opened the fold (7: a bold note title)
+    verdict_level: int | None = None  # a "Verdict" section is boxed so the reader finds it first
     for kind, level, chunk in _blocks(md, images):
         if open_fold is not None and (kind == "heading" and level <= open_fold or
                                       open_fold == 7 and kind in ("heading", "note-title")):
             html_parts.append("</details>")
             open_fold = None
+        if verdict_level is not None and kind == "heading" and level <= verdict_level:
+            html_parts.append("</section>")
+            verdict_level = None
+        if kind == "heading" and re.fullmatch(r"<h\d>Verdict</h\d>", chunk):
+            html_parts.append(f'<section class="verdict">{chunk}')
+            verdict_level = level
+            continue
+        if chunk.startswith("<p><strong>Status:"):
+            html_parts.append(f'<section class="verdict">{chunk}</section>')
+            continue
         if kind == "heading" and level >= 2 and _NOTE_TITLE.search(re.sub(r"<[^>]+>", "", chunk)):
             title = re.sub(r"^<h\d>|</h\d>$", "", chunk)
             html_parts.append(f"<details><summary>{title}</summary>")
@@ -188,6 +201,8 @@ def markdown_to_html(md: str, images: Mapping[str, str] | None = None) -> str:
         html_parts.append(chunk)
     if open_fold is not None:
         html_parts.append("</details>")
+    if verdict_level is not None:
+        html_parts.append("</section>")
     return "\n".join(html_parts)
 
 
@@ -199,13 +214,15 @@ def png_data_uri(fig: Any, dpi: int = 100) -> str:
 
 
 def render_page(title: str, body_html: str, verdict_html: str = "") -> str:
-    """The whole HTML document: inline CSS, verdict box first, then the body; no scripts, no external URLs."""
+    """The whole HTML document: title, verdict box, then the body; inline CSS, no scripts, no external URLs."""
     verdict = f'<section class="verdict"><h2>Verdict</h2>{verdict_html}</section>' if verdict_html else ""
+    body_html = re.sub(r"^\s*<h1>.*?</h1>", "", body_html, count=1)  # the title is shown above the verdict
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">"
-        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body><main>\n{verdict}\n{body_html}\n"
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body><main>\n<h1>{html.escape(title)}</h1>\n"
+        f"{verdict}\n{body_html}\n"
         "<footer>Written by lvmdiag. Self-contained: figures are embedded, nothing is fetched.</footer>"
         "</main></body></html>\n"
     )
@@ -256,4 +273,8 @@ def result_html(result: Any, *, figures: bool = True) -> str:
         markdown = result.to_markdown()
     for name, uri in figs.items():
         markdown = markdown.rstrip("\n") + f"\n\n![{name}]({uri})\n"
-    return render_page(_title_of(markdown, result), markdown_to_html(markdown), _verdict_of(result, markdown))
+    verdict = _verdict_of(result, markdown)
+    head = "\n".join(markdown.splitlines()[:12])
+    if re.search(r"^#+\s+Verdict", head, re.MULTILINE) or "**Status:" in head:
+        verdict = ""  # the report already opens with its verdict: do not print it twice
+    return render_page(_title_of(markdown, result), markdown_to_html(markdown), verdict)
