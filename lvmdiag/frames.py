@@ -45,7 +45,9 @@ def result_frame(result: Any) -> Any:
         return pd.DataFrame([_scalars(s.to_dict()) for s in result.splits]).set_index("split")
     if kind == "RunReport":
         frame = pd.DataFrame(list(result.epoch_values), columns=list(result.epoch_columns))
-        return frame.set_index(result.epoch_columns[0]) if result.epoch_columns else frame
+        if "epoch" in frame and frame["epoch"].notna().all() and (frame["epoch"] % 1 == 0).all():
+            frame["epoch"] = frame["epoch"].astype(int)
+        return frame.set_index("epoch") if "epoch" in frame else frame
     if kind == "ResplitResult":
         return pd.DataFrame({"windows": result.n_windows, "articles": result.n_articles, "ratio": result.ratios,
                              "achieved": result.achieved}, index=pd.Index(result.names, name="split"))

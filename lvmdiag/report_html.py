@@ -178,7 +178,7 @@ def markdown_to_html(md: str, images: Mapping[str, str] | None = None) -> str:
                                       open_fold == 7 and kind in ("heading", "note-title")):
             html_parts.append("</details>")
             open_fold = None
-        if verdict_level is not None and kind == "heading" and level <= verdict_level:
+        if verdict_level is not None and kind == "heading":  # the verdict box ends at the next heading
             html_parts.append("</section>")
             verdict_level = None
         if kind == "heading" and re.fullmatch(r"<h\d>Verdict</h\d>", chunk):

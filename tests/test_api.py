@@ -60,9 +60,12 @@ def _cli(*args):
     ("diverge", ["--k", 4, "--n-permutations", 19, "--n-bootstrap", 19, "--rff-features", 32],
      {"k": 4, "n_permutations": 19, "n_bootstrap": 19, "rff_features": 32}),
 ])
-def test_api_on_arrays_equals_cli_on_files(windows, command, cli_args, kwargs):
+def test_api_on_arrays_equals_cli_on_files(windows, command, cli_args, kwargs, tmp_path):
     arrays, paths = windows
-    want = _cli(command, "--train", paths["train"], "--val", paths["val"], *cli_args)
+    html = tmp_path / f"{command}.html"
+    want = _cli(command, "--train", paths["train"], "--val", paths["val"], *cli_args, "--html", html)
+    page = html.read_text()  # --html on every command: one self-contained page with the figure embedded
+    assert page.startswith("<!DOCTYPE html>") and "<img" in page and "<script" not in page
     got = getattr(lvmdiag, command)(arrays["train"], arrays["val"], **kwargs).to_dict()
     assert _strip(got) == _strip(want)
     # the same with paths given to the API
@@ -142,3 +145,19 @@ def test_import_is_light_and_fast():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[1] == "[]", out  # lvmdiag.bias etc. load on first use
     assert float(out[0]) < 1.0  # ~0.1 s measured; generous bound for a loaded CI machine
+
+
+def test_report_and_resplit_commands_write_html(tmp_path, windows):
+    page = tmp_path / "p7.html"
+    res = runner.invoke(app, ["report", str(REPO / "fixtures" / "runs" / "p7_baseline"), "--html", str(page), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "Run report: p7_baseline" in page.read_text() and page.read_text().count("<img") == 1
+    _, paths = windows
+    out, page = tmp_path / "rs", tmp_path / "rs.html"
+    res = runner.invoke(app, ["resplit", str(paths["train"]), str(paths["val"]), "--out", str(out), "--ratios", "0.5,0.5",
+                              "--names", "a,b", "--stratify", "none", "--no-analyses", "--html", str(page), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "Resplit" in page.read_text() and "<table>" in page.read_text()
+    res = runner.invoke(app, ["leakage", "--train", str(paths["train"]), "--val", str(paths["val"]), "--k", "4",
+                              "--html", str(paths["val"]), "--quiet"])
+    assert res.exit_code == 2 and "is also an input" in res.output  # an input is never overwritten

@@ -86,6 +86,8 @@ def test_converter_escapes_everything_and_never_links_out():
     assert 'href=' not in out and 'src="https' not in out and "figure not embedded" in out
     assert '<div class="table-wrap"><table>' in out and "<details><summary>Note</summary>" in out
     assert "<pre><code>&lt;raw&gt;</code></pre>" in out
+    boxed = markdown_to_html("# R\n\n## Verdict\n\n- fine\n\n### Leakage\n\ntext\n")
+    assert '<section class="verdict"><h2>Verdict</h2>\n<ul><li>fine</li></ul>\n</section>\n<h3>' in boxed
     png = "data:image/png;base64,iVBORw0KGgo="
     assert f'src="{png}"' in markdown_to_html("![f](fig.png)", {"fig.png": png})
     _check(render_page("t", out, "<p>v</p>"))
