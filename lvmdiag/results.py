@@ -37,13 +37,56 @@ def to_jsonable(obj: Any) -> Any:
 
 
 class Result:
-    """Mixin for result dataclasses: ``to_dict`` is generic, ``to_markdown`` is per result."""
+    """Mixin for result dataclasses: ``to_dict`` is generic, ``to_markdown`` is per result.
+
+    Every result also renders itself for notebooks and reports (generic, built on the two above):
+    ``to_html()`` (a self-contained page), ``_repr_html_``/``_repr_markdown_`` (Jupyter), ``plot()``
+    (a matplotlib Figure) and ``to_frame()`` (a pandas DataFrame of the result's table). matplotlib and
+    pandas are imported only when those are called.
+    """
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
 
     def to_markdown(self) -> str:  # pragma: no cover - every concrete result overrides it
         raise NotImplementedError(type(self).__name__)
+
+    def to_html(self, *, figures: bool = True) -> str:
+        """One self-contained HTML page: verdict first, collapsible method notes, figures embedded as PNG."""
+        from lvmdiag.report_html import result_html
+
+        return result_html(self, figures=figures)
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+    def figures(self) -> dict[str, Any]:
+        """``{name: matplotlib Figure}`` of every figure this result has (empty when it has none)."""
+        from lvmdiag.plots import figures_of
+
+        return figures_of(self)
+
+    def plot(self, name: str | None = None) -> Any:
+        """The result's figure (``name`` picks one when there are several, e.g. a data report's "leakage")."""
+        from lvmdiag.errors import InputError
+
+        figs = self.figures()
+        if not figs:
+            raise InputError(f"{type(self).__name__} has no figure; use to_markdown() or to_frame().")
+        if name is None:
+            return next(iter(figs.values()))
+        if name not in figs:
+            raise InputError(f"{type(self).__name__} has no figure {name!r}; choose one of {', '.join(figs)}.")
+        return figs[name]
+
+    def to_frame(self) -> Any:
+        """The result's main table as a pandas DataFrame (needs pandas: install lvmdiag[all] or pandas)."""
+        from lvmdiag.frames import result_frame
+
+        return result_frame(self)
 
 
 @dataclass(frozen=True)

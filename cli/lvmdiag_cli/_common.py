@@ -123,6 +123,19 @@ OutOption = Annotated[
 ]
 JsonOption = Annotated[Optional[Path], typer.Option("--json", help="Write the result as JSON ('-' = stdout).")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "--no-progress", help="No progress bar on stderr.")]
+HtmlOption = Annotated[
+    Optional[Path], typer.Option("--html", help="Also write one self-contained HTML report here (figures embedded, "
+                                                "no network, no JavaScript).")
+]
+
+
+def emit_html(result: Any, html_path: Path | None, inputs: list[Path | None]) -> None:
+    """Write ``result.to_html()`` atomically to ``html_path`` (when given); inputs are never overwritten."""
+    if html_path is None:
+        return
+    refuse_overwrite_input(html_path, inputs)
+    write_text_atomic(html_path, result.to_html())
+    typer.echo(f"wrote {html_path}", err=True)
 
 
 def load_named_splits(

@@ -33,3 +33,7 @@ __all__ = [
     "save_split_files",
     "window_indices",
 ]
+
+from lvmdiag._callable import make_callable as _make_callable
+
+_make_callable(__name__)  # lvmdiag.data(...) runs lvmdiag.api.data

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from lvmdiag._atomic import atomic_path
 from lvmdiag.analyzers.temporal_bias import BiasComparison, BiasResult
+from lvmdiag.plots import new_figure, save_or_return
 from lvmdiag.results import Estimate
 
 
@@ -16,21 +17,16 @@ def _band(ax, xs, estimates: tuple[Estimate, ...], colour: str, label: str) -> N
         ax.fill_between(xs, [e.ci.low for e in estimates], [e.ci.high for e in estimates], color=colour, alpha=0.2)
 
 
-def plot_bias(result: BiasResult | BiasComparison, path: str | os.PathLike[str]) -> None:
-    """Write a two-panel PNG to ``path``.
+def plot_bias(result: BiasResult | BiasComparison, path: str | os.PathLike[str] | None = None) -> Any:
+    """Write a two-panel PNG to ``path`` (path None: return the Figure).
 
     Left: mean cos(c_i, target) against context position i (0 = oldest, K−1 = last), one line per split
     with its confidence band. Right: mean cos(x_j, x_(j+L)) within windows against lag L = 1..K.
     The two panels mirror each other (position i sits at lag K − i from the target), which is the
     picture behind "Δ is a lag gradient".
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     results = result.results if isinstance(result, BiasComparison) else {result.name or "data": result}
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax1, ax2) = new_figure(1, 2, figsize=(10, 4))
     for i, (name, r) in enumerate(results.items()):
         colour = f"C{i}"
         label = f"{name} (Δ {r.delta.value:+.3f})"
@@ -50,6 +46,4 @@ def plot_bias(result: BiasResult | BiasComparison, path: str | os.PathLike[str])
     ax2.set_title("Lag profile within windows")
     ax2.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    return save_or_return(fig, path, dpi=110)

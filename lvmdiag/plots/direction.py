@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from lvmdiag._atomic import atomic_path
 from lvmdiag.analyzers.direction import DirectionResult
+from lvmdiag.plots import new_figure, save_or_return
 
 
-def plot_direction(result: DirectionResult, path: str | os.PathLike[str]) -> None:
-    """Write a two-panel PNG: (left) CV AUC − 0.5 and the signed score with 95% CIs per split; (right)
+def plot_direction(result: DirectionResult, path: str | os.PathLike[str] | None = None) -> Any:
+    """Write a two-panel PNG to ``path`` (path None: return the Figure): (left) CV AUC − 0.5 and the signed score with 95% CIs per split; (right)
     forward − backward lag-matched cosine differences with 95% CIs, expected at 0."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax1, ax2) = new_figure(1, 2, figsize=(10, 4))
     names = [s.split for s in result.splits]
     used: set[str] = set()
     for i, s in enumerate(result.splits):
@@ -58,6 +54,4 @@ def plot_direction(result: DirectionResult, path: str | os.PathLike[str]) -> Non
     ax2.set_title("Lag-matched offsets (expected 0: symmetric)")
     ax2.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    return save_or_return(fig, path, dpi=110)

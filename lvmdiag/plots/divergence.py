@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
-from lvmdiag._atomic import atomic_path
 from lvmdiag.analyzers.divergence import DivergenceResult
+from lvmdiag.plots import new_figure, save_or_return
 
 
-def plot_divergence(result: DivergenceResult, path: str | os.PathLike[str]) -> None:
-    """Write a PNG to ``path``: one row per compared split.
+def plot_divergence(result: DivergenceResult, path: str | os.PathLike[str] | None = None) -> Any:
+    """Write a PNG to ``path`` (path None: return the Figure): one row per compared split.
 
     Left: -log10 of each test's BH-adjusted p-value (bars) with the α line; the floor of a
     permutation p-value, 1/(B+1), is the longest possible bar. Right: histograms (fixed edges, as
     stored in the result) of Δ = cos(c_last, t) − cos(c_0, t) for the reference and the other split.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     n = max(1, len(result.comparisons))
-    fig, axes = plt.subplots(n, 2, figsize=(12, 4.2 * n), squeeze=False,
-                             gridspec_kw={"width_ratios": [1.6, 1]})
+    fig, axes = new_figure(n, 2, figsize=(12, 4.2 * n), squeeze=False,
+                           gridspec_kw={"width_ratios": [1.6, 1]})
     for row, cmp in enumerate(result.comparisons):
         ax = axes[row, 0]
         tests = cmp.tests()
@@ -59,6 +55,4 @@ def plot_divergence(result: DivergenceResult, path: str | os.PathLike[str]) -> N
         ax.set_title(f"KS D {stat.ks.statistic:.3f}, W1 {stat.wasserstein.statistic:.3f}")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    return save_or_return(fig, path, dpi=110)

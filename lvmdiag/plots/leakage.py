@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
-from lvmdiag._atomic import atomic_path
 from lvmdiag.analyzers.leakage import LeakageResult
+from lvmdiag.plots import new_figure, save_or_return
 
 
-def plot_leakage(result: LeakageResult, path: str | os.PathLike[str]) -> None:
-    """Write a two-panel PNG: (left) share of each split's windows affected, by kind; (right) counts of
+def plot_leakage(result: LeakageResult, path: str | os.PathLike[str] | None = None) -> Any:
+    """Write a two-panel PNG to ``path`` (path None: return the Figure): (left) share of each split's windows affected, by kind; (right) counts of
     distinct chunks without an exact train copy per bin of their nearest-train cosine, threshold marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax1, ax2) = new_figure(1, 2, figsize=(10, 4))
     kinds = [("shared article", "share_shared_article"), ("shared chunk", "share_shared_chunk"),
              ("shared window", "share_shared_window"), ("near-dup chunk", "share_near_chunk"),
              ("any", "share_affected")]
@@ -46,6 +42,4 @@ def plot_leakage(result: LeakageResult, path: str | os.PathLike[str]) -> None:
     ax2.set_title("Near-duplicate search")
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    return save_or_return(fig, path, dpi=110)

@@ -141,3 +141,7 @@ def write_run_report(run_dir: PathLike, *, out: PathLike | None = None, json_pat
     if json_path is not None:
         write_json_atomic(json_path, report.to_dict())
     return report
+
+from lvmdiag._callable import make_callable as _make_callable
+
+_make_callable(__name__)  # lvmdiag.report(...) runs lvmdiag.api.report

@@ -1,9 +1,10 @@
-"""PNG curves of a run with its schedule events marked (matplotlib, Agg backend, small files)."""
+"""PNG curves of a run with its schedule events marked (matplotlib without pyplot, small files)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,24 +25,22 @@ def _mark_events(ax, events: tuple[ScheduleEvent, ...], label: bool) -> None:  #
                         textcoords="offset points", fontsize=7, color="crimson")
 
 
-def plot_run(history: RunHistory, events: tuple[ScheduleEvent, ...], path: str | os.PathLike[str], *, dpi: int = 80) -> Path:
-    """Write the run's curves to ``path`` (PNG): evaluation cosines/margins, loss terms, mechanisms.
+def plot_run(history: RunHistory, events: tuple[ScheduleEvent, ...], path: str | os.PathLike[str] | None, *,
+             dpi: int = 80) -> Any:
+    """Write the run's curves to ``path`` (PNG; None: return the Figure): evaluation cosines/margins, loss terms, mechanisms.
 
     Parameters
     ----------
     history : the run
     events : schedule events, drawn as vertical lines between the epochs they separate
-    path : output PNG (written atomically)
+    path : output PNG (written atomically), or None for the matplotlib Figure itself
     dpi : resolution (80 keeps example files small)
 
     Returns
     -------
-    Path of the written file.
+    Path of the written file (the Figure when ``path`` is None).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from lvmdiag.plots import new_figure
 
     epochs = history.epochs
     panels = []
@@ -53,7 +52,7 @@ def plot_run(history: RunHistory, events: tuple[ScheduleEvent, ...], path: str |
     mechanisms = [n for n in ("anchor_lambda", "gate_weight_mean") if n in history.train_log]
     if mechanisms:
         panels.append("mech")
-    fig, axes = plt.subplots(len(panels) or 1, 1, figsize=(6.4, 2.3 * max(len(panels), 1)), sharex=True, squeeze=False)
+    fig, axes = new_figure(len(panels) or 1, 1, figsize=(6.4, 2.3 * max(len(panels), 1)), sharex=True, squeeze=False)
     for ax, panel in zip(axes[:, 0], panels):
         if panel == "eval":
             for split in history.splits():
@@ -76,8 +75,9 @@ def plot_run(history: RunHistory, events: tuple[ScheduleEvent, ...], path: str |
     axes[-1, 0].set_xlabel("epoch")
     axes[0, 0].set_title(f"{Path(history.run_dir).name}: curves (dashed red = schedule event)", fontsize=9)
     fig.tight_layout()
+    if path is None:
+        return fig
     target = Path(path)
     with atomic_path(target, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
     return target

@@ -16,3 +16,7 @@ __all__ = [
     "resplit",
     "verify_outputs",
 ]
+
+from lvmdiag._callable import make_callable as _make_callable
+
+_make_callable(__name__)  # lvmdiag.resplit(...) runs lvmdiag.api.resplit

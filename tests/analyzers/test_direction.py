@@ -10,7 +10,7 @@ from lvmdiag import synthetic as syn
 from lvmdiag.analyzers.direction import analyze_direction
 from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.errors import InputError
-from compare_helpers import assert_same_result
+from _compare import assert_same_result
 
 
 def _sub(store, mask):

@@ -1,4 +1,4 @@
-"""The committed fixtures are exactly what fixtures/make_fixtures.py generates, and stay small."""
+"""The committed fixtures are what fixtures/make_fixtures.py generates (up to float rounding), and stay small."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 
 from lvmdiag.data import load_sequences
 
+from _compare import assert_same_array
 from data_helpers import FIXTURES, Recorder
 
 
@@ -18,11 +19,20 @@ def _generator():
     return module
 
 
-def test_generator_reproduces_committed_files_byte_for_byte(tmp_path):
+def test_generator_reproduces_committed_files(tmp_path):
+    """Same arrays as committed: ids, counts and object arrays exactly; vectors up to float rounding.
+
+    The generator's random walk takes BLAS dot products, whose summation order depends on the CPU,
+    so the float bytes may differ by an ulp on another machine (tests/_compare.py states the policy).
+    """
     written = _generator().make_synthetic(tmp_path)
     assert len(written) == 10
     for path in written:
-        assert path.read_bytes() == (FIXTURES / path.name).read_bytes(), path.name
+        with np.load(path, allow_pickle=True) as got, np.load(FIXTURES / path.name, allow_pickle=True) as want:
+            assert list(got.keys()) == list(want.keys()), path.name
+            for key in got.keys():
+                assert got[key].dtype == want[key].dtype, (path.name, key)
+                assert_same_array(got[key], want[key])
         assert path.stat().st_size < 300_000
     assert sum(p.stat().st_size for p in written) < 2_000_000
 

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from lvmdiag_cli._common import (
+    HtmlOption,
     AllowPickleOption,
     JsonOption,
     KOption,
@@ -18,6 +19,7 @@ from lvmdiag_cli._common import (
     TrainOption,
     attach_plot,
     emit,
+    emit_html,
     handle_errors,
     load_named_splits,
     progress_bar,
@@ -33,6 +35,7 @@ def bias_cmd(
     allow_pickle: AllowPickleOption = False,
     out: OutOption = None,
     json_path: JsonOption = None,
+    html: HtmlOption = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the PNG here (default: beside --out, same stem).")] = None,
     n_resamples: Annotated[int, typer.Option("--n-resamples", help="Article bootstrap resamples per interval.")] = 1000,
     n_permutations: Annotated[str, typer.Option("--n-permutations", metavar="N|auto", help="Cap on article permutations (differences) and flips (direction) per test, or auto (each test stops once it cannot reach alpha; auto lets a lone effect reach alpha/m in its family).")] = "auto",
@@ -62,6 +65,7 @@ def bias_cmd(
             markdown = attach_plot(markdown, png, out, "position and lag profiles",
                                    lambda p: plot_bias(report.bias, p))
         emit(markdown, out, report.to_dict(), json_path)
+        emit_html(report, html, inputs)
 
 
 def register(app: typer.Typer) -> None:

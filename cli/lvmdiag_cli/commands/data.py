@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from lvmdiag_cli._common import (
+    HtmlOption,
     AllowPickleOption,
     EXIT_FINDING,
     KOption,
@@ -17,6 +18,7 @@ from lvmdiag_cli._common import (
     TrainOption,
     ValOption,
     emit,
+    emit_html,
     handle_errors,
     progress_bar,
     refuse_overwrite_input,
@@ -30,6 +32,7 @@ def data_cmd(
     k: KOption = 5,
     allow_pickle: AllowPickleOption = False,
     out: OutOption = None,
+    html: HtmlOption = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON ('-' = stdout).")] = None,
     fail_on: Annotated[Optional[str], typer.Option(
         "--fail-on", help="Exit 1 when any of these findings is present: comma list of leakage, divergence, bias, "
@@ -54,6 +57,7 @@ def data_cmd(
                                   alpha=alpha, rng=seed, progress=bar)
         images = write_plots(report, out) if out is not None else {}
         emit(report.to_markdown(images), out, report.to_dict(), json_path)
+        emit_html(report, html, [train, val, ood])
     hit = sorted(gate & report.finding_kinds())
     if hit:
         typer.echo(f"failing: finding(s) present: {', '.join(hit)}", err=True)

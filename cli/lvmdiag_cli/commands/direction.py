@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from lvmdiag_cli._common import (
+    HtmlOption,
     AllowPickleOption,
     JsonOption,
     KOption,
@@ -17,6 +18,7 @@ from lvmdiag_cli._common import (
     TrainOption,
     attach_plot,
     emit,
+    emit_html,
     handle_errors,
     load_named_splits,
     progress_bar,
@@ -36,6 +38,7 @@ def direction_cmd(
     allow_pickle: AllowPickleOption = False,
     out: OutOption = None,
     json_path: JsonOption = None,
+    html: HtmlOption = None,
     no_progress: QuietOption = False,
 ) -> None:
     """Direction classifier (true vs reversed order, CV by article), signed score vs train (the reference orientation), lag-matched offsets."""
@@ -55,6 +58,7 @@ def direction_cmd(
 
             markdown = attach_plot(markdown, png, out, "direction", lambda p: plot_direction(result, p))
         emit(markdown, out, result.to_dict(), json_path)
+        emit_html(result, html, [train, val, ood])
 
 
 def register(app: typer.Typer) -> None:

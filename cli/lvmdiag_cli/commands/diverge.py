@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from lvmdiag_cli._common import (
+    HtmlOption,
     AllowPickleOption,
     JsonOption,
     KOption,
@@ -17,6 +18,7 @@ from lvmdiag_cli._common import (
     ValOption,
     attach_plot,
     emit,
+    emit_html,
     handle_errors,
     load_named_splits,
     progress_bar,
@@ -33,6 +35,7 @@ def diverge_cmd(
     allow_pickle: AllowPickleOption = False,
     out: OutOption = None,
     json_path: JsonOption = None,
+    html: HtmlOption = None,
     n_permutations: Annotated[str, typer.Option("--n-permutations", metavar="N|auto", help="Cap on whole-article permutations per test, or auto (each test stops once it cannot reach alpha; auto lets a lone effect reach alpha/m in its family).")] = "auto",
     n_bootstrap: Annotated[int, typer.Option("--n-bootstrap", help="Article-bootstrap replicates per interval.")] = 200,
     rff_features: Annotated[int, typer.Option("--rff-features", help="Random Fourier features for the RBF MMD.")] = 512,
@@ -58,6 +61,7 @@ def diverge_cmd(
             markdown = attach_plot(markdown, png, out, "divergence tests and Δ distributions",
                                    lambda p: plot_divergence(result, p))
         emit(markdown, out, result.to_dict(), json_path)
+        emit_html(result, html, [train, val, ood])
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from lvmdiag_cli._common import (
+    HtmlOption,
     AllowPickleOption,
     JsonOption,
     KOption,
@@ -18,6 +19,7 @@ from lvmdiag_cli._common import (
     ValOption,
     attach_plot,
     emit,
+    emit_html,
     handle_errors,
     load_named_splits,
     progress_bar,
@@ -37,6 +39,7 @@ def leakage_cmd(
     allow_pickle: AllowPickleOption = False,
     out: OutOption = None,
     json_path: JsonOption = None,
+    html: HtmlOption = None,
     no_progress: QuietOption = False,
 ) -> None:
     """Count the articles, chunk vectors, windows and near-duplicate chunks that val (and OOD) share with train."""
@@ -56,6 +59,7 @@ def leakage_cmd(
 
             markdown = attach_plot(markdown, png, out, "leakage", lambda p: plot_leakage(result, p))
         emit(markdown, out, result.to_dict(), json_path)
+        emit_html(result, html, [train, val, ood])
 
 
 def register(app: typer.Typer) -> None:

@@ -10,8 +10,10 @@ import typer
 
 from lvmdiag.errors import InputError
 from lvmdiag_cli._common import (
+    HtmlOption,
     QuietOption,
     emit,
+    emit_html,
     handle_errors,
     progress_bar,
     refuse_overwrite_input,
@@ -29,6 +31,7 @@ def report_cmd(
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the markdown here; the PNG of the curves goes "
                                                                "beside it (<stem>_curves.png). Default: markdown to stdout, no PNG.")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the JSON twin here ('-' = stdout).")] = None,
+    html: HtmlOption = None,
     in_run_dir: Annotated[bool, typer.Option("--in-run-dir", help="Write REPORT.md, report.json and REPORT_curves.png "
                                                                   "into RUN_DIR (what the trainer does).")] = False,
     fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
@@ -63,6 +66,7 @@ def report_cmd(
                                           progress=bar, **options)
             else:
                 report = build_run_report(run_dir, progress=bar, **options)
+        emit_html(report, html, inputs)
         if in_run_dir or out is not None:
             written = out or (run_dir if run_dir.is_dir() else run_dir.parent) / "REPORT.md"
             typer.echo(f"wrote {written}" + (f" and {written.with_name(report.figures[0])}" if report.figures else ""),

@@ -9,8 +9,10 @@ import typer
 
 from lvmdiag.errors import InputError
 from lvmdiag_cli._common import (
+    HtmlOption,
     QuietOption,
     emit,
+    emit_html,
     handle_errors,
     progress_bar,
     refuse_overwrite_input,
@@ -43,6 +45,7 @@ def resplit_cmd(
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Read object arrays (metadata; can run code from the file).")] = False,
     analyses: Annotated[bool, typer.Option("--analyses/--no-analyses", help="Bias, divergence and leakage sections in the report.")] = True,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the result summary as JSON ('-' = stdout).")] = None,
+    html: HtmlOption = None,
     no_progress: QuietOption = False,
 ) -> None:
     """Re-split INPUTS by whole article into stratified splits; writes the splits, manifest.json, resplit_report.md."""
@@ -64,6 +67,7 @@ def resplit_cmd(
                 allow_pickle=allow_pickle, analyses=analyses, progress=bar,
             )
         emit(result.summary_markdown(), None, result.to_dict(), json_path)
+        emit_html(result, html, list(inputs))
 
 
 def register(app: typer.Typer) -> None:
