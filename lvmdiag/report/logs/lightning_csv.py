@@ -91,20 +91,49 @@ def read_lightning_csv(path: Path) -> RunHistory:
         records = list(csv.DictReader(io.StringIO(text)))
     except csv.Error as exc:
         raise RunDirError(f"{path} is not a readable CSV ({exc}).") from None
-    rows: list[LogRow] = []
+    parsed: list[tuple[int | None, float | None, dict[str, str]]] = []
     for i, rec in enumerate(records, 2):
         if None in rec:
             raise RunDirError(f"{path}: line {i} has more cells than the header has columns; fix that row.")
-        epoch = _to_float(rec.get("epoch"))
-        if epoch is None or epoch != epoch or epoch < 0 or epoch != int(epoch):
-            raise RunDirError(f"{path}: line {i} has epoch {rec.get('epoch')!r}, not a whole number >= 0.")
         step = _to_float(rec.get("step"))
+        # Lightning logs the 0-based index of the batch in progress; + 1 is the count of optimiser steps
+        # taken by then (the global step of the Trainer and of Hugging Face)
+        step = step + 1 if step is not None and step == step else None
+        raw = rec.get("epoch")
+        if raw is None or not raw.strip():
+            parsed.append((None, step, rec))  # LearningRateMonitor rows carry a step but no epoch
+            continue
+        epoch = _to_float(raw)
+        if epoch is None or epoch != epoch or epoch < 0 or epoch != int(epoch):
+            raise RunDirError(f"{path}: line {i} has epoch {raw!r}, not a whole number >= 0.")
+        parsed.append((int(epoch) + 1, step, rec))
+    rows: list[LogRow] = []
+    for epoch, step, rec in parsed:
+        if epoch is None:
+            epoch = _epoch_at(parsed, step)
+            if epoch is None:
+                continue
         for name, value in rec.items():
             if name in ("epoch", "step") or value is None or not value.strip():
                 continue
-            rows.append(LogRow(int(epoch) + 1, step, name.strip(), value))
+            rows.append(LogRow(epoch, step, name.strip(), value))
     config, more = read_hparams(path.parent)
     config = check_config(config, path.parent / "hparams.yaml")
     files = tuple(str(p) for p in (path.parent / "hparams.yaml", path) if p.is_file())
     return build_history(rows, config=config, source_format="lightning-csv", source_files=files,
                          run_dir=path.parent, notes=[*notes, *more])
+
+
+def _epoch_at(parsed: list[tuple[int | None, float | None, dict[str, str]]], step: float | None) -> int | None:
+    """The epoch of a row without one: that of the first row with an epoch at the same or a later step
+    (an lr logged at an epoch's first step belongs to it); past every such row, the epoch after the last."""
+    epochs = [(s, e) for e, s, _ in parsed if e is not None and s is not None]
+    if step is not None:
+        later = [e for s, e in epochs if s >= step]
+        if later:
+            return min(later)
+    known = [e for e, _, _ in parsed if e is not None]
+    if not known:
+        return None
+    # logged after every epoch-tagged row: the first step of an epoch that logged nothing else (yet)
+    return max(known) + 1 if step is not None and epochs and step > max(s for s, _ in epochs) else max(known)

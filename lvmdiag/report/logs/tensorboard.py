@@ -2,8 +2,8 @@
 and ``hf`` extras install tensorboard).
 
 Epoch axis: Lightning's ``TensorBoardLogger`` logs an ``epoch`` scalar (0-based) beside every metric, so a
-value logged at step s belongs to epoch (the ``epoch`` value logged at step s, else at the last step
-<= s) + 1; Hugging Face's ``TensorBoardCallback`` logs ``train/epoch`` (fractional, 1.0 at the end of the
+value logged at step s belongs to epoch (the ``epoch`` value logged at step s, else at the next step
+that has one) + 1, and its step, the 0-based index of the batch in progress, + 1 is the optimiser step count; Hugging Face's ``TensorBoardCallback`` logs ``train/epoch`` (fractional, 1.0 at the end of the
 first epoch), read as ceil(x). Without either, each step at which an evaluation metric was logged ends
 one epoch (noted). Config: ``hparams.yaml`` (Lightning) or ``training_args.json`` / ``config.json`` (HF) in
 the directory or up to two levels above it. An event file cut off mid-record (a killed run) keeps every
@@ -97,7 +97,8 @@ def read_tensorboard(directory: Path) -> RunHistory:
         raise RunDirError(f"{directory}: the event files hold no scalar; nothing to report.")
     epoch_of = _epoch_axis(scalars, notes)
     events = sorted(((w, s, tag, v) for tag, vals in scalars.items() for s, v, w in vals), key=lambda x: (x[1], x[0]))
-    rows = [LogRow(epoch_of(s), s, tag, v) for _, s, tag, v in events]
+    shift = 1.0 if "epoch" in scalars else 0.0  # Lightning's 0-based batch index -> the count of steps taken
+    rows = [LogRow(epoch_of(s), s + shift, tag, v) for _, s, tag, v in events]
     config, more, config_files = _config(directory)
     return build_history(rows, config=config, source_format="tensorboard",
                          source_files=(*config_files, *map(str, files)), run_dir=directory, notes=[*notes, *more])
@@ -112,12 +113,10 @@ def _epoch_axis(scalars: dict[str, list[tuple[float, float, float]]], notes: lis
         values = [int(v) + 1 if lightning else max(1, math.ceil(v - 1e-9)) for _, v in pairs]
 
         def epoch_of(step: float) -> int:
-            i = int(np.searchsorted(steps, step, side="right")) - 1
-            if lightning:
-                return values[max(i, 0)]
-            # HF logs train/epoch only with training logs: an eval at step s belongs to the epoch logged at or after s
+            # the epoch logged at this step, else at the next step that has one (a learning rate logged at an
+            # epoch's first step belongs to that epoch), else the last
             j = int(np.searchsorted(steps, step, side="left"))
-            return values[min(j, len(values) - 1)] if i < 0 or steps[max(i, 0)] != step else values[i]
+            return values[min(j, len(values) - 1)]
         return epoch_of
     mapping = map_names(scalars)
     eval_steps = sorted({s for tag, key in mapping.items() if not key.startswith("train_log.") for s, _, _ in scalars[tag]})
