@@ -22,7 +22,7 @@ from typing import Iterable
 from lvmdiag.report.history import _column_key
 
 _SKIP = {"epoch", "step", "global_step", "train/epoch", "eval/epoch", "hp_metric", "total_flos", "train/total_flos",
-         "train/global_step", "train_loss_summary"}
+         "train/global_step", "train/train_loss"}  # HF: the end-of-training summary, not an epoch value
 _SKIP_RE = re.compile(r"(runtime|_per_second|/steps_per_second|/samples_per_second)$")
 _LR_RE = re.compile(r"^(train[/_])?(lr|learning_rate)([-/_].*)?$", re.IGNORECASE)
 
