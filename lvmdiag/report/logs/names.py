@@ -10,7 +10,7 @@
 | ``lr``, ``lr-Adam``, ``lr-AdamW/pg1``, ``learning_rate``, ``train/learning_rate`` | ``train_log.lr`` | the first parameter group when several are logged |
 | ``test_*``, ``ood_*`` | ``test.*``, ``ood.*`` | |
 | ``grad_norm``, anything else | ``train_log.<name>`` | logged by the training loop |
-| ``<name>_step`` beside ``<name>_epoch`` | (skipped) | Lightning's per-step twin of an epoch aggregate; ``<name>_epoch`` is read as ``<name>`` |
+| ``<name>_step`` beside ``<name>_epoch`` | (skipped) | Lightning's per-step twin of an epoch aggregate; ``<name>_epoch`` is read as ``<name>`` (a lone ``<name>_step`` too: its last value in the epoch) |
 | ``epoch``, ``step``, ``global_step``, ``train/epoch``, ``hp_metric``, ``*runtime``, ``*_per_second``, ``total_flos`` | (skipped) | axes and timing |
 """
 
@@ -46,7 +46,7 @@ def map_names(names: Iterable[str]) -> dict[str, str]:
     """Logged name -> history key for every name that is read; skipped names are left out.
 
     Lightning's ``<name>_step`` is dropped when ``<name>_epoch`` is logged too (the epoch aggregate is the
-    per-epoch number), and ``<name>_epoch`` is read as ``<name>``. When two names map to one key (``lr-Adam``
+    per-epoch number); ``<name>_epoch`` and a lone ``<name>_step`` are read as ``<name>``. When two names map to one key (``lr-Adam``
     and ``lr-Adam/pg2``), the first in sorted order wins.
     """
     names = list(dict.fromkeys(names))
@@ -55,8 +55,10 @@ def map_names(names: Iterable[str]) -> dict[str, str]:
     taken: set[str] = set()
     for name in sorted(names, key=lambda n: (len(n), n)):
         base = name
-        if name.endswith("_step") and name[:-5] + "_epoch" in present:
-            continue
+        if name.endswith("_step") and name != "_step":
+            if name[:-5] + "_epoch" in present:
+                continue
+            base = name[:-5]  # logged per step only: its last value in the epoch is read
         if name.endswith("_epoch") and name != "_epoch":
             base = name[:-6]
         key = history_key(base)

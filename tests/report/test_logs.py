@@ -1,0 +1,54 @@
+"""The shared name mapping and the step-based schedule events (the readers themselves are tested on
+real Lightning / transformers output in tests/monitor/)."""
+
+import numpy as np
+import pytest
+
+from lvmdiag.report.events import schedule_events
+from lvmdiag.report.history import RunHistory
+from lvmdiag.report.logs.names import history_key, map_names
+
+
+@pytest.mark.parametrize("name, key", [
+    ("val_loss", "val.loss"), ("eval_loss", "val.loss"), ("eval/loss", "val.loss"), ("validation_loss", "val.loss"),
+    ("val/cos_next", "val.cos_next"), ("eval_cos_next", "val.cos_next"), ("train/cos_next", "train.cos_next"),
+    ("loss", "train_log.loss"), ("train_loss", "train_log.loss"), ("train/loss", "train_log.loss"),
+    ("train/loss_teacher", "train_log.loss_teacher"), ("lr-Adam", "train_log.lr"), ("lr-AdamW/pg1", "train_log.lr"),
+    ("learning_rate", "train_log.lr"), ("train/learning_rate", "train_log.lr"), ("grad_norm", "train_log.grad_norm"),
+    ("test_cos_next", "test.cos_next"), ("epoch", None), ("train/epoch", None), ("eval_runtime", None),
+    ("eval/samples_per_second", None), ("hp_metric", None), ("train/train_loss", None),
+])
+def test_name_table(name, key):
+    assert history_key(name) == key
+
+
+def test_lightning_step_twins_and_epoch_aggregates():
+    names = ["train_loss_step", "train_loss_epoch", "val_loss", "lr-Adam", "lr-Adam/pg2", "epoch", "step"]
+    assert map_names(names) == {"train_loss_epoch": "train_log.loss", "val_loss": "val.loss", "lr-Adam": "train_log.lr"}
+    assert map_names(["train_loss_step"]) == {"train_loss_step": "train_log.loss"}  # no aggregate: its last step value
+
+
+def _history(config, steps=None, train_log=None, n=6):
+    return RunHistory(epochs=np.arange(1, n + 1), train_log=train_log or {}, eval={"val": {"cos_next": np.ones(n)}},
+                      config=config, steps=None if steps is None else np.asarray(steps, float))
+
+
+def test_warmup_steps_placed_with_the_step_axis():
+    steps = [10, 20, 30, 40, 50, 60]
+    # steps 1-20 are warmup with warmup_steps = 20, so epoch 3 (steps 21-30) is the first after it
+    for config, epoch in (({"warmup_steps": 20}, 3), ({"warmup_steps": 19}, 2), ({"num_warmup_steps": 45}, 5),
+                          ({"warmup_ratio": 0.25, "epochs": 6}, 2),  # ceil(0.25 x 10 steps x 6 epochs) = 15
+                          ({"warmup_ratio": 0.1, "max_steps": 60}, 1)):  # 6 steps
+        found = [(e.name, e.epoch) for e in schedule_events(_history(config, steps)) if e.name == "warmup_end"]
+        assert found == [("warmup_end", epoch)], config
+    assert not schedule_events(_history({"warmup_steps": 20}))  # no step axis: cannot be placed, nothing invented
+    assert not schedule_events(_history({"warmup_steps": 100}, steps))  # never reached
+
+
+def test_a_loss_term_switched_off_is_a_warmup_end():
+    teacher = np.array([0.4, 0.3, 0.0, 0.0, 0.0, 0.0])
+    events = schedule_events(_history({}, train_log={"loss_teacher": teacher}))
+    assert [(e.name, e.epoch, e.source) for e in events] == [("warmup_end", 3, "loss")]
+    flickers = np.array([0.4, 0.0, 0.3, 0.0, 0.0, 0.0])
+    assert not schedule_events(_history({}, train_log={"loss_teacher": flickers}))
+    assert not schedule_events(_history({}, train_log={"loss_teacher": np.zeros(6)}))
