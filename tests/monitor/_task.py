@@ -45,3 +45,17 @@ def loss_fn(pred, target):
 def lr_factor(warmup_steps: int, jump: float):
     """The planted schedule: 1 during warmup, ``jump`` after it (per optimiser step)."""
     return lambda step: 1.0 if step < warmup_steps else jump
+
+
+def cli_findings(path) -> list[tuple]:
+    """``lvmdiag report PATH --json -``, through the CLI: its findings as (detector, code, severity, epochs)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from lvmdiag_cli.app import app
+
+    result = CliRunner().invoke(app, ["report", str(path), "--json", "-", "--quiet"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    return sorted((f["detector"], f["code"], f["severity"], tuple(f["epochs"])) for f in report["findings"]), report

@@ -19,7 +19,7 @@ pytest.importorskip("tensorboard")
 from lvmdiag.monitor import window_metrics  # noqa: E402
 from lvmdiag.report import build_run_report, read_run_history  # noqa: E402
 
-from ._task import BATCH, JUMP, LR, WARMUP_EPOCHS, lr_factor, loss_fn, make_model, steps_per_epoch, windows  # noqa: E402
+from ._task import BATCH, JUMP, LR, WARMUP_EPOCHS, cli_findings, lr_factor, loss_fn, make_model, steps_per_epoch, windows  # noqa: E402
 
 EPOCHS = 6
 
@@ -110,6 +110,8 @@ def test_report_on_trainer_state_and_tensorboard_matches_the_monitor(collapsed):
         report = build_run_report(path)
         assert report.source_format == fmt
         assert _key(report) == _key(reference), fmt
+        cli, payload = cli_findings(path)  # `lvmdiag report PATH --json -` says the same
+        assert cli == _key(reference) and payload["source_format"] == fmt
         assert {(e.name, e.epoch) for e in report.events} == {(e.name, e.epoch) for e in reference.events}, fmt
         history = read_run_history(path)
         np.testing.assert_array_equal(history.epochs, ref.epochs)
