@@ -62,6 +62,8 @@ def _config(directory: Path, state: dict[str, Any]) -> tuple[dict[str, Any], lis
     for src, dst in _ARGS_KEYS.items():
         if dst not in config and isinstance(config.get(src), (int, float)) and not isinstance(config.get(src), bool):
             config[dst] = int(config[src]) if dst != "lr" else float(config[src])
+    if not (isinstance(config.get("max_steps"), (int, float)) and config["max_steps"] > 0):
+        config.pop("max_steps", None)  # TrainingArguments' -1 means "not set": the state's own count is used
     for key, dst in (("num_train_epochs", "epochs"), ("train_batch_size", "batch_size"), ("max_steps", "max_steps")):
         value = state.get(key)
         if dst not in config and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
