@@ -52,3 +52,21 @@ def test_a_loss_term_switched_off_is_a_warmup_end():
     flickers = np.array([0.4, 0.0, 0.3, 0.0, 0.0, 0.0])
     assert not schedule_events(_history({}, train_log={"loss_teacher": flickers}))
     assert not schedule_events(_history({}, train_log={"loss_teacher": np.zeros(6)}))
+
+
+@pytest.mark.parametrize("name, fmt", [("lightning_csv", "lightning-csv"), ("hf_trainer_state", "hf-trainer-state")])
+def test_real_framework_fixtures_read_without_the_frameworks(name, fmt):
+    """The bundled logs of real Lightning / transformers runs (fixtures/runs/make_framework_runs.py), read
+    with no framework installed: 8 epochs, the step axis, both events at epoch 3, the collapse found there."""
+    from lvmdiag.report import build_run_report, read_run_history
+
+    from .conftest import RUNS
+
+    history = read_run_history(RUNS / name)
+    assert history.source_format == fmt and history.epochs.tolist() == list(range(1, 9)) and history.complete
+    np.testing.assert_array_equal(history.steps, 11 * history.epochs)  # 11 optimiser steps per epoch
+    assert history.config["warmup_steps"] == 22 and history.config["epochs"] == 8
+    report = build_run_report(RUNS / name)
+    assert {("lr_change", 3), ("warmup_end", 3)} <= {(e.name, e.epoch) for e in report.events}
+    finding = report.finding("collapse_at_event")
+    assert finding is not None and finding.severity == "critical" and finding.epochs == (2, 3)
