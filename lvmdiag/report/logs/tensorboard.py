@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from lvmdiag.errors import RunDirError
-from lvmdiag.report.history import RunHistory, _read_json, check_config
+from lvmdiag.report.history import RunHistory, check_config
 from lvmdiag.report.logs.epochs import LogRow, build_history
 from lvmdiag.report.logs.lightning_csv import read_hparams
 from lvmdiag.report.logs.names import map_names
