@@ -32,9 +32,28 @@ class EventTracker:
 
 
 def scalar_config(values: Any) -> dict[str, Any]:
-    """The JSON-scalar entries of a mapping (hyperparameters often hold objects that do not belong in a config)."""
+    """The JSON-scalar entries of a mapping (hyperparameters often hold objects that do not belong in a config).
+
+    A hyperparameter the report would misread (``check_config``: e.g. a ``margin`` of 5 in another sense) is
+    left out with a warning: a monitor must never stop a user's training over a name clash.
+    """
+    import warnings
+
+    from lvmdiag.errors import LvmdiagError, LvmdiagWarning
+    from lvmdiag.report.history import check_config
+
     try:
         items = dict(values).items()
     except (TypeError, ValueError):
         return {}
-    return {str(k): v for k, v in items if isinstance(v, (int, float, str, bool)) or v is None}
+    out = {}
+    for key, value in items:
+        if not (isinstance(value, (int, float, str, bool)) or value is None):
+            continue
+        try:
+            check_config({str(key): value}, "hyperparameters")
+        except LvmdiagError as exc:
+            warnings.warn(f"{exc} It is left out of the run's config.json.", LvmdiagWarning, stacklevel=2)
+            continue
+        out[str(key)] = value
+    return out

@@ -5,7 +5,8 @@ The ``Trainer`` calls ``on_epoch_end`` *before* its epoch-end logging and evalua
 in ``on_evaluate`` (with ``eval_strategy="epoch"``): its eval metrics, plus the epoch's entries of
 ``state.log_history`` (``loss``, ``learning_rate``, ``grad_norm``; the last value per name, the rule of the
 ``trainer_state.json`` reader), so the monitor and ``lvmdiag report`` on ``trainer_state.json`` see the same
-numbers. Without per-epoch evaluation, ``on_epoch_end`` logs the training entries alone. Events:
+numbers. Without per-epoch evaluation, ``on_epoch_end`` logs the training entries logged so far (the
+Trainer writes an epoch's ``logging_strategy="epoch"`` entry after that hook, so use ``eval_strategy="epoch"``). Events:
 ``lr_change`` from the logged learning rate, ``warmup_end`` from ``args.get_warmup_steps``. A critical
 finding sets ``control.should_training_stop``. ``training_args.json`` (``args.to_json_string()``) is written
 into ``args.output_dir`` when absent, so the trainer_state reader finds the run's settings

@@ -101,3 +101,15 @@ def test_a_cut_off_last_line_keeps_the_finished_epochs(tmp_path):
     path.write_text(path.read_text() + '{"epoch": 4, "train_loss": {"loss": 0.')  # a writer without atomic append
     history = read_run_history(tmp_path / "run")
     assert history.epochs.tolist() == [1, 2, 3] and any("cut off" in n for n in history.notes)
+
+
+def test_adapter_config_drops_hyperparameters_the_report_would_misread():
+    from lvmdiag.errors import LvmdiagWarning
+    from lvmdiag.monitor._adapter import EventTracker, scalar_config
+
+    with pytest.warns(LvmdiagWarning, match="margin"):
+        config = scalar_config({"lr": 1e-3, "margin": 5.0, "model": object(), "name": "x"})
+    assert config == {"lr": 1e-3, "name": "x"}
+    tracker = EventTracker(warmup_steps=22)  # the rule of the step-event reader: first epoch whose last step is > 22
+    assert [tracker.events(lr, step) for lr, step in ((1e-3, 11), (1e-3, 22), (5e-2, 33), (5e-2, 44))] == [
+        [], [], ["lr_change", "warmup_end"], []]
