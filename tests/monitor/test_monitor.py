@@ -113,3 +113,19 @@ def test_adapter_config_drops_hyperparameters_the_report_would_misread():
     tracker = EventTracker(warmup_steps=22)  # the rule of the step-event reader: first epoch whose last step is > 22
     assert [tracker.events(lr, step) for lr, step in ((1e-3, 11), (1e-3, 22), (5e-2, 33), (5e-2, 44))] == [
         [], [], ["lr_change", "warmup_end"], []]
+
+
+def test_baselines_from_a_sequence_file(tmp_path):
+    """data= a file: read with the project's reader (an article store, windows of k), scored by the evaluator;
+    copy_last's cos_next checked against a direct per-row numpy computation."""
+    from pathlib import Path
+
+    from lvmdiag.data.readers import load_sequences
+
+    store = Path(__file__).resolve().parents[2] / "fixtures" / "python_docs" / "val_store.npz"
+    RunMonitor(tmp_path / "run", data=store, k=5, figures=False)
+    got = json.loads((tmp_path / "run" / "baselines.json").read_text())["val"]["copy_last"]
+    seqs = load_sequences(store, k=5)
+    c, t = np.asarray(seqs.contexts[:, -1], float), np.asarray(seqs.targets, float)
+    direct = np.mean(np.sum(c * t, 1) / np.linalg.norm(c, axis=1) / np.linalg.norm(t, axis=1))
+    assert got["cos_next"] == pytest.approx(direct, abs=1e-5) and got["n"] == len(t)

@@ -70,3 +70,24 @@ def test_real_framework_fixtures_read_without_the_frameworks(name, fmt):
     assert {("lr_change", 3), ("warmup_end", 3)} <= {(e.name, e.epoch) for e in report.events}
     finding = report.finding("collapse_at_event")
     assert finding is not None and finding.severity == "critical" and finding.epochs == (2, 3)
+
+
+def test_tensorboard_without_an_epoch_scalar_counts_evaluations(tmp_path):
+    """A plain ``SummaryWriter`` loop (torch's writer, real event files) that logs no epoch: each step with
+    an evaluation metric ends one epoch, and the report says so."""
+    pytest.importorskip("tensorboard")
+    SummaryWriter = pytest.importorskip("torch.utils.tensorboard").SummaryWriter
+    from lvmdiag.report import read_run_history
+
+    writer = SummaryWriter(str(tmp_path))
+    for step in range(1, 31):
+        writer.add_scalar("train/loss", 1.0 / step, step)
+        if step % 10 == 0:
+            writer.add_scalar("val/cos_next", 0.1 * step / 10, step)
+    writer.close()
+    history = read_run_history(tmp_path)
+    assert history.source_format == "tensorboard" and history.epochs.tolist() == [1, 2, 3]
+    np.testing.assert_allclose(history.eval["val"]["cos_next"], [0.1, 0.2, 0.3], rtol=1e-6)
+    np.testing.assert_allclose(history.train_log["loss"], [1 / 10, 1 / 20, 1 / 30], rtol=1e-6)  # the last in each epoch
+    np.testing.assert_array_equal(history.steps, [10, 20, 30])
+    assert any("no 'epoch' scalar" in n for n in history.notes)
