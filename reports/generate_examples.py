@@ -22,7 +22,8 @@ from lvmdiag.report import write_run_report
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "fixtures" / "runs"
 OUT = ROOT / "reports" / "runs"
-EXAMPLES = ("p7_baseline", "p7_crashed", "lvmdiag_healthy", "lvmdiag_trained", "legacy_overfit", "csv_diverged", "jsonl_chance")
+EXAMPLES = ("p7_baseline", "p7_crashed", "lvmdiag_healthy", "lvmdiag_trained", "legacy_overfit", "csv_diverged", "jsonl_chance",
+            "lightning_csv", "hf_trainer_state")  # the last two: real Lightning / transformers logs (make_framework_runs.py)
 
 
 def _make_runs():

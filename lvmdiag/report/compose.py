@@ -49,7 +49,8 @@ DEFINITIONS = {
 }
 CONFIG_KEYS = ("model_type", "context_length", "d_model", "num_layers", "anchor_lambda", "anchor_learnable",
                "w_rank", "w_margin", "w_teacher", "margin", "temperature", "batch_size", "epochs", "lr",
-               "warmup_epochs", "train_npz", "val_npz")
+               "warmup_epochs", "train_npz", "val_npz",
+               "warmup_steps", "num_warmup_steps", "warmup_ratio", "max_steps")  # step-based schedules (Lightning, HF)
 PLACEHOLDER = {"train": "TRAIN.npz", "val": "VAL.npz"}
 # config key -> `lvmdiag train` flag, to re-run an upstream config with one change
 TRAIN_FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "model_type": "--model",

@@ -41,7 +41,8 @@ class ScheduleEvent(Result):
 
 
 def schedule_events(history: RunHistory, *, lr_rel_change: float = 0.01) -> tuple[ScheduleEvent, ...]:
-    """Events from the config (``warmup_epochs``), the trainer's ``events`` and the lr column.
+    """Events from the config (``warmup_epochs``; step-based warmups, see :mod:`lvmdiag.report.step_events`),
+    the trainer's ``events``, the lr column and loss terms that are switched off.
 
     Parameters
     ----------
@@ -76,4 +77,8 @@ def schedule_events(history: RunHistory, *, lr_rel_change: float = 0.01) -> tupl
                 epoch = int(history.epochs[i])
                 events.setdefault(("lr_change", epoch), ScheduleEvent(
                     "lr_change", epoch, "lr", f"lr {a:.3g} -> {b:.3g}"))
+    from lvmdiag.report.step_events import step_events  # step-based warmups, switched-off loss terms
+
+    for event in step_events(history):
+        events.setdefault((event.name, event.epoch), event)
     return tuple(sorted(events.values(), key=lambda e: (e.epoch, e.name)))

@@ -13,7 +13,9 @@ Formats (auto-detected in this order, see :func:`detect_format`):
 - ``history-list``: ``history.json`` (or ``training_history.json``) as a list of flat rows;
 - ``csv`` / ``jsonl``: one row per epoch, columns like ``train_loss``, ``val_cos_next`` or ``val/cos_next``;
 - ``p7-log``: the upstream stdout log (``Epoch e/E``, ``Train metrics:`` / ``Val metrics:`` blocks),
-  the only record of a crashed run.
+  the only record of a crashed run;
+- ``lightning-csv``, ``hf-trainer-state``, ``tensorboard``: PyTorch Lightning ``metrics.csv``, Hugging Face
+  ``trainer_state.json`` and TensorBoard event directories (readers in :mod:`lvmdiag.report.logs`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ import numpy as np
 
 from lvmdiag.errors import RunDirError
 
-FORMATS = ("lvmdiag-run", "p7-history", "history-object", "history-list", "csv", "jsonl", "p7-log")
+FORMATS = ("lvmdiag-run", "p7-history", "history-object", "history-list", "csv", "jsonl", "p7-log",
+           "lightning-csv", "hf-trainer-state", "tensorboard")
+# formats read by lvmdiag.report.logs (imported only when one is read)
+_LOG_FORMATS = ("lightning-csv", "hf-trainer-state", "tensorboard")
 SPLIT_ALIASES = {
     "train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
     "dev": "val", "test": "test", "ood": "ood",
@@ -61,6 +66,8 @@ class RunHistory:
     notes : what the reader assumed or skipped (e.g. an unfinished last epoch in a log)
     never_finite : keys (``"train_log.<name>"`` / ``"<split>.<metric>"``) of series that were logged,
         but as NaN/Inf in every epoch (told apart from never-logged series, which are NaN too)
+    steps : (E,) float array of the global optimiser step at the end of each epoch (NaN where unknown),
+        or None when the source has no step axis; used to place step-based schedule events (``warmup_steps``)
     """
 
     epochs: np.ndarray
@@ -75,6 +82,7 @@ class RunHistory:
     run_dir: str = ""
     notes: tuple[str, ...] = ()
     never_finite: tuple[str, ...] = ()
+    steps: np.ndarray | None = None
 
     @property
     def n_epochs(self) -> int:
@@ -118,6 +126,7 @@ class _Builder:
         self.duplicates: list[int] = []  # epochs logged more than once (a resumed run); the last entry wins
         self.finite: dict[str, int] = {}  # label -> finite values seen (a series that is NaN/Inf throughout is noted)
         self.finite_by_key: dict[str, int] = {}
+        self.steps: dict[int, float] = {}  # epoch -> global step at its end, where the source logs one
 
     def put(self, epoch: int, key: str, value: Any, label: str | None = None) -> None:
         number = _to_float(value)
@@ -169,6 +178,8 @@ class _Builder:
                 train_log[name] = arr
             else:
                 evals.setdefault(group, {})[name] = arr
+        if self.steps and "steps" not in kwargs:
+            kwargs["steps"] = np.array([self.steps.get(int(e), np.nan) for e in epochs], dtype=float)
         return RunHistory(epochs=epochs, train_log=train_log, eval=evals, labels=dict(self.labels),
                           logged_events=dict(self.events), **kwargs)
 
@@ -311,6 +322,9 @@ def read_lvmdiag_run(directory: Path) -> RunHistory:
         for key in ("lr", "time_s"):
             if key in rec:
                 builder.put(epoch, f"train_log.{key}", rec[key], key)
+        step = _to_float(rec.get("step"))
+        if step is not None and np.isfinite(step):
+            builder.steps[epoch] = step
         for split, metrics in _mapping(rec.get("eval"), f"{where}: 'eval'").items():
             for name, value in _mapping(metrics, f"{where}: 'eval.{split}'").items():
                 builder.put(epoch, f"{split}.{name}", value, f"eval.{split}.{name}")
@@ -617,6 +631,11 @@ def detect_format(path: str | Path) -> tuple[str, Path]:
         suffix = path.suffix.lower()
         if path.name == "metrics.jsonl":
             return "lvmdiag-run", path
+        from lvmdiag.report.logs.detect import detect_log_format
+
+        found = detect_log_format(path)
+        if found is not None:
+            return found
         if suffix == ".json":
             return "history-json", path
         if suffix in {".csv", ".jsonl"}:
@@ -632,6 +651,11 @@ def detect_format(path: str | Path) -> tuple[str, Path]:
     for name in ("training_history.json", "history.json"):
         if (path / name).is_file():
             return "history-json", path / name
+    from lvmdiag.report.logs.detect import detect_log_format  # lazy: only when no lvmdiag/upstream history is found
+
+    found = detect_log_format(path)
+    if found is not None:
+        return found
     tables = _table_candidates(path)
     if tables:
         return tables[0].suffix[1:].lower(), tables[0]
@@ -678,6 +702,10 @@ def read_run_history(path: str | Path, *, fmt: str = "auto") -> RunHistory:
         history = read_table(file)
     elif kind == "p7-log":
         history = read_p7_log(file)
+    elif kind in _LOG_FORMATS:
+        from lvmdiag.report.logs.detect import read_log_format
+
+        history = read_log_format(kind, file)
     else:  # pragma: no cover - guarded above
         raise RunDirError(f"unknown format {kind}")
     if history.n_epochs == 0:
@@ -691,6 +719,10 @@ def _file_for(path: Path, fmt: str) -> Path:
         return path
     if not path.is_dir():
         raise RunDirError(f"run directory {path} does not exist.")
+    if fmt in _LOG_FORMATS:
+        from lvmdiag.report.logs.detect import log_file_for
+
+        return log_file_for(path, fmt)
     wanted: dict[str, Iterable[Path]] = {
         "lvmdiag-run": [path / "metrics.jsonl"],
         "p7-history": [path / "training_history.json"],

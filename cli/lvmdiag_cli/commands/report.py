@@ -19,7 +19,8 @@ from lvmdiag_cli._common import (
     refuse_overwrite_input,
 )
 
-FORMAT_HELP = "History format: auto, lvmdiag-run, p7-history, history-object, history-list, csv, jsonl, p7-log."
+FORMAT_HELP = ("History format: auto, lvmdiag-run, p7-history, history-object, history-list, csv, jsonl, p7-log, "
+               "lightning-csv, hf-trainer-state, tensorboard.")
 
 
 def report_cmd(
