@@ -30,9 +30,9 @@ TEXT_SUFFIXES = (".txt", ".md")
 
 @dataclass(frozen=True)
 class TextRecord:
-    """One article (``chunk_index`` None) or one pre-cut chunk of an article."""
+    """One article (``chunk_index`` None) or one pre-cut chunk of an article (``article_id`` as read: str or int)."""
 
-    article_id: str
+    article_id: str | int
     text: str
     chunk_index: int | None = None
 
@@ -105,7 +105,7 @@ def _record(obj: object, where: str, id_column: str, text_column: str, chunk_col
     chunk = obj.get(chunk_column)
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 0):
         raise InputError(f"`{chunk_column}` in {where} must be a non-negative integer; got {chunk!r}.")
-    return TextRecord(str(aid), text, chunk)
+    return TextRecord(aid, text, chunk)
 
 
 def _read_jsonl(path: Path, id_column: str, text_column: str, chunk_column: str) -> Iterator[TextRecord]:

@@ -247,8 +247,8 @@ def embed_text(
             progress(hi, n)
     vectors = _assemble(work, n, int(dim), checkpoint_chunks, n_batches)
     provenance = _provenance(src, in_sha, spec, plan, params, min_chunks, settings, chunks_sha, int(dim))
-    store, texts, prov = write_store(dst, vectors, plan.article_ids, plan.chunk_index, plan.article_names,
-                                     plan.texts, provenance)
+    store, texts, prov = write_store(dst, vectors, plan.article_ids, plan.chunk_index, plan.article_keys,
+                                     plan.article_names, plan.texts, provenance)
     del vectors
     rev = reverse_store(store, reversed_path_for(store)).store if reverse else None
     shutil.rmtree(work, ignore_errors=True)

@@ -1,7 +1,11 @@
 """Turn input records into the ordered chunk list to embed (articles chunked, short articles dropped).
 
-Articles get dense ids 0..A-1 in input order (their original ids become ``article_names``); chunks
-are numbered 0..L-1 within each article (pre-chunked input keeps its own ``chunk_index`` values).
+Each article gets a *stable key* as its stored id: the original id itself when every id of the input
+is an integer, else a 63-bit hash of the id's text (:func:`lvmdiag.data.store.string_key`, the key
+the store reader gives string ids). So two stores embedded from one corpus (train text and val text)
+can be compared for shared articles, and unrelated articles never share an id by accident. The
+original ids become ``article_names``. Chunks are numbered 0..L-1 within each article (pre-chunked
+input keeps its own ``chunk_index`` values). Rows follow the input's article order.
 An article with fewer than ``min_chunks`` chunks (an empty one included) is dropped and counted.
 """
 
@@ -14,6 +18,7 @@ from typing import Iterable
 
 import numpy as np
 
+from lvmdiag.data.store import string_key
 from lvmdiag.embed.chunking import ChunkParams, chunk_article, word_count
 from lvmdiag.embed.inputs import TextRecord
 from lvmdiag.errors import InputError
@@ -25,10 +30,11 @@ class ChunkPlan:
 
     Attributes
     ----------
-    texts : chunk texts, rows sorted by (article, chunk)
-    article_ids : (N,) int64 dense article id of each chunk
+    texts : chunk texts, rows grouped by article (input order), chunks in order
+    article_ids : (N,) int64 stable article key of each chunk
     chunk_index : (N,) int64 position of each chunk in its article
-    article_names : (A,) original id of each kept article, indexed by dense id
+    article_keys : (A,) int64 stable key of each kept article, in row order
+    article_names : (A,) original id of each kept article (same order as ``article_keys``)
     mode : "chunked here" (whole articles cut by :mod:`lvmdiag.embed.chunking`) or "pre-chunked"
     n_input_articles : articles in the input
     n_dropped_articles, n_dropped_chunks : articles (and their chunks) under ``min_chunks``
@@ -37,6 +43,7 @@ class ChunkPlan:
     texts: list[str]
     article_ids: np.ndarray
     chunk_index: np.ndarray
+    article_keys: np.ndarray
     article_names: list[str]
     mode: str
     n_input_articles: int
@@ -68,7 +75,7 @@ def build_plan(records: Iterable[TextRecord], params: ChunkParams, min_chunks: i
     Raises an :class:`InputError` when an article id repeats in whole-article input, a (article,
     chunk) pair repeats in pre-chunked input, or the two forms are mixed.
     """
-    articles: dict[str, list[tuple[int, str]]] = {}
+    articles: dict[str | int, list[tuple[int, str]]] = {}
     mode: str | None = None
     for rec in records:
         this = "pre-chunked" if rec.chunk_index is not None else "chunked here"
@@ -90,6 +97,8 @@ def build_plan(records: Iterable[TextRecord], params: ChunkParams, min_chunks: i
     ids: list[int] = []
     positions: list[int] = []
     names: list[str] = []
+    keys: list[int] = []
+    all_int = all(isinstance(a, int) for a in articles)
     dropped = dropped_chunks = 0
     for name, chunks in articles.items():
         chunks.sort(key=lambda ct: ct[0])
@@ -99,8 +108,9 @@ def build_plan(records: Iterable[TextRecord], params: ChunkParams, min_chunks: i
             dropped += 1
             dropped_chunks += len(chunks)
             continue
-        aid = len(names)
-        names.append(name)
+        aid = int(name) if all_int else string_key(str(name))
+        keys.append(aid)
+        names.append(str(name))
         for pos, text in chunks:
             texts.append(text)
             ids.append(aid)
@@ -108,8 +118,10 @@ def build_plan(records: Iterable[TextRecord], params: ChunkParams, min_chunks: i
     if not texts:
         raise InputError(f"every article of {source} has fewer than {min_chunks} chunks ({dropped} dropped); "
                          "lower --min-chunks or --chunk-words.")
+    if len(set(keys)) != len(keys):  # ints repeated as int and str, or a 63-bit hash collision
+        raise InputError(f"two article ids of {source} map to the same stored key; rename one of them.")
     return ChunkPlan(texts=texts, article_ids=np.asarray(ids, np.int64), chunk_index=np.asarray(positions, np.int64),
-                     article_names=names, mode=mode, n_input_articles=len(articles), n_dropped_articles=dropped,
+                     article_keys=np.asarray(keys, np.int64), article_names=names, mode=mode, n_input_articles=len(articles), n_dropped_articles=dropped,
                      n_dropped_chunks=dropped_chunks)
 
 

@@ -1,8 +1,9 @@
 """Write an embedded article store with its texts file and provenance; build the reversed control store.
 
 A store written here is the python-docs store form (``vectors`` float32 (N, D), ``article_ids``
-int64 dense 0..A-1, ``chunk_index`` int64, ``article_names`` str indexed by article id, plus
-``provenance``: the provenance record as UTF-8 JSON bytes), read by
+int64 stable article keys (see :mod:`lvmdiag.embed.plan`), ``chunk_index`` int64, ``article_keys``
+int64 (A,) with ``article_names`` str (A,) naming each key, plus ``provenance``: the provenance
+record as UTF-8 JSON bytes), read by
 :func:`lvmdiag.data.store.load_article_store`. Beside it: ``<stem>.texts.jsonl`` (one line per row,
 same order, keys ``article_id``, ``chunk_index``, ``article``, ``text``) and ``<stem>.provenance.json``.
 Every file is written atomically and deterministically (same arrays, same bytes).
@@ -35,7 +36,7 @@ def provenance_path_for(store: str | os.PathLike[str]) -> Path:
 
 
 def write_store(out: str | os.PathLike[str], vectors: np.ndarray, article_ids: np.ndarray, chunk_index: np.ndarray,
-                article_names: Sequence[str], texts: Sequence[str | None] | None,
+                article_keys: np.ndarray, article_names: Sequence[str], texts: Sequence[str | None] | None,
                 provenance: dict[str, Any]) -> tuple[Path, Path | None, Path]:
     """Write the store, its texts file (when ``texts`` is given) and its provenance; returns the three paths."""
     target = Path(out)
@@ -43,10 +44,11 @@ def write_store(out: str | os.PathLike[str], vectors: np.ndarray, article_ids: n
     texts_path = None
     if texts is not None:
         texts_path = texts_path_for(target)
+        name_of = {int(k): str(n) for k, n in zip(np.asarray(article_keys).tolist(), article_names)}
         lines = []
         for a, c, t in zip(article_ids.tolist(), chunk_index.tolist(), texts):
             if t is not None:
-                lines.append(json.dumps({"article_id": a, "chunk_index": c, "article": article_names[a], "text": t},
+                lines.append(json.dumps({"article_id": a, "chunk_index": c, "article": name_of[a], "text": t},
                                         ensure_ascii=False))
         write_text_atomic(texts_path, "\n".join(lines) + "\n")
     prov_path = provenance_path_for(target)
@@ -55,6 +57,7 @@ def write_store(out: str | os.PathLike[str], vectors: np.ndarray, article_ids: n
         "vectors": vectors,
         "article_ids": np.asarray(article_ids, np.int64),
         "chunk_index": np.asarray(chunk_index, np.int64),
+        "article_keys": np.asarray(article_keys, np.int64),
         "article_names": np.asarray(list(article_names), dtype=str),
         "provenance": np.frombuffer(prov_json.encode("utf-8"), dtype=np.uint8),
     }
@@ -95,7 +98,8 @@ def reverse_store(source: str | os.PathLike[str], out: str | os.PathLike[str], *
     Parameters
     ----------
     source : an article store (.npz, any form :func:`load_article_store` reads)
-    out : the control store to write (python-docs form, dense article ids, chunk_index 0..L-1 per article)
+    out : the control store to write (python-docs form, the source's stable article keys, chunk_index
+        0..L-1 per article)
     allow_pickle : passed to the reader (object arrays)
 
     Returns
@@ -130,7 +134,7 @@ def reverse_store(source: str | os.PathLike[str], out: str | os.PathLike[str], *
         "counts": {"articles": store.n_articles, "chunks": store.n_chunks, "dim": store.d},
     }
     vectors = np.asarray(store.vectors[new_rows], dtype=store.vectors.dtype)
-    path, texts_path, prov = write_store(dst, vectors, codes[new_rows], new_chunk, list(store.article_names),
-                                         texts, provenance)
+    path, texts_path, prov = write_store(dst, vectors, store.article_keys[codes[new_rows]], new_chunk,
+                                         store.article_keys, list(store.article_names), texts, provenance)
     return ReverseResult(source=str(src), store=str(path), texts=None if texts_path is None else str(texts_path),
                          provenance=str(prov), n_articles=store.n_articles, n_chunks=store.n_chunks)

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lvmdiag.data.store import string_key
 from lvmdiag.embed.chunking import ChunkParams, chunk_article, word_count
 from lvmdiag.embed.inputs import TextRecord
 from lvmdiag.embed.plan import build_plan
@@ -71,8 +72,9 @@ def test_no_chunk_crosses_an_article(articles, bounds, min_chunks):
     assert plan.n_dropped_articles == len(articles) - len(kept)
     assert plan.n_dropped_chunks == sum(len(expected[i]) for i in range(len(articles)) if i not in kept)
     assert plan.article_names == [f"doc{i}" for i in kept]
-    for aid, i in enumerate(kept):
-        rows = [r for r in range(plan.n_chunks) if plan.article_ids[r] == aid]
+    assert plan.article_keys.tolist() == [string_key(f"doc{i}") for i in kept]
+    for i in kept:
+        rows = [r for r in range(plan.n_chunks) if plan.article_ids[r] == string_key(f"doc{i}")]
         assert rows == list(range(rows[0], rows[0] + len(rows)))  # contiguous
         assert plan.chunk_index[rows].tolist() == list(range(len(rows)))
         assert [plan.texts[r] for r in rows] == expected[i]
@@ -105,7 +107,12 @@ def test_prechunked_input_is_used_as_given_and_checked():
     plan = build_plan(recs, ChunkParams(), 1, "mem")
     assert plan.mode == "pre-chunked"
     assert plan.texts == ["first", "second", "only"]
-    assert plan.article_ids.tolist() == [0, 0, 1] and plan.chunk_index.tolist() == [0, 1, 0]
+    kb, ka = string_key("b"), string_key("a")
+    assert plan.article_ids.tolist() == [kb, kb, ka] and plan.chunk_index.tolist() == [0, 1, 0]
+    assert plan.article_names == ["b", "a"]
+    # integer ids (the shared python-docs texts use them) are kept as the stored ids
+    ints = build_plan([TextRecord(72, "x", 0), TextRecord(5, "y", 0)], ChunkParams(), 1, "mem")
+    assert ints.article_ids.tolist() == [72, 5] and ints.article_names == ["72", "5"]
     with pytest.raises(InputError, match="chunk_index 0 twice"):
         build_plan(recs + [TextRecord("a", "again", 0)], ChunkParams(), 1, "mem")
     with pytest.raises(InputError, match="mixes"):
