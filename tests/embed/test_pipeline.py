@@ -103,16 +103,24 @@ def test_resume_after_kill_9_gives_the_same_bytes(embedded, small_text, tmp_path
     assert not work.exists()
 
 
-def test_stale_checkpoints_of_other_settings_are_discarded(embedded, small_text, tmp_path):
-    _, ref = embedded
-    out = tmp_path / "store.npz"
-    work = work_dir_for(out)
-    work.mkdir()
-    (work / "plan.json").write_text(json.dumps({"format": "other"}))
-    np.save(work / "batch_000000.npy", np.zeros((8, 384), np.float32))  # would corrupt the store if reused
-    res = embed_text(small_text, out, **SETTINGS)
-    assert res.chunks_reused == 0
-    assert out.read_bytes() == ref.read_bytes()
+def test_stale_checkpoints_of_other_settings_are_discarded(tmp_path):
+    from lvmdiag.embed.pipeline import _open_work
+
+    work = tmp_path / "store.npz.work"
+    plan = {"format": "x", "input_sha256": "a", "n_chunks": 8}
+    _open_work(work, plan)
+    np.save(work / "batch_000000.npy", np.zeros((8, 384), np.float32))
+    _open_work(work, plan)  # same plan: the checkpoint is kept
+    assert (work / "batch_000000.npy").exists()
+    _open_work(work, dict(plan, input_sha256="b"))  # other input: it would corrupt the store, so it goes
+    assert not (work / "batch_000000.npy").exists()
+    assert json.loads((work / "plan.json").read_text())["input_sha256"] == "b"
+    foreign = tmp_path / "foreign.work"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("not ours")
+    with pytest.raises(InputError, match="not an lvmdiag embed work directory"):
+        _open_work(foreign, plan)
+    assert (foreign / "keep.txt").exists()
 
 
 def test_reversed_control_store(embedded, tmp_path):
