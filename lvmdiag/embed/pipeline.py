@@ -180,6 +180,7 @@ def embed_text(
     reverse: bool = False,
     id_column: str = "article_id",
     text_column: str = "text",
+    encoder: Encoder | None = None,
     progress: ProgressCallback | None = None,
 ) -> EmbedResult:
     """Chunk and embed a text collection into an article store (resumable, byte-reproducible).
@@ -198,6 +199,8 @@ def embed_text(
     normalize : L2-normalise the vectors
     reverse : also write the reversed-article control store ``<stem>.reversed.npz``
     id_column, text_column : field / column names of the input
+    encoder : an already loaded :class:`~lvmdiag.embed.encoder.Encoder` to reuse across calls (e.g. a
+        train and a val text); it replaces ``model``, ``device``, ``batch_size`` and ``normalize``
     progress : optional ``callback(done, total)`` in chunks
 
     Returns
@@ -210,7 +213,10 @@ def embed_text(
     params = _embed_iv(src, dst, chunk_words, min_chunks, batch_size, checkpoint_chunks)
     in_sha = input_sha256(src)
     plan = build_plan(read_records(src, id_column=id_column, text_column=text_column), params, min_chunks, str(src))
-    spec = resolve_model(model)
+    if encoder is not None:
+        spec, device, batch_size, normalize = encoder.spec, encoder.device, encoder.batch_size, encoder.normalize
+    else:
+        spec = resolve_model(model)
     n = plan.n_chunks
     n_batches = -(-n // checkpoint_chunks)
     chunks_sha = plan.sha256()
@@ -220,7 +226,6 @@ def embed_text(
     _open_work(work, {"format": WORK_FORMAT, "input_sha256": in_sha, "chunks_sha256": chunks_sha, "n_chunks": n,
                       "model": spec.record(), **settings})
     delay = float(os.environ.get(DELAY_ENV, "0") or 0)
-    encoder: Encoder | None = None
     reused = encoded = 0
     encode_s = 0.0
     dim = None
