@@ -116,8 +116,7 @@ def _embed_iv(input_path: Path, out: Path, chunk_words: tuple[int, int], min_chu
         raise InputError(f"--out {out} must end in .npz (the article store written).")
     if out.exists() and out.is_dir():
         raise InputError(f"--out {out} is a directory; give a file path such as {out / 'store.npz'}.")
-    if out.resolve() == input_path.resolve() or (input_path.is_dir() and input_path.resolve() in out.resolve().parents
-                                                  and out.suffix.lower() in (".txt", ".md")):
+    if out.resolve() == input_path.resolve():
         raise InputError(f"--out {out} is the input; choose another path (inputs are never overwritten).")
     if len(chunk_words) != 2:
         raise InputError(f"--chunk-words must be MIN,MAX; got {chunk_words}.")
