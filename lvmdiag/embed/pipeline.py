@@ -161,8 +161,11 @@ def _load_batch(path: Path, rows: int) -> np.ndarray | None:
     """A finished checkpoint of ``rows`` rows, or None (absent; files are renamed in only when complete)."""
     if not path.is_file():
         return None
-    arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    return arr if arr.ndim == 2 and arr.shape[0] == rows else None
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):  # damaged by hand or by the disk: encode that batch again
+        return None
+    return arr if arr.ndim == 2 and arr.shape[0] == rows and arr.dtype == np.float32 else None
 
 
 def embed_text(
