@@ -114,6 +114,19 @@ def _cached_snapshot(name: str) -> Path | None:
     return None
 
 
+def _check_device(device: str | None) -> None:
+    """A one-line error for a device this torch build or machine does not have."""
+    if device is None or device == "cpu":
+        return
+    import torch
+
+    kind = device.split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: no CUDA device is available to this torch build; use --device cpu.")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"--device {device}: MPS is not available here; use --device cpu.")
+
+
 class Encoder:
     """A loaded sentence-transformers model: ``encode(texts) -> (n, D) float32``."""
 
@@ -129,9 +142,10 @@ class Encoder:
             hf_logging.disable_progress_bar()  # the library never prints: no "Loading weights" bar
         except ImportError:  # pragma: no cover - sentence-transformers depends on transformers
             pass
+        _check_device(device)
         try:
             self.model: Any = SentenceTransformer(spec.path, device=device, local_files_only=True)
-        except (OSError, ValueError, RuntimeError) as exc:
+        except (OSError, ValueError, RuntimeError, AssertionError) as exc:
             raise InputError(f"cannot load model {spec.name} from {spec.path} on device {device or 'auto'}: "
                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
         self.spec = spec

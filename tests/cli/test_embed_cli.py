@@ -50,6 +50,11 @@ def test_embed_and_reverse_end_to_end(tmp_path):
     assert r.exit_code == 0, r.output
     assert np.array_equal(np.load(tmp_path / "back.npz")["vectors"], fwd["vectors"])
     assert (tmp_path / "back.texts.jsonl").read_text() == (tmp_path / "s.texts.jsonl").read_text()
+    import torch
+
+    if not torch.cuda.is_available():  # a device this machine lacks is one line, not a torch traceback
+        r = runner.invoke(app, ["embed", str(src), "--out", str(tmp_path / "c.npz"), "--device", "cuda", "--quiet"])
+        assert r.exit_code == 2 and "no CUDA device" in r.output
 
 
 def test_importing_lvmdiag_and_the_cli_does_not_import_torch():
