@@ -151,3 +151,25 @@ def test_a_model_that_is_not_local_is_one_clear_error(small_text, tmp_path):
     with pytest.raises(InputError, match="holds no model"):
         embed_text(small_text, tmp_path / "x.npz", model=str(tmp_path / "empty_model"))
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_prechunked_real_text_reproduces_the_bundled_store(tmp_path):
+    """The bundled text joins each page's source chunks with a blank line: split back and embedded as
+    pre-chunked rows with the source's integer ids, it gives the vectors of fixtures/python_docs/val_store.npz,
+    which were made independently from the same chunks with the same model."""
+    root = Path(__file__).resolve().parents[2] / "fixtures" / "python_docs"
+    bundled_text = root / "text" / "val_articles.jsonl"
+    ids = {name: int(k) for k, name in json.loads((root / "selection.json").read_text())["val_articles"].items()}
+    page = next(json.loads(line) for line in bundled_text.read_text().splitlines()
+                if json.loads(line)["article_id"] == "library/xml")
+    src = tmp_path / "pre.jsonl"
+    src.write_text("".join(json.dumps({"article_id": ids["library/xml"], "chunk_index": i, "text": t}) + "\n"
+                           for i, t in enumerate(page["text"].split("\n\n"))))
+    res = embed_text(src, tmp_path / "s.npz", min_chunks=1, device="cpu")
+    ours = np.load(tmp_path / "s.npz")
+    ref = np.load(root / "val_store.npz")
+    rows = np.flatnonzero(ref["article_ids"] == ids["library/xml"])
+    rows = rows[np.argsort(ref["chunk_index"][rows])]
+    assert res.n_chunks == rows.size == 10
+    assert ours["article_ids"].tolist() == [ids["library/xml"]] * 10  # integer ids are kept
+    np.testing.assert_allclose(ours["vectors"], ref["vectors"][rows], rtol=0, atol=1e-5)
