@@ -158,6 +158,20 @@ class Encoder:
         get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         return int(get())
 
+    @property
+    def max_tokens(self) -> int | None:
+        """Tokens the model reads per text (longer texts are truncated by the encoder), if known."""
+        limit = getattr(self.model, "max_seq_length", None)
+        return int(limit) if limit else None
+
+    def n_truncated(self, texts: list[str]) -> int:
+        """How many of ``texts`` exceed :attr:`max_tokens` (the encoder silently reads only their start)."""
+        tok, limit = getattr(self.model, "tokenizer", None), self.max_tokens
+        if tok is None or limit is None:
+            return 0
+        ids = tok(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+        return int(sum(len(x) > limit for x in ids))
+
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embed ``texts`` (one call of ``SentenceTransformer.encode`` with this encoder's settings)."""
         out = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,

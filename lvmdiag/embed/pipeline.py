@@ -55,6 +55,8 @@ class EmbedResult(Result):
     n_input_articles, n_articles, n_dropped_articles, n_dropped_chunks : articles read, kept, dropped
         (fewer than ``min_chunks`` chunks) and the chunks of the dropped ones
     n_chunks, dim : rows and vector dimension of the store
+    n_truncated : chunks longer than the model reads (it embeds only their first tokens); lower the
+        chunk word range when this is not 0
     words_per_chunk : min / median / max words per chunk
     chunks_reused, chunks_encoded : chunks taken from checkpoints of an earlier run, encoded now
     seconds : wall time of the whole call (reading, model loading and writing included)
@@ -72,6 +74,7 @@ class EmbedResult(Result):
     n_dropped_chunks: int
     n_chunks: int
     dim: int
+    n_truncated: int
     words_per_chunk: dict[str, float]
     chunks_reused: int
     chunks_encoded: int
@@ -84,7 +87,8 @@ class EmbedResult(Result):
         lines = [
             f"Embedded {self.n_chunks} chunks of {self.n_articles} articles with {self.model} (D = {self.dim}) "
             f"into {self.store}.",
-            f"- words per chunk: min {w['min']}, median {w['median']:g}, max {w['max']}",
+            f"- words per chunk: min {w['min']}, median {w['median']:g}, max {w['max']}; chunks longer than the "
+            f"model reads (truncated by the encoder): {self.n_truncated}",
             f"- articles dropped (fewer chunks than --min-chunks): {self.n_dropped_articles} of "
             f"{self.n_input_articles} ({self.n_dropped_chunks} chunks)",
             f"- texts: {self.texts}; provenance: {self.provenance}",
@@ -157,15 +161,23 @@ def _batch_file(work: Path, b: int) -> Path:
     return work / f"batch_{b:06d}.npy"
 
 
-def _load_batch(path: Path, rows: int) -> np.ndarray | None:
-    """A finished checkpoint of ``rows`` rows, or None (absent; files are renamed in only when complete)."""
-    if not path.is_file():
+def _load_batch(path: Path, rows: int) -> tuple[np.ndarray, int] | None:
+    """A finished checkpoint of ``rows`` rows and its truncated-chunk count, or None (absent or damaged).
+
+    The count (``batch_N.json``) is renamed in before the vectors, so a present ``.npy`` has its count.
+    """
+    meta = path.with_suffix(".json")
+    if not path.is_file() or not meta.is_file():
+        return None
+    try:
+        truncated = int(json.loads(meta.read_text(encoding="utf-8"))["truncated"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError):  # damaged by hand or by the disk: encode that batch again
         return None
-    return arr if arr.ndim == 2 and arr.shape[0] == rows and arr.dtype == np.float32 else None
+    return (arr, truncated) if arr.ndim == 2 and arr.shape[0] == rows and arr.dtype == np.float32 else None
 
 
 def embed_text(
@@ -228,7 +240,7 @@ def embed_text(
     _open_work(work, {"format": WORK_FORMAT, "input_sha256": in_sha, "chunks_sha256": chunks_sha, "n_chunks": n,
                       "model": spec.record(), **settings})
     delay = float(os.environ.get(DELAY_ENV, "0") or 0)
-    reused = encoded = 0
+    reused = encoded = truncated = 0
     encode_s = 0.0
     dim = None
     for b in range(n_batches):
@@ -237,13 +249,17 @@ def embed_text(
         have = _load_batch(path, hi - lo)
         if have is not None:
             reused += hi - lo
-            dim = have.shape[1]
+            dim = have[0].shape[1]
+            truncated += have[1]
         else:
             if encoder is None:
                 encoder = Encoder(spec, device=device, batch_size=batch_size, normalize=normalize)
             t_enc = time.perf_counter()
             vec = encoder.encode(plan.texts[lo:hi])  # (rows, D)
+            n_trunc = encoder.n_truncated(plan.texts[lo:hi])
             dim = vec.shape[1]
+            truncated += n_trunc
+            write_json_atomic(path.with_suffix(".json"), {"rows": hi - lo, "truncated": n_trunc})
             with atomic_path(path, suffix=".npy") as tmp, open(tmp, "wb") as fh:
                 np.save(fh, vec)
             encoded += hi - lo
@@ -253,7 +269,7 @@ def embed_text(
         if progress is not None:
             progress(hi, n)
     vectors = _assemble(work, n, int(dim), checkpoint_chunks, n_batches)
-    provenance = _provenance(src, in_sha, spec, plan, params, min_chunks, settings, chunks_sha, int(dim))
+    provenance = _provenance(src, in_sha, spec, plan, params, min_chunks, settings, chunks_sha, int(dim), truncated)
     store, texts, prov = write_store(dst, vectors, plan.article_ids, plan.chunk_index, plan.article_keys,
                                      plan.article_names, plan.texts, provenance)
     del vectors
@@ -264,6 +280,7 @@ def embed_text(
         store=str(store), texts=str(texts), provenance=str(prov), reversed_store=rev,
         model=f"{spec.name} ({spec.version})", n_input_articles=plan.n_input_articles, n_articles=len(plan.article_names),
         n_dropped_articles=plan.n_dropped_articles, n_dropped_chunks=plan.n_dropped_chunks, n_chunks=n, dim=int(dim),
+        n_truncated=truncated,
         words_per_chunk=plan.words_summary(), chunks_reused=reused, chunks_encoded=encoded, seconds=seconds,
         encode_seconds=encode_s, chunks_per_s=encoded / encode_s if encode_s > 0 else float("nan"),
     )
@@ -284,7 +301,7 @@ def _assemble(work: Path, n: int, dim: int, step: int, n_batches: int) -> np.nda
 
 
 def _provenance(src: Path, in_sha: str, spec: Any, plan: ChunkPlan, params: ChunkParams, min_chunks: int,
-                settings: dict[str, Any], chunks_sha: str, dim: int) -> dict[str, Any]:
+                settings: dict[str, Any], chunks_sha: str, dim: int, truncated: int) -> dict[str, Any]:
     """Everything needed to say how the store was made (no paths or times, so reruns are byte-identical)."""
     return {
         "format": "lvmdiag-embed/1",
@@ -295,7 +312,8 @@ def _provenance(src: Path, in_sha: str, spec: Any, plan: ChunkPlan, params: Chun
                      "min_chunks": min_chunks, "rule": "lvmdiag.embed.chunking: paragraph/sentence packing v1"},
         "counts": {"input_articles": plan.n_input_articles, "articles": len(plan.article_names),
                    "dropped_articles": plan.n_dropped_articles, "dropped_chunks": plan.n_dropped_chunks,
-                   "chunks": plan.n_chunks, "dim": dim, "words_per_chunk": plan.words_summary()},
+                   "chunks": plan.n_chunks, "dim": dim, "words_per_chunk": plan.words_summary(),
+                   "truncated_chunks": truncated},
         "chunks_sha256": chunks_sha,
         "software": {name: _version(name) for name in ("lvmdiag", "sentence-transformers", "transformers", "torch")},
     }

@@ -65,8 +65,11 @@ def test_vectors_match_a_direct_sentence_transformers_encode(embedded):
 
     _, out = embedded
     texts = [r["text"] for r in _texts_in_rows(out)]
-    direct = SentenceTransformer(str(bundled.get_model_path()), device="cpu").encode(
-        texts, batch_size=32, convert_to_numpy=True, normalize_embeddings=True)
+    st = SentenceTransformer(str(bundled.get_model_path()), device="cpu")
+    direct = st.encode(texts, batch_size=32, convert_to_numpy=True, normalize_embeddings=True)
+    too_long = sum(len(st.tokenizer(t)["input_ids"]) > st.max_seq_length for t in texts)
+    prov = json.loads(out.with_name("store.provenance.json").read_text())
+    assert prov["counts"]["truncated_chunks"] == too_long
     ours = np.load(out)["vectors"]
     # float32 BLAS with other batch compositions (padding lengths) differs in the last bits only
     np.testing.assert_allclose(ours, direct, rtol=0, atol=2e-5)
@@ -173,3 +176,11 @@ def test_prechunked_real_text_reproduces_the_bundled_store(tmp_path):
     assert res.n_chunks == rows.size == 10
     assert ours["article_ids"].tolist() == [ids["library/xml"]] * 10  # integer ids are kept
     np.testing.assert_allclose(ours["vectors"], ref["vectors"][rows], rtol=0, atol=1e-5)
+
+
+def test_chunks_longer_than_the_model_reads_are_counted():
+    from lvmdiag.embed.encoder import Encoder, resolve_model
+
+    enc = Encoder(resolve_model(None), device="cpu")
+    assert enc.max_tokens == 256
+    assert enc.n_truncated(["word " * 400, "a short chunk", "token " * 200]) == 1
