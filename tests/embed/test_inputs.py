@@ -60,6 +60,9 @@ def test_parquet_text_column(tmp_path):
                                                                          TextRecord("b", "second text")]
     with pytest.raises(InputError, match="no column `text`"):
         list(read_records(p, id_column="id"))
+    pre = tmp_path / "pre.parquet"
+    pq.write_table(pa.table({"article_id": [3, 3], "chunk_index": [1, 0], "text": ["b", "a"]}), pre)
+    assert list(read_records(pre)) == [TextRecord(3, "b", 1), TextRecord(3, "a", 0)]
 
 
 def test_unknown_input_kinds(tmp_path):
