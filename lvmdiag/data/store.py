@@ -7,7 +7,8 @@ Three on-disk forms are read (UPSTREAM_FORMATS.md and the bundled example):
 - ``wikipedia_store``: ``vectors``, ``article_indices``, ``chunk_indices``, optional ``cpe_ids``,
   ``concept_texts``, ``article_titles``;
 - ``python_docs_store``: ``vectors``, ``article_ids`` (int), ``chunk_index``, ``article_names``
-  (indexed by article id).
+  (indexed by article id, or paired with an ``article_keys`` array of the same length, as
+  ``lvmdiag embed`` writes it).
 
 Windows never cross articles (:func:`lvmdiag.data.windows.window_indices`). Their article ids are
 *stable keys* (the integer id from the file, or a 63-bit hash of a string id), so windows built from
@@ -169,7 +170,13 @@ def _read_store(arc: NpzArchive, fname: str, allow_pickle: bool) -> ArticleStore
         _require_int(chunk, "chunk_index", fname)
         raw_keys = raw.astype(np.int64)
         chunk_index = chunk.astype(np.int64)
-        if "article_names" in arc and not (arc.dtype("article_names").hasobject and not allow_pickle):
+        if "article_keys" in arc and "article_names" in arc and not arc.dtype("article_names").hasobject:
+            # names paired with their ids (lvmdiag embed: ids are stable keys, too large to index a table)
+            akeys = np.asarray(arc.read("article_keys", mmap=False)).reshape(-1)
+            anames = np.asarray(arc.read("article_names", mmap=False)).reshape(-1)
+            if akeys.dtype.kind in "iu" and akeys.shape == anames.shape:
+                names_by_key.update({int(kk): str(nn) for kk, nn in zip(akeys, anames)})
+        elif "article_names" in arc and not (arc.dtype("article_names").hasobject and not allow_pickle):
             names = np.asarray(arc.read("article_names", allow_pickle=allow_pickle, mmap=False))
             for kk in np.unique(raw_keys):
                 if 0 <= kk < names.shape[0]:
