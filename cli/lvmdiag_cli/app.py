@@ -23,6 +23,7 @@ app = typer.Typer(
 
 @app.callback()
 def _global_options(
+    ctx: typer.Context,
     columns: Optional[str] = typer.Option(
         None, "--columns",
         help="Column names of Parquet / Arrow / datasets / safetensors inputs where the common names are not used: "
@@ -39,6 +40,7 @@ def _global_options(
         except InputError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
+        ctx.call_on_close(lambda: set_default_columns(None))  # one invocation only (matters in-process)
 
 
 for _info in sorted(pkgutil.iter_modules(_commands.__path__), key=lambda m: m.name):

@@ -576,10 +576,12 @@ def _sequences_from(src: _Source, cols: Mapping[str, str], k: int, split: str | 
         if ccol is None and tcol is None and _resolve(src, "vector", cols, False, "vector") is not None:
             return store_to_lazy_windows(*_store_from_source(src, cols, kind), k, src.label, split, scan)
         present = ccol or tcol
+        what = (f"`{present}` but no {'targets' if ccol else 'contexts'} column" if present else
+                f"no contexts/targets columns and no vector column (looked for {', '.join(COLUMN_ALIASES['vector'])})")
         raise InputError(
-            f"{src.label} has {'`' + present + '` but no ' + ('targets' if ccol else 'contexts') + ' column' if present else 'no contexts/targets or vector column'}"
-            f"; columns: {', '.join(f'`{n}`' for n in src.names) or 'none'}. A window file needs contexts and targets "
-            "columns, an article store a vector column and an article id column (name them with --columns)."
+            f"{src.label} has {what}; columns: {', '.join(f'`{n}`' for n in src.names) or 'none'}. A window file needs "
+            "contexts and targets columns, an article store a vector and an article id column: name them with "
+            "--columns vector=NAME,id=NAME (or contexts=NAME,targets=NAME)."
         )
     if src.n_rows == 0:
         raise InputError(f"`{ccol}` in {src.label} has no rows (N = 0): the file is empty; regenerate it.")
