@@ -327,7 +327,7 @@ def _check_leaf(leaf: Any, where: str, col: str) -> np.dtype:
             f"column `{col}` in {where} holds {leaf} values, not floats; store the vectors as float32 "
             "(e.g. pa.list_(pa.float32(), D))."
         )
-    return np.dtype(leaf.to_pandas_dtype())
+    return np.dtype({16: np.float16, 32: np.float32, 64: np.float64}[leaf.bit_width])
 
 
 def _fixed_shape(t: Any, depth: int) -> tuple[int | None, ...]:
@@ -391,8 +391,23 @@ def vectors_to_numpy(arr: Any, where: str, col: str, row0: int, expect: tuple[in
             f"column `{col}` in {where} has {cur.null_count} null values inside vectors (first in row {row0 + first}); "
             "drop or re-embed those rows."
         )
-    values = cur.to_numpy(zero_copy_only=True)
-    return values.reshape((n, *dims))
+    return _buffer_view(cur).reshape((n, *dims))
+
+
+_NUMPY_NAMES = {"halffloat": "float16", "float": "float32", "double": "float64"}
+
+
+def _buffer_view(arr: Any) -> np.ndarray:
+    """A null-free numeric Arrow array as a read-only numpy view of its data buffer (zero-copy).
+
+    ``Array.to_numpy`` would do the same but imports pandas on first use (a second of start-up).
+    """
+    name = str(arr.type)
+    dtype = np.dtype(_NUMPY_NAMES.get(name, name))
+    buf = arr.buffers()[1]
+    if buf is None or len(arr) == 0:
+        return np.empty(0, dtype)
+    return np.frombuffer(buf, dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
 
 
 def _vector_rows(src: _Source, col: str, depth: int) -> BlockRows:
@@ -446,9 +461,14 @@ def _plain_column(src: _Source, col: str) -> np.ndarray:
             bad = int(np.flatnonzero(np.asarray(arr.is_null()))[0]) + int(sum(src.sizes[:b]))
             raise InputError(f"column `{col}` in {src.where(b)} has {arr.null_count} nulls (first in row {bad}); fill or drop them.")
         if pa.types.is_fixed_size_list(arr.type):
-            parts.append(np.asarray(arr.flatten().to_numpy(zero_copy_only=False)).reshape(len(arr), arr.type.list_size))
+            flat = arr.flatten()
+            vals = _buffer_view(flat) if pa.types.is_integer(flat.type) or pa.types.is_floating(flat.type) else (
+                np.asarray(flat.to_numpy(zero_copy_only=False)))
+            parts.append(vals.reshape(len(arr), arr.type.list_size))
         elif pa.types.is_dictionary(arr.type):
             parts.append(np.asarray(arr.cast(arr.type.value_type).to_numpy(zero_copy_only=False)))
+        elif pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type):
+            parts.append(_buffer_view(arr))  # no nulls: a view of the buffer
         else:
             parts.append(np.asarray(arr.to_numpy(zero_copy_only=False)))
     if not parts:

@@ -197,8 +197,17 @@ class GatherRows(_RowIndexed):
 
     def _gather(self, idx: np.ndarray) -> np.ndarray:
         flat = idx.reshape(-1)
-        got = self.source[flat] if flat.size else np.empty((0,) + tuple(self.source.shape[1:]), self.dtype)
-        return np.asarray(got).reshape(idx.shape + tuple(self.source.shape[1:]))
+        row_shape = tuple(self.source.shape[1:])
+        if not flat.size:
+            return np.empty(idx.shape + row_shape, self.dtype)
+        lo, hi = int(flat.min()), int(flat.max()) + 1
+        if hi - lo <= 2 * flat.size + 4096:
+            # windows of a sorted store touch a narrow run of rows: read the run (a view of a cached
+            # block, or one copy across a block boundary) and index into it; no sort of the indices
+            got = np.take(np.asarray(self.source[lo:hi]), flat - lo, axis=0)
+        else:
+            got = np.asarray(self.source[flat])
+        return got.reshape(idx.shape + row_shape)
 
     def _take_range(self, start: int, stop: int) -> np.ndarray:
         return self._gather(self.index[start:stop])
