@@ -19,7 +19,12 @@ load       ``load_sequences(path, k=5)``: opens the file lazily, builds the stri
            indices, validates every window (NaN / zero rows, norms, duplicates) streaming row groups
 cli-path   what ``lvmdiag bias --train FILE --no-direction`` runs: ``load`` + ``analyze_bias``
            (the streaming pass and a 1000-resample article bootstrap)
+npz-cli-path  the same corpus as an ``.npz`` article store (``vectors``, ``article_ids``,
+           ``chunk_index``; written once from the Parquet file): the existing npz reader, which
+           materialises every window in memory ((K + 1) x the corpus), then ``analyze_bias``
 
+Time: wall-clock seconds and the process's CPU seconds (user + sys; less sensitive to other jobs on
+a shared machine, but it counts pyarrow's decoding threads, so it can exceed wall time).
 Memory: each method runs in its own process; a background thread samples ``RssAnon`` every 2 ms
 and we report the peak minus the value after imports, and that peak minus one decoded row group
 ("beyond one row group"). ``VmHWM`` (peak total RSS including file-backed pages) is shown beside it.
@@ -100,6 +105,21 @@ def _load(path: Path):
         return load_sequences(path, split="train", k=5)
 
 
+def to_npz(path: Path) -> Path:
+    """The Parquet store as an uncompressed .npz store (for the npz-cli-path comparison)."""
+    import pyarrow.parquet as pq
+
+    out = path.with_suffix(".npz")
+    if not out.exists():
+        t = pq.read_table(path, columns=["embedding", "article_id", "chunk_index"])
+        d = t.schema.field("embedding").type.list_size
+        vec = t.column("embedding").combine_chunks().flatten()
+        vectors = np.frombuffer(vec.buffers()[1], np.float32, len(vec), vec.offset * 4).reshape(-1, d)
+        np.savez(out, vectors=vectors, article_ids=np.asarray(t.column("article_id")),
+                 chunk_index=np.asarray(t.column("chunk_index")))
+    return out
+
+
 def _cli_path(path: Path, block_rows: int, n_resamples: int) -> float:
     from lvmdiag.analyzers.temporal_bias import analyze_bias
 
@@ -116,17 +136,19 @@ def child(method: str, path: Path, block_rows: int, n_resamples: int) -> None:
 
     cached_before = meminfo_kb("Cached") / 1024**2
     with AnonPeak() as mem:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if method == "floor":
             _floor(path)
         elif method == "load":
             _load(path)
         elif method == "cli-path":
             _cli_path(path, block_rows, n_resamples)
+        elif method == "npz-cli-path":
+            _cli_path(path.with_suffix(".npz"), block_rows, n_resamples)
         else:
             raise SystemExit(f"unknown method {method}")
-        seconds = time.perf_counter() - t0
-    print(json.dumps({"method": method, "seconds": seconds, "anon_peak_mb": mem.peak_mb,
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(json.dumps({"method": method, "seconds": seconds, "cpu_seconds": cpu, "anon_peak_mb": mem.peak_mb,
                       "vmhwm_mb": status_kb("VmHWM") / 1024, "cached_gb_before": cached_before}))
 
 
@@ -166,25 +188,31 @@ def main() -> None:
         print(f"generated {path} ({path.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     try:
         size_gb = path.stat().st_size / 1e9
-        rg_mb = args.row_group_rows * args.d * 4 / 2**20
+        rg_mb = min(args.row_group_rows, args.n) * args.d * 4 / 2**20
         rows = []
-        floor_s = None
+        floor_s = floor_cpu = None
         for method in args.methods.split(","):
+            if method == "npz-cli-path":
+                to_npz(path)
             runs = [run_child(method, path, args.block_rows, args.n_resamples) for _ in range(args.repeats)]
             sec = statistics.median(r["seconds"] for r in runs)
+            cpu = statistics.median(r["cpu_seconds"] for r in runs)
             peak = max(r["anon_peak_mb"] for r in runs)
             if method == "floor":
-                floor_s = sec
+                floor_s, floor_cpu = sec, cpu
             ratio = f"{sec / floor_s:.2f}x" if floor_s else ""
-            rows.append(f"| {args.n:,} x {args.d} ({size_gb:.2f} GB) | {method} | {sec:.2f} | {ratio} | {peak:,.0f} MB | "
+            cratio = f"{cpu / floor_cpu:.2f}x" if floor_s else ""
+            rows.append(f"| {args.n:,} x {args.d} ({size_gb:.2f} GB) | {method} | {sec:.2f} | {ratio} | {cpu:.2f} | {cratio} | {peak:,.0f} MB | "
                         f"{max(peak - rg_mb, 0):,.0f} MB | {max(r['vmhwm_mb'] for r in runs):,.0f} MB |")
         print(f"row group: {args.row_group_rows:,} rows = {rg_mb:.0f} MB of vectors; repeats: {args.repeats}")
-        print("| corpus | method | seconds (median) | vs floor | peak RssAnon above imports | beyond one row group | VmHWM |")
-        print("|---|---|---|---|---|---|---|")
+        print("| corpus | method | wall s (median) | vs floor | CPU s (user+sys) | vs floor | peak RssAnon above imports | "
+              "beyond one row group | VmHWM |")
+        print("|---|---|---|---|---|---|---|---|---|")
         print("\n".join(rows))
     finally:
         if generated and not args.keep:
             path.unlink(missing_ok=True)
+            path.with_suffix(".npz").unlink(missing_ok=True)
             shutil.rmtree(path.parent, ignore_errors=True) if not any(path.parent.iterdir()) else None
 
 
