@@ -19,6 +19,9 @@ load       ``load_sequences(path, k=5)``: opens the file lazily, builds the stri
            indices, validates every window (NaN / zero rows, norms, duplicates) streaming row groups
 cli-path   what ``lvmdiag bias --train FILE --no-direction`` runs: ``load`` + ``analyze_bias``
            (the streaming pass and a 1000-resample article bootstrap)
+cli-path-sampled  ``cli-path`` with ``scan="sample"`` validation (64 blocks of 1024 windows): what
+           ``scan="auto"`` does by itself when the windows exceed 8 GiB, as at 10^6 x 768
+           (18.4 GB of windows); below that, ``auto`` validates every window (``cli-path``)
 npz-cli-path  the same corpus as an ``.npz`` article store (``vectors``, ``article_ids``,
            ``chunk_index``; written once from the Parquet file): the existing npz reader, which
            materialises every window in memory ((K + 1) x the corpus), then ``analyze_bias``
@@ -95,14 +98,14 @@ def _floor(path: Path) -> float:
     return total
 
 
-def _load(path: Path):
+def _load(path: Path, scan: str = "auto"):
     import warnings
 
     from lvmdiag.data.readers import load_sequences
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return load_sequences(path, split="train", k=5)
+        return load_sequences(path, split="train", k=5, scan=scan)
 
 
 def to_npz(path: Path) -> Path:
@@ -120,10 +123,10 @@ def to_npz(path: Path) -> Path:
     return out
 
 
-def _cli_path(path: Path, block_rows: int, n_resamples: int) -> float:
+def _cli_path(path: Path, block_rows: int, n_resamples: int, scan: str = "auto") -> float:
     from lvmdiag.analyzers.temporal_bias import analyze_bias
 
-    seqs = _load(path)
+    seqs = _load(path, scan)
     return analyze_bias(seqs, block_rows=block_rows, n_resamples=n_resamples).delta.value
 
 
@@ -143,6 +146,8 @@ def child(method: str, path: Path, block_rows: int, n_resamples: int) -> None:
             _load(path)
         elif method == "cli-path":
             _cli_path(path, block_rows, n_resamples)
+        elif method == "cli-path-sampled":
+            _cli_path(path, block_rows, n_resamples, scan="sample")
         elif method == "npz-cli-path":
             _cli_path(path.with_suffix(".npz"), block_rows, n_resamples)
         else:
