@@ -14,6 +14,7 @@ bool array, or a tuple whose first entry is one of those); ``np.asarray(x)`` rea
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from typing import Any, Callable, Sequence
 
@@ -194,6 +195,7 @@ class GatherRows(_RowIndexed):
         self.index = np.asarray(index, dtype=np.int64)
         self.shape = (int(self.index.shape[0]),) + tuple(self.index.shape[1:]) + tuple(source.shape[1:])
         self.dtype = np.dtype(source.dtype)
+        self._buf: np.ndarray | None = None
 
     def _gather(self, idx: np.ndarray) -> np.ndarray:
         flat = idx.reshape(-1)
@@ -204,10 +206,28 @@ class GatherRows(_RowIndexed):
         if hi - lo <= 2 * flat.size + 4096:
             # windows of a sorted store touch a narrow run of rows: read the run (a view of a cached
             # block, or one copy across a block boundary) and index into it; no sort of the indices
-            got = np.take(np.asarray(self.source[lo:hi]), flat - lo, axis=0)
+            got = np.take(np.asarray(self.source[lo:hi]), flat - lo, axis=0, out=self._out(flat.size), mode="clip")
         else:
             got = np.asarray(self.source[flat])
         return got.reshape(idx.shape + row_shape)
+
+    def _out(self, rows: int) -> np.ndarray:
+        """An output buffer of ``rows`` rows: the previous one when nobody holds it any more.
+
+        A gathered block is a fresh allocation of up to ~100 MB, and faulting in fresh pages costs
+        as much as the copy itself. The previous buffer is reused only when its reference count says
+        that no caller still holds it or a view of it (views keep their base alive), so a block a
+        caller kept is never overwritten.
+        """
+        row_shape = tuple(self.source.shape[1:])
+        need = rows * int(np.prod(row_shape, dtype=np.int64))
+        buf = self._buf
+        self._buf = None
+        # references now: ``buf`` and getrefcount's argument; any more are a caller's
+        if buf is None or sys.getrefcount(buf) > 2 or buf.size < need:
+            buf = np.empty(max(need, 1), dtype=self.dtype)
+        self._buf = buf
+        return buf[:need].reshape((rows,) + row_shape)
 
     def _take_range(self, start: int, stop: int) -> np.ndarray:
         return self._gather(self.index[start:stop])
