@@ -195,7 +195,7 @@ class GatherRows(_RowIndexed):
         self.index = np.asarray(index, dtype=np.int64)
         self.shape = (int(self.index.shape[0]),) + tuple(self.index.shape[1:]) + tuple(source.shape[1:])
         self.dtype = np.dtype(source.dtype)
-        self._buf: np.ndarray | None = None
+        self._pool: list[np.ndarray] = []
 
     def _gather(self, idx: np.ndarray) -> np.ndarray:
         flat = idx.reshape(-1)
@@ -212,21 +212,27 @@ class GatherRows(_RowIndexed):
         return got.reshape(idx.shape + row_shape)
 
     def _out(self, rows: int) -> np.ndarray:
-        """An output buffer of ``rows`` rows: the previous one when nobody holds it any more.
+        """An output buffer of ``rows`` rows: a previous one when nobody holds it any more.
 
         A gathered block is a fresh allocation of up to ~100 MB, and faulting in fresh pages costs
-        as much as the copy itself. The previous buffer is reused only when its reference count says
-        that no caller still holds it or a view of it (views keep their base alive), so a block a
-        caller kept is never overwritten.
+        as much as the copy itself. Two buffers alternate (a ``for`` loop still holds the previous
+        block while the next is read); one is reused only when its reference count says that no
+        caller holds it or a view of it (views keep their base alive), so a block a caller kept is
+        never overwritten.
         """
         row_shape = tuple(self.source.shape[1:])
         need = rows * int(np.prod(row_shape, dtype=np.int64))
-        buf = self._buf
-        self._buf = None
-        # references now: ``buf`` and getrefcount's argument; any more are a caller's
-        if buf is None or sys.getrefcount(buf) > 2 or buf.size < need:
+        pool = self._pool
+        for i in range(len(pool)):
+            # references: the pool's slot and getrefcount's argument; any more are a caller's
+            if pool[i].size >= need and sys.getrefcount(pool[i]) <= 2:
+                buf = pool[i]
+                break
+        else:
             buf = np.empty(max(need, 1), dtype=self.dtype)
-        self._buf = buf
+            pool.append(buf)
+            if len(pool) > 2:
+                pool.pop(0)  # forgotten here; alive only while a caller holds it
         return buf[:need].reshape((rows,) + row_shape)
 
     def _take_range(self, start: int, stop: int) -> np.ndarray:

@@ -71,3 +71,20 @@ def test_gather_rows_reuses_a_buffer_only_when_released():
     again = g[50:60]
     assert again.__array_interface__["data"][0] == addr  # released: reused
     assert np.array_equal(again, src[index[50:60]])
+
+
+def test_gather_rows_in_a_block_loop_alternates_two_buffers():
+    from lvmdiag.data.sequences import SequenceSet
+
+    src = np.random.default_rng(2).standard_normal((300, 6)).astype(np.float32)
+    index = np.arange(290)[:, None] + np.arange(4)[None]
+    seq = SequenceSet(GatherRows(src, index), GatherRows(src, index[:, -1] + 1))
+    addrs, kept = set(), []
+    for start, ctx, tgt in seq.iter_blocks(32):
+        assert np.array_equal(ctx, src[index[start : start + 32]])
+        assert np.array_equal(tgt, src[index[start : start + 32, -1] + 1])
+        addrs.add(ctx.__array_interface__["data"][0])
+        if start == 64:
+            kept.append(ctx)  # a block kept by the caller is never overwritten
+    assert len(addrs) <= 3
+    assert np.array_equal(kept[0], src[index[64:96]])
