@@ -95,6 +95,17 @@ def test_missing_id_column(store, tmp_path):
         load_article_store(tmp_path / "noid.parquet")
 
 
+def test_float_ids_and_null_ids_refused(store, tmp_path):
+    t = store_table(store).set_column(1, "doc_id", pa.array(store.article_ids.astype(np.float64)))
+    pq.write_table(t, tmp_path / "fid.parquet")
+    with pytest.raises(InputError, match=r"article id column `doc_id` in .*fid.parquet holds float64 values"):
+        load_sequences(tmp_path / "fid.parquet", k=3)
+    ids = pa.array([None] + store.article_ids[1:].tolist(), pa.int64())
+    pq.write_table(store_table(store).set_column(1, "doc_id", ids), tmp_path / "nid.parquet")
+    with pytest.raises(InputError, match=r"column `doc_id` in .*nid.parquet has 1 nulls \(first in row 0\)"):
+        load_sequences(tmp_path / "nid.parquet", k=3)
+
+
 def test_ragged_list_column(tmp_path):
     vals = [[0.1, 0.2, 0.3], [0.3, 0.2, 0.1], [0.5, 0.5], [0.1, 0.1, 0.9]]
     pq.write_table(pa.table({"embedding": pa.array(vals, pa.list_(pa.float32())), "article_id": [0, 0, 0, 0]}),
