@@ -674,7 +674,10 @@ def store_to_lazy_windows(
     vectors = store.vectors
     span = np.maximum(ctx_rows.max(axis=1), tgt_rows) - np.minimum(ctx_rows.min(axis=1), tgt_rows)
     note = None
-    if isinstance(vectors, BlockRows) and np.mean(span > min(_SCATTER_ROWS, int(vectors.sizes.min()))) > 0.01:
+    # a window of a grouped store spans K + 1 neighbouring rows; "far" is beyond a typical block
+    # (small trailing row groups or shards must not count) and well beyond one window
+    far = max(min(_SCATTER_ROWS, int(np.median(vectors.sizes))), 8 * (k + 1)) if isinstance(vectors, BlockRows) else 0
+    if isinstance(vectors, BlockRows) and np.mean(span > far) > 0.01:
         vectors = np.asarray(vectors)
         note = "articles are scattered over the file: chunk vectors were read into memory"
         info = {**info, "in_memory": True}

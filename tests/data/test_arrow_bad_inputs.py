@@ -63,6 +63,10 @@ def test_store_rows_shuffled_and_string_ids(store, tmp_path):
     key = lambda x: np.sort(np.asarray(x.targets).round(6).view(np.int32).sum(axis=1))  # noqa: E731
     assert np.array_equal(key(s), key(ref))
     assert sorted(s.attrs["article_names"].values()) == sorted(f"doc-{i}" for i in range(12))
+    assert s.attrs["columnar"]["in_memory"]  # rows of an article are scattered: vectors read once into memory
+    pq.write_table(store_table(store, string_ids=True), tmp_path / "grouped.parquet", row_group_size=10)
+    grouped = load_sequences(tmp_path / "grouped.parquet", k=3)
+    assert "in_memory" not in grouped.attrs["columnar"]  # grouped by article: gathered lazily
 
 
 def _npz(store, tmp_path):
