@@ -4,6 +4,11 @@ Usage (run by hand, never in tests)::
 
     python benchmarks/bench_parquet.py --n 100000                 # 0.3 GB corpus
     python benchmarks/bench_parquet.py --n 1000000 --repeats 1    # 3.1 GB corpus (the issue's scale)
+    python benchmarks/bench_parquet.py --layout windows --n 20000 # 0.37 GB window file
+
+``--layout windows`` writes a window file instead (``contexts`` K x D and ``targets`` D per row,
+``article_id``) with lvmdiag's own Parquet writer (row groups of ~64 MiB); the floor then reads
+both vector columns, and ``npz-cli-path`` is skipped.
 
 It writes an article store as one Parquet file under ``benchmarks/_data/`` (``embedding`` as
 ``fixed_size_list<float32, D>``, ``article_id`` int64, ``chunk_index`` int64, a ``text`` column that
@@ -85,16 +90,41 @@ def generate(path: Path, n: int, d: int, row_group_rows: int, seed: int = 0) -> 
             w.write_table(table, row_group_size=row_group_rows)
 
 
+def generate_windows(path: Path, n: int, d: int, k: int = 5, seed: int = 0) -> None:
+    """Window-form Parquet (``contexts`` K x D, ``targets`` D, ``article_id``) via lvmdiag's own
+    writer (row groups of ~64 MiB), random walks of 30 windows per article, one block at a time."""
+    from lvmdiag.data.parquet_writer import ParquetSink
+
+    rng = np.random.default_rng(seed)
+    rho = np.float32(0.7)
+    with ParquetSink(path, k, d, np.dtype(np.float32), with_ids=True) as sink:
+        for start in range(0, n, 8192):
+            b = min(8192, n - start)
+            x = rng.standard_normal((b, k + 1, d), dtype=np.float32)
+            x[:, 0] /= np.linalg.norm(x[:, 0], axis=-1, keepdims=True)
+            for i in range(1, k + 1):
+                e = x[:, i] / np.linalg.norm(x[:, i], axis=-1, keepdims=True)
+                step = rho * x[:, i - 1] + np.sqrt(1 - rho**2) * e
+                x[:, i] = step / np.linalg.norm(step, axis=-1, keepdims=True)
+            sink.write(x[:, :k], x[:, k], np.arange(start, start + b) // CHUNKS_PER_ARTICLE)
+
+
 def _floor(path: Path) -> float:
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path, memory_map=True)
+    names = pf.schema_arrow.names
+    columns = ["embedding"] if "embedding" in names else ["contexts", "targets"]
     total = 0.0
     for i in range(pf.metadata.num_row_groups):
-        col = pf.read_row_group(i, columns=["embedding"]).column(0)
-        for chunk in col.chunks:
-            values = chunk.flatten()  # float32 values, no nulls: view the buffer (to_numpy would import pandas)
-            total += float(np.frombuffer(values.buffers()[1], np.float32, len(values), values.offset * 4).sum())
+        table = pf.read_row_group(i, columns=columns)
+        for col in table.columns:
+            for chunk in col.chunks:
+                values = chunk.flatten()
+                while values.type.num_fields:  # nested lists down to the float values
+                    values = values.flatten()
+                # float32 values, no nulls: view the buffer (to_numpy would import pandas)
+                total += float(np.frombuffer(values.buffers()[1], np.float32, len(values), values.offset * 4).sum())
     return total
 
 
@@ -168,7 +198,9 @@ def run_child(method: str, path: Path, block_rows: int, n_resamples: int) -> dic
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=1_000_000, help="chunks (1e6 x 768 = 3.1 GB)")
+    ap.add_argument("--n", type=int, default=1_000_000, help="chunks (1e6 x 768 = 3.1 GB), or windows with --layout windows")
+    ap.add_argument("--layout", choices=("store", "windows"), default="store",
+                    help="article store (one row per chunk) or window file (contexts/targets columns)")
     ap.add_argument("--d", type=int, default=768)
     ap.add_argument("--row-group-rows", type=int, default=16384)
     ap.add_argument("--block-rows", type=int, default=8192)
@@ -183,21 +215,30 @@ def main() -> None:
         child(args.child, args.data, args.block_rows, args.n_resamples)
         return
 
-    path = args.data or HERE / "_data" / f"store_{args.n}x{args.d}.parquet"
+    path = args.data or HERE / "_data" / f"{args.layout}_{args.n}x{args.d}.parquet"
     generated = False
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        generate(path, args.n, args.d, args.row_group_rows)
+        if args.layout == "store":
+            generate(path, args.n, args.d, args.row_group_rows)
+        else:
+            generate_windows(path, args.n, args.d)
         generated = True
         print(f"generated {path} ({path.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     try:
         size_gb = path.stat().st_size / 1e9
-        rg_mb = min(args.row_group_rows, args.n) * args.d * 4 / 2**20
+        import pyarrow.parquet as pq
+
+        rg_rows = pq.ParquetFile(path).metadata.row_group(0).num_rows
+        row_floats = args.d * (6 if args.layout == "windows" else 1)
+        rg_mb = rg_rows * row_floats * 4 / 2**20
         rows = []
         floor_s = floor_cpu = None
         for method in args.methods.split(","):
             if method == "npz-cli-path":
+                if args.layout != "store":
+                    continue
                 to_npz(path)
             runs = [run_child(method, path, args.block_rows, args.n_resamples) for _ in range(args.repeats)]
             sec = statistics.median(r["seconds"] for r in runs)
@@ -209,7 +250,7 @@ def main() -> None:
             cratio = f"{cpu / floor_cpu:.2f}x" if floor_s else ""
             rows.append(f"| {args.n:,} x {args.d} ({size_gb:.2f} GB) | {method} | {sec:.2f} | {ratio} | {cpu:.2f} | {cratio} | {peak:,.0f} MB | "
                         f"{max(peak - rg_mb, 0):,.0f} MB | {max(r['vmhwm_mb'] for r in runs):,.0f} MB |")
-        print(f"row group: {args.row_group_rows:,} rows = {rg_mb:.0f} MB of vectors; repeats: {args.repeats}")
+        print(f"{args.layout} layout; row group: {rg_rows:,} rows = {rg_mb:.0f} MB of vectors; repeats: {args.repeats}")
         print("| corpus | method | wall s (median) | vs floor | CPU s (user+sys) | vs floor | peak RssAnon above imports | "
               "beyond one row group | VmHWM |")
         print("|---|---|---|---|---|---|---|---|---|")
