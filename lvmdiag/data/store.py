@@ -20,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -89,19 +90,31 @@ def detect_store_form(keys: list[str]) -> str | None:
     return "unknown"
 
 
-def load_article_store(path: str | os.PathLike[str], allow_pickle: bool = False) -> ArticleStore:
-    """Read an article store (.npz) in any of the three forms.
+def load_article_store(
+    path: str | os.PathLike[str], allow_pickle: bool = False, columns: Mapping[str, str] | None = None
+) -> ArticleStore:
+    """Read an article store (.npz in any of the three forms, or a columnar file).
 
     Parameters
     ----------
-    path : the ``.npz`` file
+    path : the ``.npz`` file, or a Parquet file / directory of shards, Arrow IPC / Feather file,
+        ``datasets`` ``save_to_disk`` directory or ``.safetensors`` file with one row per chunk
+        (:mod:`lvmdiag.data.arrow_formats`; vectors are then read lazily, block by block)
     allow_pickle : read object arrays (texts, string ids stored as objects); unpickling can run code
+    columns : for columnar inputs, column names by role ("vector", "id", "position") where the
+        common names are not used
 
     Returns
     -------
     ArticleStore with dense article codes, chunk order, names and stable keys.
     """
     fname = file_label(path)
+    from lvmdiag.data.arrow_formats import arrow_kind, load_arrow_store
+
+    p = Path(path)
+    kind = arrow_kind(p) if p.exists() else None
+    if kind is not None:
+        return load_arrow_store(p, fname, kind, columns)
     with NpzArchive(path, fname) as arc:
         return _read_store(arc, fname, allow_pickle)
 

@@ -159,7 +159,8 @@ def scan_sequences(
     if scan not in ("auto", "full", "sample"):
         raise InputError(f"scan must be 'auto', 'full' or 'sample'; got {scan!r}.")
     nbytes = n * (k + 1) * d * np.dtype(contexts.dtype).itemsize
-    mapped = isinstance(contexts, np.memmap) or isinstance(targets, np.memmap)
+    # memory-mapped or read on demand from a columnar file (lvmdiag.data.lazy): not in memory
+    mapped = any(isinstance(a, np.memmap) or getattr(a, "lazy", False) for a in (contexts, targets))
     sampled = scan == "sample" or (scan == "auto" and mapped and nbytes > FULL_SCAN_BYTES)
     if sampled and n > SAMPLE_BLOCK_ROWS * SAMPLE_BLOCKS:
         starts = np.linspace(0, n - SAMPLE_BLOCK_ROWS, SAMPLE_BLOCKS).astype(np.int64)
