@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from lvmdiag.data.sequences import SequenceSet
-from lvmdiag.errors import InputError, LvmdiagError
+from lvmdiag.errors import InputError
 from lvmdiag.results import Result, fmt_p
 from lvmdiag.stats.multiple_testing import adjust_all, iter_tests
 from lvmdiag.stats.resampling import as_rng
@@ -200,6 +200,8 @@ def analyze_data(
     alpha: float = 0.05,
     rng: np.random.Generator | int | None = 0,
     progress: Callable[[int, int], None] | None = None,
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> DataReport:
     """Run the bias, direction, divergence and leakage analyzers on the same splits and compose them.
 
@@ -212,7 +214,8 @@ def analyze_data(
     threshold : near-duplicate cosine for the leakage section
     alpha : level of the findings, on report-wide BH-adjusted p-values
     rng : seed or generator (each section gets its own child seed)
-    progress : optional ``callback(done, total)``; each section counts for an equal share
+    progress : optional ``callback(done, total)`` over the rows of the shared streaming pass
+    engine, scheduler : "local" (one process) or "dask" (a LocalCluster, or the scheduler at ``scheduler``)
 
     Returns
     -------
@@ -229,34 +232,15 @@ def analyze_data(
 
     groups = resolve_groups(list(loaded.values()))
     grouping = f"{groups.method}; {groups.note}".rstrip("; ")
-    unit = 1000
-    total = unit * len(sections)
+    # one read of every split feeds every section (lvmdiag.engine); finalize runs each section's inference
+    from lvmdiag.engine.data import run_sections
 
-    def section_progress(i: int) -> Callable[[int, int], None]:
-        def cb(done: int, tot: int) -> None:
-            if progress is not None and tot:
-                progress(i * unit + int(unit * min(done, tot) / tot), total)
-        return cb
-
-    runners: dict[str, Callable[[Callable[[int, int], None]], Any]] = {
-        "bias": lambda cb: _run_bias(loaded, groups, reference, n_bootstrap, seeds["bias"], cb),
-        "direction": lambda cb: _run_direction(loaded, groups, reference, n_permutations, n_bootstrap, alpha,
-                                               seeds["direction"], cb),
-        "divergence": lambda cb: _run_divergence(loaded, groups, reference, n_permutations, n_bootstrap, alpha,
-                                                 seeds["divergence"], cb),
-        "leakage": lambda cb: _run_leakage(loaded, groups, reference, threshold, cb),
-    }
-    results: dict[str, Any] = {s: None for s in SECTIONS}
-    skipped: dict[str, str] = {s: "not requested" for s in SECTIONS if s not in sections}
-    for i, name in enumerate(s for s in SECTIONS if s in sections):
-        try:
-            results[name] = runners[name](section_progress(i))
-        except ImportError as exc:  # a seam: the section's module is not installed in this build
-            skipped[name] = f"module unavailable: {exc}"
-        except LvmdiagError as exc:  # e.g. too few articles for this section's resampling
-            skipped[name] = str(exc)
-        if progress is not None:
-            progress((i + 1) * unit, total)
+    done, skipped = run_sections(loaded, groups, [s for s in SECTIONS if s in sections], reference,
+                                 n_permutations=n_permutations, n_bootstrap=n_bootstrap, threshold=threshold,
+                                 alpha=alpha, seeds=seeds, engine=engine, scheduler=scheduler,
+                                 progress=progress)[:2]
+    results: dict[str, Any] = {s: done.get(s) for s in SECTIONS}
+    skipped = {**{s: "not requested" for s in SECTIONS if s not in sections}, **skipped}
     if all(results[s] is None for s in sections):
         raise InputError("no section of the data report could be computed: " +
                          "; ".join(f"{k}: {v}" for k, v in skipped.items()))
