@@ -129,11 +129,17 @@ def _demote(markdown: str) -> str:
 def _load_all(splits: Mapping[str, Any], k: int, allow_pickle: bool) -> dict[str, SequenceSet]:
     from lvmdiag.data.readers import load_sequences
 
+    from lvmdiag.engine.sources import ShardedSplit, open_sharded, shard_paths
+
     out = {}
     for name, value in splits.items():
         if value is None:
             continue
-        out[name] = value if isinstance(value, SequenceSet) else load_sequences(
+        shards = None if isinstance(value, (SequenceSet, ShardedSplit)) else shard_paths(value)
+        if shards is not None:  # a list of .npy shard directories, or a directory of them
+            out[name] = open_sharded(shards, name)
+            continue
+        out[name] = value if isinstance(value, (SequenceSet, ShardedSplit)) else load_sequences(
             value, split=name, k=k, allow_pickle=allow_pickle)
     return out
 

@@ -51,10 +51,18 @@ def plan_sections(sources: Mapping[str, Any], groups: Any, sections: Sequence[st
 
 
 def parts_of(sources: Mapping[str, Any], groups: Any, reference: str) -> list[Part]:
-    """One part per loaded split (a SequenceSet is read whole by one task)."""
+    """Engine parts: one per shard of a sharded split, else one per loaded split (read whole by one task)."""
+    from lvmdiag.engine.sources import ShardedSplit, shard_parts
+
     names = [reference] + [n for n in sources if n != reference]
-    return [Part(n, 0, sources[n], np.asarray(lab, dtype=np.int64), getattr(sources[n], "valid", None))
-            for n, lab in zip(names, groups.labels)]
+    parts: list[Part] = []
+    for n, lab in zip(names, groups.labels):
+        src = sources[n]
+        if isinstance(src, ShardedSplit):
+            parts += shard_parts(src, lab)
+        else:
+            parts.append(Part(n, 0, src, np.asarray(lab, dtype=np.int64), getattr(src, "valid", None)))
+    return parts
 
 
 def run_sections(sources: Mapping[str, Any], groups: Any, sections: Sequence[str], reference: str, *,
@@ -63,9 +71,22 @@ def run_sections(sources: Mapping[str, Any], groups: Any, sections: Sequence[str
                  progress: Callable[[int, int], None] | None = None,
                  ) -> tuple[dict[str, Any], dict[str, str], RunSummary]:
     """Plan, stream once (locally or on Dask), finalize. Returns (results, skipped, run summary)."""
+    shapes = {n: (s.k, s.d) for n, s in sources.items()}
+    if len(set(shapes.values())) > 1:
+        from lvmdiag.errors import InputError
+
+        raise InputError("every split must share window length K and dimension D; got "
+                         + ", ".join(f"{n} ({getattr(sources[n], 'source', n)}) K={k} D={d}"
+                                     for n, (k, d) in shapes.items()) + ".")
     analyzers, skipped = plan_sections(sources, groups, sections, reference, n_permutations=n_permutations,
                                        n_bootstrap=n_bootstrap, threshold=threshold, alpha=alpha, seeds=seeds)
     parts = list(parts) if parts is not None else parts_of(sources, groups, reference)
+    from lvmdiag.engine.sources import ShardedSplit
+
+    if any(isinstance(s, ShardedSplit) for s in sources.values()):  # not scanned at load: validate in the pass
+        from lvmdiag.engine.validation import ValidationAnalyzer
+
+        analyzers = [ValidationAnalyzer()] + analyzers
     if engine == "dask":
         from lvmdiag.engine.dask_runner import run_dask
 
@@ -73,6 +94,10 @@ def run_sections(sources: Mapping[str, Any], groups: Any, sections: Sequence[str
                                              progress=progress)
     else:
         prepared, states, summary = run_local(parts, analyzers, block_rows=BLOCK_ROWS, progress=progress)
+    validation = next((a for a in prepared if a.name == "validation"), None)
+    if validation is not None:  # no usable window at all is an input error, not a skipped section
+        validation.finalize(states["validation"], sources)
+        prepared = [a for a in prepared if a is not validation]
     results, failed = finalize_all(prepared, states, sources)
     skipped.update(failed)
     return results, skipped, summary
