@@ -37,7 +37,8 @@ def plan_sections(sources: Mapping[str, Any], groups: Any, sections: Sequence[st
         "divergence": lambda: section(sec, "plan_divergence_analyzer")(
             {n: sources[n] for n in names}, groups, reference, n_permutations=n_permutations,
             n_bootstrap=n_bootstrap, alpha=alpha, seed=seeds["divergence"]),
-        "leakage": lambda: section("lvmdiag.engine.leakage", "LeakageAnalyzer")(names, reference, first.d, groups, threshold=threshold),
+        "leakage": lambda: section("lvmdiag.engine.leakage", "LeakageAnalyzer")(
+            names, reference, first.d, groups, threshold=threshold, n_reference=first.n),
     }
     analyzers, skipped = [], {}
     for name in sections:

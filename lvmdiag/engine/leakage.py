@@ -107,7 +107,8 @@ class QuerySideState:
 class TrainSideState:
     """Phase 1 (train): keys, and the running nearest train chunk of every query of every other split."""
 
-    nearest: list  # one BlockedNearest per other split
+    nearest: list  # one BlockedNearest (exact) or IVFNearest (approximate) per other split
+    active: bool = True  # False when no split has a query: nothing to search
     keys: KeyParts = field(default_factory=KeyParts)
     seen: set = field(default_factory=set)
 
@@ -121,7 +122,7 @@ class TrainSideState:
         fresh = np.fromiter((int(x) not in self.seen for x in uniq.tolist()), bool, uniq.size)
         self.seen.update(uniq[fresh].tolist())
         flat = np.sort(slots[first[fresh]])  # row-major, as the one-shot search visits them
-        if flat.size == 0 or not any(nb.queries.shape[0] for nb in self.nearest):
+        if flat.size == 0 or not self.active:
             return
         vecs, ok = normalize_rows(chunks.reshape(-1, chunks.shape[2])[flat])
         ids = block.start * k1 + flat
@@ -132,15 +133,21 @@ class TrainSideState:
         """Ship the running bests only: the queries are the client's, ``seen`` matters only while updating."""
         light = []
         for nb in self.nearest:
+            if not hasattr(nb, "best_cos"):  # an approximate index ships its references (the client searches)
+                light.append(nb)
+                continue
             c = object.__new__(type(nb))
             c.__dict__.update(nb.__dict__, queries=np.zeros((0, nb.queries.shape[1]), np.float32))
             light.append(c)
-        return {"nearest": light, "keys": self.keys, "seen": set()}
+        return {"nearest": light, "active": self.active, "keys": self.keys, "seen": set()}
 
     def merge(self, other: "TrainSideState") -> "TrainSideState":
         self.keys.blocks.extend(other.keys.blocks)
         self.seen |= other.seen
         for a, b in zip(self.nearest, other.nearest):
+            if not hasattr(a, "best_cos"):  # approximate index: the references add up
+                a.merge(b)
+                continue
             # max cosine; on an exact tie the earlier train slot, as one pass in row order keeps
             better = (b.best_cos > a.best_cos) | ((b.best_cos == a.best_cos) & (b.best_id >= 0)
                                                   & ((a.best_id < 0) | (b.best_id < a.best_id)))
@@ -159,7 +166,11 @@ class LeakageAnalyzer:
     threshold: float = 0.98
     max_examples: int = 10
     tile_elems: int = 1 << 23
+    n_reference: int = 0  # train windows, to choose the search
+    search: str = "auto"  # "exact", "ann" or "auto" (see lvmdiag.stats.ann.choose_search)
     query_sets: dict | None = None  # split -> (keys, slots, vectors), set by prepare
+    methods: dict | None = None  # split -> "exact" | "ann", set by prepare
+    templates: dict | None = None  # split -> trained, empty IVFNearest (one quantizer for every train part)
     name: str = "leakage"
 
     def phase(self, split: str) -> int:
@@ -172,15 +183,27 @@ class LeakageAnalyzer:
             raise RuntimeError("leakage: train parts need the prepared query sets (runner bug).")
         from lvmdiag.stats.near_duplicates import BlockedNearest
 
+        import pickle
+
         others = [n for n in self.names if n != self.reference]
-        return TrainSideState([BlockedNearest(self.query_sets[n][2], self.tile_elems) for n in others])
+        return TrainSideState([pickle.loads(pickle.dumps(self.templates[n])) if self.methods[n] == "ann"
+                               else BlockedNearest(self.query_sets[n][2], self.tile_elems) for n in others],
+                              active=any(self.query_sets[n][0].size for n in others))
 
     def prepare(self, states: Mapping[str, Any]) -> "LeakageAnalyzer":
         from dataclasses import replace
 
         empty = QuerySideState()
+        from lvmdiag.stats.ann import choose_search
+
         qs = {n: (states.get(n) or empty).queries(self.d) for n in self.names if n != self.reference}
-        return replace(self, query_sets=qs)
+        from lvmdiag.stats.ann import IVFNearest
+
+        methods = {n: choose_search(q[0].size, self.n_reference, self.search) for n, q in qs.items()}
+        templates = {n: IVFNearest(qs[n][2]) for n, m in methods.items() if m == "ann"}
+        for t in templates.values():
+            t.queries = t.queries[:0]  # parts only add references; the client keeps the queries
+        return replace(self, query_sets=qs, methods=methods, templates=templates)
 
     def finalize(self, states: Mapping[str, Any], sources: Mapping[str, Any]) -> Any:
         from lvmdiag.analyzers.leakage import LeakageResult, _article_overlap, _split_report
@@ -193,15 +216,26 @@ class LeakageAnalyzer:
         live_w = ~train_keys.window_null
         win_uniq, win_idx = np.unique(train_keys.window[live_w], return_index=True)
         win_first = np.flatnonzero(live_w)[win_idx]
-        out = []
+        out, notes = [], []
         for i, n in enumerate(others):
             keys = states[n].keys.split_keys()
-            qk, qslot, _ = self.query_sets[n]
-            cos, ids = states[ref].nearest[i].result()
+            qk, qslot, qvec = self.query_sets[n]
+            nb = states[ref].nearest[i]
+            if self.methods[n] == "ann":
+                nb.queries = qvec  # stripped for shipping; the client holds them
+                cos, ids = nb.result()
+                rec = nb.recall(self.threshold, approx=(cos, ids))
+                notes.append(f"{n}: approximate search (faiss IVF, {nb.nprobe} of {nb.nlist} cells per query); "
+                             f"recall measured against the exact search on {rec.n_sampled} random queries: "
+                             f"{rec.n_found} of {rec.n_pairs} pairs with cos ≥ {self.threshold} found"
+                             + (f" ({rec.value:.4f})" if rec.n_pairs else "") + ".")
+            else:
+                cos, ids = nb.result()
             keep = ~np.isin(qk, train_uniq, assume_unique=True)  # exact copies are shared chunks, not queries
             out.append(_split_report(n, sources[n], keys, train_keys, train_uniq, train_first, win_uniq, win_first,
                                      qk[keep], qslot[keep], cos[keep], ids[keep], labels, ref, self.threshold,
                                      self.max_examples))
         return LeakageResult(reference=ref, n_reference_windows=int(train_keys.chunk.shape[0]),
                              n_reference_chunks=int(train_uniq.size), threshold=float(self.threshold),
-                             group_method=method, group_note=note, splits=tuple(out))
+                             group_method=method, group_note=note, splits=tuple(out),
+                             search="ann" if notes else "exact", search_note=" ".join(notes))
