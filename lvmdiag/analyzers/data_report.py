@@ -50,6 +50,8 @@ class DataReport(Result):
     skipped : section -> reason it is missing (not requested, module unavailable, or input too small)
     n_tests : tests in the Benjamini-Hochberg family (every TestResult of the report)
     alpha : level of the findings
+    engine : the streaming pass that fed every section (:class:`lvmdiag.engine.runner.RunSummary`:
+        engine, windows read per split, parts, blocks, state bytes shipped)
     """
 
     splits: tuple[str, ...]
@@ -63,6 +65,7 @@ class DataReport(Result):
     skipped: dict[str, str]
     n_tests: int
     alpha: float
+    engine: Any = None
 
     def finding_kinds(self) -> set[str]:
         return {f.kind for f in self.findings}
@@ -98,6 +101,8 @@ class DataReport(Result):
         images = images or {}
         head = ", ".join(f"{n} ({self.n_windows[n]} windows)" for n in self.splits)
         lines = ["# Data report", "", f"Splits: {head}. Articles: {self.grouping.rstrip('.')}.", "", "## Verdict", ""]
+        if self.engine is not None:  # how many windows entered the statistics: every one, read once
+            lines[3:3] = ["", self.engine.to_markdown()]
         lines += [f"- {v}" for v in self.verdict()]
         if self.findings:
             lines += ["", f"**Findings ({len(self.findings)})**", ""] + [f"- {f.to_markdown()}" for f in self.findings]
@@ -139,8 +144,9 @@ def _load_all(splits: Mapping[str, Any], k: int, allow_pickle: bool) -> dict[str
         if shards is not None:  # a list of .npy shard directories, or a directory of them
             out[name] = open_sharded(shards, name)
             continue
+        # scan="none": validation runs inside the engine's single pass (lvmdiag.engine.validation)
         out[name] = value if isinstance(value, (SequenceSet, ShardedSplit)) else load_sequences(
-            value, split=name, k=k, allow_pickle=allow_pickle)
+            value, split=name, k=k, allow_pickle=allow_pickle, scan="none")
     return out
 
 
@@ -241,10 +247,10 @@ def analyze_data(
     # one read of every split feeds every section (lvmdiag.engine); finalize runs each section's inference
     from lvmdiag.engine.data import run_sections
 
-    done, skipped = run_sections(loaded, groups, [s for s in SECTIONS if s in sections], reference,
-                                 n_permutations=n_permutations, n_bootstrap=n_bootstrap, threshold=threshold,
-                                 alpha=alpha, seeds=seeds, engine=engine, scheduler=scheduler,
-                                 progress=progress)[:2]
+    done, skipped, summary = run_sections(loaded, groups, [s for s in SECTIONS if s in sections], reference,
+                                          n_permutations=n_permutations, n_bootstrap=n_bootstrap,
+                                          threshold=threshold, alpha=alpha, seeds=seeds, engine=engine,
+                                          scheduler=scheduler, progress=progress)
     results: dict[str, Any] = {s: done.get(s) for s in SECTIONS}
     skipped = {**{s: "not requested" for s in SECTIONS if s not in sections}, **skipped}
     if all(results[s] is None for s in sections):
@@ -266,6 +272,7 @@ def analyze_data(
         skipped=skipped,
         n_tests=len(iter_tests(bundle)),
         alpha=alpha,
+        engine=summary,
     )
 
 

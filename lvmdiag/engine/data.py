@@ -84,7 +84,10 @@ def run_sections(sources: Mapping[str, Any], groups: Any, sections: Sequence[str
     parts = list(parts) if parts is not None else parts_of(sources, groups, reference)
     from lvmdiag.engine.sources import ShardedSplit
 
-    if any(isinstance(s, ShardedSplit) for s in sources.values()):  # not scanned at load: validate in the pass
+    def unscanned(s: Any) -> bool:
+        return isinstance(s, ShardedSplit) or (getattr(s, "attrs", {}).get("validation") or {}).get("mode") == "none"
+
+    if any(unscanned(s) for s in sources.values()):  # not scanned at load: validate in the pass
         from lvmdiag.engine.validation import ValidationAnalyzer
 
         analyzers = [ValidationAnalyzer()] + analyzers

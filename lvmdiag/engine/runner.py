@@ -30,7 +30,9 @@ class RunSummary(Result):
 
     def to_markdown(self) -> str:
         rows = ", ".join(f"{k} {v}" for k, v in self.rows_read.items())
-        return f"Engine {self.engine}: {self.n_parts} part(s), {self.n_blocks} block(s); windows read: {rows}."
+        return (f"Streaming pass ({self.engine} engine, {self.n_parts} part(s), {self.n_blocks} block(s)) read every "
+                f"window once: {rows}. Each section states the windows its statistics used (zero or non-finite "
+                "vectors excluded).")
 
 
 def split_phase(analyzers: Sequence[Any], split: str) -> int:

@@ -80,3 +80,41 @@ def test_the_data_report_reads_every_row_once_plus_stated_extras(splits):
         extra = s.contexts.reads - 1 - scoring
         assert (extra >= 0).all() and extra.sum() <= 2 * 1000, name
         assert (s.contexts.reads >= 1 + scoring).all()
+
+
+def test_files_are_validated_inside_the_single_pass(splits, tmp_path, monkeypatch):
+    """From .npy directories: no separate validation scan; the pass reads each row once and still warns."""
+    import warnings
+
+    from lvmdiag.data import readers
+    from lvmdiag.errors import LvmdiagWarning
+
+    paths = {}
+    for name, s in splits.items():
+        p = tmp_path / name
+        p.mkdir()
+        c = np.array(s.contexts)
+        if name == "val":
+            c[3, 1] = 0.0  # a failed encoder batch
+        np.save(p / "contexts.npy", c)
+        np.save(p / "targets.npy", s.targets)
+        np.save(p / "article_ids.npy", s.article_ids)
+        paths[name] = p
+    opened = []
+    real_load = np.load
+
+    def counting_load(f, *args, **kwargs):
+        arr = real_load(f, *args, **kwargs)
+        if str(f).endswith(("contexts.npy", "targets.npy")):
+            opened.append(CountingArray(arr))
+            return opened[-1]
+        return arr
+
+    monkeypatch.setattr(readers.np, "load", counting_load)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rep = analyze_data(paths, sections=("bias", "direction", "leakage"), **FAST)
+    assert len(opened) == 4 and all((a.reads == 1).all() for a in opened)
+    assert any(issubclass(w.category, LvmdiagWarning) and "1 of" in str(w.message) and "all-zero" in str(w.message)
+               for w in caught)
+    assert rep.direction.split("val").n_used == splits["val"].n - 1  # the zero row is excluded, not analysed
