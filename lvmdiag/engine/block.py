@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Iterator, Protocol
 
 import numpy as np
@@ -45,6 +46,21 @@ class Block:
     @property
     def stop(self) -> int:
         return self.start + self.n
+
+    @cached_property
+    def chunks(self) -> np.ndarray:
+        """(B, K+1, D) float32: the K context chunks followed by the target."""
+        from lvmdiag.analyzers.leakage_index import _window_chunks
+
+        return _window_chunks(self.contexts, self.targets)
+
+    @cached_property
+    def chunk_keys(self) -> np.ndarray:
+        """(B, K+1) uint64 exact-content key of every chunk, computed once and shared by every analyzer."""
+        from lvmdiag.data.hashing import hash_rows
+
+        b, k1, d = self.chunks.shape
+        return hash_rows(self.chunks.reshape(b * k1, d)).reshape(b, k1)
 
 
 @dataclass(frozen=True)

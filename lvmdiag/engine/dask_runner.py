@@ -94,6 +94,9 @@ def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int
         else:
             own_cluster = default_cluster()
             client = distributed.Client(own_cluster)
+    import time
+
+    t0 = time.perf_counter()
     try:
         p0 = [p for p in parts if split_phase(analyzers, p.split) == 0]
         p1 = [p for p in parts if split_phase(analyzers, p.split) == 1]
@@ -108,6 +111,7 @@ def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int
             progress(total, total)
         prepared_analyzers = fut_prep.result()
         states, rows_read, n_blocks = fut_red.result()
+        seconds = time.perf_counter() - t0
     finally:
         if own_client:
             client.close()
@@ -115,4 +119,4 @@ def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int
             own_cluster.close()
     check_rows(parts, rows_read)
     sizes = {name: len(pickle.dumps(per, protocol=pickle.HIGHEST_PROTOCOL)) for name, per in states.items()}
-    return prepared_analyzers, states, RunSummary("dask", rows_read, len(parts), n_blocks, sizes)
+    return prepared_analyzers, states, RunSummary("dask", rows_read, len(parts), n_blocks, sizes, seconds)

@@ -30,12 +30,9 @@ class KeyParts:
     blocks: list = field(default_factory=list)  # (start, chunk (B, K+1) uint64, null (B, K+1) bool)
 
     def add(self, block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        from lvmdiag.analyzers.leakage_index import _null_mask, _window_chunks
-        from lvmdiag.data.hashing import hash_rows
+        from lvmdiag.analyzers.leakage_index import _null_mask
 
-        chunks = _window_chunks(block.contexts, block.targets)
-        b, k1 = chunks.shape[:2]
-        keys = hash_rows(chunks.reshape(b * k1, -1)).reshape(b, k1)
+        chunks, keys = block.chunks, block.chunk_keys  # shared with the validation state
         null = _null_mask(chunks)
         self.blocks.append((block.start, keys, null))
         return chunks, keys, null

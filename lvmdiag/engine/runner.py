@@ -27,6 +27,7 @@ class RunSummary(Result):
     n_parts: int
     n_blocks: int
     state_bytes: dict[str, int] = field(default_factory=dict)
+    stream_seconds: float = 0.0  # wall time of the streaming phase (reads, updates, merges), finalize excluded
 
     def to_markdown(self) -> str:
         rows = ", ".join(f"{k} {v}" for k, v in self.rows_read.items())
@@ -71,6 +72,9 @@ def run_local(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: in
 
     Returns (the analyzers as prepared for finalize, merged states ``{analyzer: {split: state}}``, summary).
     """
+    import time
+
+    t0 = time.perf_counter()
     total = sum(p.n for p in parts)
     done = [0]
 
@@ -92,7 +96,8 @@ def run_local(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: in
             rows_read[part.split] = rows_read.get(part.split, 0) + rows
             n_blocks += blocks
     check_rows(parts, rows_read)
-    return active, merged, RunSummary("local", rows_read, len(parts), n_blocks)
+    return active, merged, RunSummary("local", rows_read, len(parts), n_blocks,
+                                      stream_seconds=time.perf_counter() - t0)
 
 
 def finalize_all(analyzers: Sequence[Any], states: Mapping[str, Mapping[str, Any]], sources: Mapping[str, Any]

@@ -2,8 +2,9 @@
 
 For sharded inputs the loader reads only headers, so validation travels with the blocks: per split,
 windows holding a non-finite or an all-zero vector (every analyzer already excludes them on its own,
-with the same definition), the range of vector norms, and exact duplicate windows (128-bit key of the
-whole window, so the count is exact and merges across shards by key). Finalize issues the loader's
+with the same definition), the range of vector norms, and exact duplicate windows: a window's key is
+a hash of its K+1 chunk keys (the exact-content chunk hashes the block computes once for leakage too),
+so the count is exact up to 64-bit hash collisions (probability ~N^2 2^-65) and merges across shards. Finalize issues the loader's
 warnings and fails, in one line, when no usable window is left.
 """
 
@@ -29,10 +30,10 @@ class ValidationState:
     n_zero: int = 0
     norm_min: float = float("inf")
     norm_max: float = float("-inf")
-    keys: list = field(default_factory=list)  # (b, 2) uint64 keys of usable windows
+    keys: list = field(default_factory=list)  # (b,) uint64 keys of usable windows
 
     def update(self, block: Block) -> None:
-        from lvmdiag.data.hashing import row_keys
+        from lvmdiag.data.hashing import hash_rows
 
         c, t = block.contexts, block.targets
         b, k, d = c.shape
@@ -50,8 +51,7 @@ class ValidationState:
             norms = np.sqrt(sq[ok])
             self.norm_min = min(self.norm_min, float(norms.min()))
             self.norm_max = max(self.norm_max, float(norms.max()))
-            window = np.concatenate([c[ok].reshape(int(ok.sum()), -1), t[ok]], axis=1)
-            self.keys.append(row_keys(np.ascontiguousarray(window)))
+            self.keys.append(hash_rows(np.ascontiguousarray(block.chunk_keys[ok])))
 
     def merge(self, other: "ValidationState") -> "ValidationState":
         self.n_rows += other.n_rows
@@ -64,7 +64,7 @@ class ValidationState:
     def n_duplicates(self) -> int:
         if not self.keys:
             return 0
-        _, counts = np.unique(np.concatenate(self.keys), axis=0, return_counts=True)
+        _, counts = np.unique(np.concatenate(self.keys), return_counts=True)
         return int((counts - 1).sum())
 
 
