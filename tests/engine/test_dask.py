@@ -20,6 +20,15 @@ def splits():
 
 
 @pytest.fixture(scope="module")
+def cluster():
+    """One real LocalCluster (2 single-threaded worker processes) for the module's Dask tests."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
 def one_pass(splits):
     return analyze_data(splits, **FAST).to_dict()
 
@@ -37,12 +46,9 @@ def test_any_sharding_then_merge_equals_one_pass(splits, one_pass, tmp_path_fact
     assert_same_report(rep, one_pass)
 
 
-def test_dask_on_a_local_cluster_equals_the_local_runner(splits, one_pass, tmp_path):
-    distributed = pytest.importorskip("distributed")
+def test_dask_on_a_local_cluster_equals_the_local_runner(splits, one_pass, tmp_path, cluster):
     sharded = {n: write_shards(s, tmp_path / n, [s.n // 3, 2 * s.n // 3]) for n, s in splits.items()}
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
-        rep = analyze_data(sharded, engine="dask", scheduler=cluster.scheduler_address, **FAST).to_dict()
+    rep = analyze_data(sharded, engine="dask", scheduler=cluster.scheduler_address, **FAST).to_dict()
     assert_same_report(rep, one_pass)  # == the local runner on the same rows (the sharding property above)
 
 
@@ -56,3 +62,43 @@ def test_bad_shards_fail_in_one_line(splits, tmp_path):
         analyze_data({"train": train, "val": val}, **FAST)
     with pytest.raises(InputError, match="shard .*gone is missing"):
         analyze_data({"train": [train[0], tmp_path / "gone"], "val": val}, **FAST)
+
+
+class DiesOnce:
+    """A row source whose first read kills the worker process (a node lost mid-run)."""
+
+    def __init__(self, seq, marker):
+        self.seq, self.marker = seq, str(marker)
+
+    @property
+    def n(self):
+        return self.seq.n
+
+    def iter_blocks(self, block_rows=8192):
+        import os
+        from pathlib import Path
+
+        if not Path(self.marker).exists():
+            Path(self.marker).touch()
+            os._exit(1)
+        yield from self.seq.iter_blocks(block_rows)
+
+
+def test_a_worker_that_dies_mid_run_is_replaced_and_the_result_is_complete(splits, tmp_path, cluster):
+    from lvmdiag.data.groups import resolve_groups
+    from lvmdiag.engine.block import Part
+    from lvmdiag.engine.dask_runner import run_dask
+    from lvmdiag.engine.runner import run_local
+    from lvmdiag.engine.sections import BiasAnalyzer
+
+    groups = resolve_groups(list(splits.values()))
+    an = [BiasAnalyzer("train", 3, 10, groups.method, groups.note, 20)]
+    parts = [Part(n, 0, s, lab) for (n, s), lab in zip(splits.items(), groups.labels)]
+    flaky = [Part(p.split, 0, DiesOnce(p.source, tmp_path / "died"), p.labels) if p.split == "val" else p for p in parts]
+    prepared, states, summary = run_dask(flaky, an, scheduler=cluster.scheduler_address)
+    assert (tmp_path / "died").exists()  # a worker did die
+    assert summary.rows_read == {n: s.n for n, s in splits.items()}
+    _, ref, _ = run_local(parts, an)
+    for n in splits:
+        np.testing.assert_allclose(states["bias"][n].inner.sums, ref["bias"][n].inner.sums, atol=1e-9)
+        assert (states["bias"][n].inner.counts == ref["bias"][n].inner.counts).all()
