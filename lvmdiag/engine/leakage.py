@@ -130,8 +130,8 @@ class TrainSideState:
         """Ship the running bests only: the queries are the client's, ``seen`` matters only while updating."""
         light = []
         for nb in self.nearest:
-            if not hasattr(nb, "best_cos"):  # an approximate index ships its references (the client searches)
-                light.append(nb)
+            if hasattr(nb, "light"):  # approximate search: scored bests and the exact sample's bests
+                light.append(nb.light())
                 continue
             c = object.__new__(type(nb))
             c.__dict__.update(nb.__dict__, queries=np.zeros((0, nb.queries.shape[1]), np.float32))
@@ -142,7 +142,7 @@ class TrainSideState:
         self.keys.blocks.extend(other.keys.blocks)
         self.seen |= other.seen
         for a, b in zip(self.nearest, other.nearest):
-            if not hasattr(a, "best_cos"):  # approximate index: the references add up
+            if hasattr(a, "light"):  # approximate search: its own merge (max, and the exact sample's max)
                 a.merge(b)
                 continue
             # max cosine; on an exact tie the earlier train slot, as one pass in row order keeps
@@ -180,10 +180,8 @@ class LeakageAnalyzer:
             raise RuntimeError("leakage: train parts need the prepared query sets (runner bug).")
         from lvmdiag.stats.near_duplicates import BlockedNearest
 
-        import pickle
-
         others = [n for n in self.names if n != self.reference]
-        return TrainSideState([pickle.loads(pickle.dumps(self.templates[n])) if self.methods[n] == "ann"
+        return TrainSideState([self.templates[n].fresh() if self.methods[n] == "ann"
                                else BlockedNearest(self.query_sets[n][2], self.tile_elems) for n in others],
                               active=any(self.query_sets[n][0].size for n in others))
 
@@ -197,9 +195,7 @@ class LeakageAnalyzer:
         from lvmdiag.stats.ann import IVFNearest
 
         methods = {n: choose_search(q[0].size, self.n_reference, self.search) for n, q in qs.items()}
-        templates = {n: IVFNearest(qs[n][2]) for n, m in methods.items() if m == "ann"}
-        for t in templates.values():
-            t.queries = t.queries[:0]  # parts only add references; the client keeps the queries
+        templates = {n: IVFNearest(qs[n][2]) for n, m in methods.items() if m == "ann"}  # k-means once, here
         return replace(self, query_sets=qs, methods=methods, templates=templates)
 
     def finalize(self, states: Mapping[str, Any], sources: Mapping[str, Any]) -> Any:
@@ -219,10 +215,9 @@ class LeakageAnalyzer:
             qk, qslot, qvec = self.query_sets[n]
             nb = states[ref].nearest[i]
             if self.methods[n] == "ann":
-                nb.queries = qvec  # stripped for shipping; the client holds them
                 cos, ids = nb.result()
                 rec = nb.recall(self.threshold, approx=(cos, ids))
-                notes.append(f"{n}: approximate search (faiss IVF, {nb.nprobe} of {nb.nlist} cells per query); "
+                notes.append(f"{n}: approximate search (inverted file on faiss k-means cells, {nb.nprobe} of {nb.nlist} cells per query); "
                              f"recall measured against the exact search on {rec.n_sampled} random queries: "
                              f"{rec.n_found} of {rec.n_pairs} pairs with cos ≥ {self.threshold} found"
                              + (f" ({rec.value:.4f})" if rec.n_pairs else "") + ".")

@@ -48,7 +48,7 @@ def test_ann_finds_the_planted_near_duplicates_that_the_exact_search_finds():
     assert_same_report({k: v for k, v in ed.items() if k not in skip}, {k: v for k, v in ad.items() if k not in skip})
 
 
-def test_ivf_parts_pickle_and_merge_into_the_one_part_index():
+def test_ivf_parts_pickle_and_merge_into_the_one_part_state():
     import pickle
 
     from lvmdiag.stats.ann import IVFNearest
@@ -56,13 +56,14 @@ def test_ivf_parts_pickle_and_merge_into_the_one_part_index():
     rng = np.random.default_rng(1)
     q = normalize_rows(rng.standard_normal((400, 16)))[0]
     refs = normalize_rows(rng.standard_normal((3000, 16)))[0]
-    template = IVFNearest(q, nprobe=4)
-    one = pickle.loads(pickle.dumps(template))
+    template = pickle.loads(pickle.dumps(IVFNearest(q, nprobe=4, buffer_rows=500)))  # the plan ships to workers
+    one = template.fresh()
     one.update(refs, np.arange(3000))
-    a, b = pickle.loads(pickle.dumps(template)), pickle.loads(pickle.dumps(template))
+    a, b = template.fresh(), template.fresh()
     a.update(refs[:1700], np.arange(1700))
     b.update(refs[1700:], np.arange(1700, 3000))
-    merged = pickle.loads(pickle.dumps(a)).merge(pickle.loads(pickle.dumps(b)))  # as Dask ships them
-    assert merged.n_refs == 3000
+    merged = pickle.loads(pickle.dumps(a.light())).merge(pickle.loads(pickle.dumps(b.light())))  # as Dask ships them
     np.testing.assert_allclose(merged.result()[0], one.result()[0], atol=1e-6)
     assert (merged.result()[1] == one.result()[1]).all()
+    rec = merged.recall(0.5)
+    assert rec.n_sampled == 400 and rec.top1 > 0.5  # the exact sample is merged too

@@ -102,3 +102,25 @@ def test_a_worker_that_dies_mid_run_is_replaced_and_the_result_is_complete(split
     for n in splits:
         np.testing.assert_allclose(states["bias"][n].inner.sums, ref["bias"][n].inner.sums, atol=1e-9)
         assert (states["bias"][n].inner.counts == ref["bias"][n].inner.counts).all()
+
+
+def test_the_approximate_leakage_search_runs_on_dask_like_locally(cluster):
+    pytest.importorskip("faiss")
+    from lvmdiag.data.groups import resolve_groups
+    from lvmdiag.engine.block import Part
+    from lvmdiag.engine.dask_runner import run_dask
+    from lvmdiag.engine.leakage import LeakageAnalyzer
+    from lvmdiag.engine.runner import finalize_all, run_local
+    from tests.engine.test_ann import planted
+
+    splits = planted(np.random.default_rng(3), n_train=2000, n_val=400)
+    groups = resolve_groups(list(splits.values()))
+    an = [LeakageAnalyzer(list(splits), "train", 48, groups, n_reference=2000, search="ann")]
+    parts = [Part("val", 0, splits["val"], groups.labels[1])]
+    parts += [Part("train", lo, splits["train"].subset(np.arange(lo, lo + 500)), groups.labels[0][lo : lo + 500])
+              for lo in range(0, 2000, 500)]
+    local = finalize_all(*run_local(parts, an)[:2], splits)[0]["leakage"]
+    prepared, states, _ = run_dask(parts, an, scheduler=cluster.scheduler_address)
+    remote = finalize_all(prepared, states, splits)[0]["leakage"]
+    assert remote.search == "ann" and remote.splits[0].n_near_chunks >= 0.99 * 150
+    assert_same_report(remote.to_dict(), local.to_dict())
