@@ -116,7 +116,7 @@ class LeakageResult(Result):
     threshold : near-duplicate cosine threshold
     group_method, group_note : how articles were identified
     splits : one :class:`SplitLeakage` per non-train split
-    search : how nearest train chunks were found: "exact" (blocked products) or "ann" (faiss IVF)
+    search : how nearest train chunks were found: "exact" (blocked products) or "ann" (lvmdiag.stats.ann)
     search_note : for "ann", the recall measured against the exact search on a sample of queries
     """
 
