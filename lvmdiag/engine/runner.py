@@ -31,9 +31,9 @@ class RunSummary(Result):
 
     def to_markdown(self) -> str:
         rows = ", ".join(f"{k} {v}" for k, v in self.rows_read.items())
-        return (f"Streaming pass ({self.engine} engine, {self.n_parts} part(s), {self.n_blocks} block(s)) read every "
-                f"window once: {rows}. Each section states the windows its statistics used (zero or non-finite "
-                "vectors excluded).")
+        return (f"One streaming pass ({self.engine} engine, {self.n_parts} part(s), {self.n_blocks} block(s)) fed every "
+                f"section; windows read: {rows}. Each section states the windows its statistics used (zero or "
+                "non-finite vectors excluded); the divergence classifier re-reads the splits to score held-out rows.")
 
 
 def split_phase(analyzers: Sequence[Any], split: str) -> int:
