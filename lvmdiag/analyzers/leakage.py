@@ -120,6 +120,8 @@ class LeakageResult(Result):
     threshold : near-duplicate cosine threshold
     group_method, group_note : how articles were identified
     splits : one :class:`SplitLeakage` per non-train split
+    search : how nearest train chunks were found: "exact" (blocked products) or "ann" (lvmdiag.stats.ann)
+    search_note : for "ann", the recall measured against the exact search on a sample of queries
     """
 
     reference: str
@@ -130,6 +132,8 @@ class LeakageResult(Result):
     group_note: str
     splits: tuple[SplitLeakage, ...]
     cos_edges: tuple[float, ...] = COS_EDGES
+    search: str = "exact"
+    search_note: str = ""
 
     def split(self, name: str) -> SplitLeakage:
         for s in self.splits:
@@ -170,6 +174,8 @@ class LeakageResult(Result):
             f"an exact copy whose nearest {self.reference} chunk reaches the threshold. Zero vectors are never counted. "
             "Shares are of the split's windows; 'windows affected' counts a window once whatever it shares.",
         ]
+        if self.search_note:
+            lines.append(self.search_note)
         for s in self.splits:
             bins = zip(self.cos_edges[:-1], self.cos_edges[1:], s.cos_hist)
             hist = ", ".join(f"[{a:g}, {b:g}): {c}" for a, b, c in bins)
