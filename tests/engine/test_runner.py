@@ -9,7 +9,7 @@ from lvmdiag.data.groups import resolve_groups
 from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.engine.data import run_sections
 from lvmdiag.synthetic import make_splits, make_store
-from tests.analyzers.compare_helpers import assert_same_result
+from _compare import assert_same_result
 
 FAST = dict(n_permutations=40, n_bootstrap=40, threshold=0.98, alpha=0.05)
 SEEDS = {"bias": 1, "direction": 2, "divergence": 3, "leakage": 4}
@@ -24,7 +24,8 @@ def splits():
 def one_shot(splits, groups, name):
     fn = getattr(data_report, f"_run_{name}")
     if name == "bias":
-        return fn(splits, groups, "train", FAST["n_bootstrap"], SEEDS[name], None)
+        return fn(splits, groups, "train", FAST["n_bootstrap"], FAST["n_permutations"], FAST["alpha"], SEEDS[name],
+                  None)
     if name == "leakage":
         return fn(splits, groups, "train", FAST["threshold"], None)
     return fn(splits, groups, "train", FAST["n_permutations"], FAST["n_bootstrap"], FAST["alpha"], SEEDS[name], None)
