@@ -160,3 +160,20 @@ def attach_plot(markdown: str, png: Path, out: Path | None, alt: str, draw: Call
         return markdown
     rel = png.name if png.parent.resolve() == out.parent.resolve() else str(png)
     return markdown + f"\n![{alt}]({rel})\n"
+
+# engine options of the data commands (issue 9): where the single streaming pass runs
+EngineOption = Annotated[str, typer.Option(
+    "--engine", help="Where the streaming pass runs: local (this process) or dask (a LocalCluster sized to the "
+                     "machine, or --scheduler). Shard directories (a folder of .npy dirs) become one task each.")]
+SchedulerOption = Annotated[Optional[str], typer.Option(
+    "--scheduler", help="Dask scheduler address (tcp://host:8786) for --engine dask; default: a LocalCluster.")]
+
+
+def check_engine(engine: str, scheduler: str | None) -> None:
+    """--engine must be local or dask; --scheduler only with dask."""
+    from lvmdiag.errors import InputError
+
+    if engine not in ("local", "dask"):
+        raise InputError(f"--engine must be local or dask; got {engine!r}.")
+    if scheduler and engine != "dask":
+        raise InputError("--scheduler needs --engine dask.")

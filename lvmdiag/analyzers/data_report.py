@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from lvmdiag.data.sequences import SequenceSet
-from lvmdiag.errors import InputError, LvmdiagError
+from lvmdiag.errors import InputError
 from lvmdiag.results import Result, fmt_p
 from lvmdiag.stats.multiple_testing import adjust_by_family, family_sizes, iter_tests
 from lvmdiag.stats.resampling import as_rng
@@ -55,6 +55,8 @@ class DataReport(Result):
     n_tests : tests in the report (every TestResult)
     alpha : level of the findings
     families : Benjamini-Hochberg family name -> number of tests in it
+    engine : the streaming pass that fed every section (:class:`lvmdiag.engine.runner.RunSummary`:
+        engine, windows read per split, parts, blocks, state bytes shipped)
     """
 
     splits: tuple[str, ...]
@@ -69,6 +71,7 @@ class DataReport(Result):
     n_tests: int
     alpha: float
     families: dict[str, int] | None = None
+    engine: Any = None
 
     def finding_kinds(self) -> set[str]:
         return {f.kind for f in self.findings}
@@ -111,6 +114,8 @@ class DataReport(Result):
         images = images or {}
         head = ", ".join(f"{n} ({self.n_windows[n]} windows)" for n in self.splits)
         lines = ["# Data report", "", f"Splits: {head}. Articles: {self.grouping.rstrip('.')}.", "", "## Verdict", ""]
+        if self.engine is not None:  # how many windows entered the statistics: every one, read once
+            lines[3:3] = ["", self.engine.to_markdown()]
         lines += [f"- {v}" for v in self.verdict()]
         if self.findings:
             lines += ["", f"**Findings ({len(self.findings)})**", ""] + [f"- {f.to_markdown()}" for f in self.findings]
@@ -147,12 +152,19 @@ def _demote(markdown: str) -> str:
 def _load_all(splits: Mapping[str, Any], k: int, allow_pickle: bool) -> dict[str, SequenceSet]:
     from lvmdiag.data.readers import load_sequences
 
+    from lvmdiag.engine.sources import ShardedSplit, open_sharded, shard_paths
+
     out = {}
     for name, value in splits.items():
         if value is None:
             continue
-        out[name] = value if isinstance(value, SequenceSet) else load_sequences(
-            value, split=name, k=k, allow_pickle=allow_pickle)
+        shards = None if isinstance(value, (SequenceSet, ShardedSplit)) else shard_paths(value)
+        if shards is not None:  # a list of .npy shard directories, or a directory of them
+            out[name] = open_sharded(shards, name)
+            continue
+        # scan="none": validation runs inside the engine's single pass (lvmdiag.engine.validation)
+        out[name] = value if isinstance(value, (SequenceSet, ShardedSplit)) else load_sequences(
+            value, split=name, k=k, allow_pickle=allow_pickle, scan="none")
     return out
 
 
@@ -231,6 +243,8 @@ def analyze_data(
     alpha: float = 0.05,
     rng: np.random.Generator | int | None = 0,
     progress: Callable[[int, int], None] | None = None,
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> DataReport:
     """Run the bias, direction, divergence and leakage analyzers on the same splits and compose them.
 
@@ -245,7 +259,8 @@ def analyze_data(
     threshold : near-duplicate cosine for the leakage section
     alpha : level of the findings, on BH-adjusted p-values within each question's family
     rng : seed or generator (each section gets its own child seed)
-    progress : optional ``callback(done, total)``; each section counts for an equal share
+    progress : optional ``callback(done, total)`` over the rows of the shared streaming pass
+    engine, scheduler : "local" (one process) or "dask" (a LocalCluster, or the scheduler at ``scheduler``)
 
     Returns
     -------
@@ -270,34 +285,15 @@ def analyze_data(
 
     groups = resolve_groups(list(loaded.values()))
     grouping = f"{groups.method}; {groups.note}".rstrip("; ")
-    unit = 1000
-    total = unit * len(sections)
+    # one read of every split feeds every section (lvmdiag.engine); finalize runs each section's inference
+    from lvmdiag.engine.data import run_sections
 
-    def section_progress(i: int) -> Callable[[int, int], None]:
-        def cb(done: int, tot: int) -> None:
-            if progress is not None and tot:
-                progress(i * unit + int(unit * min(done, tot) / tot), total)
-        return cb
-
-    runners: dict[str, Callable[[Callable[[int, int], None]], Any]] = {
-        "bias": lambda cb: _run_bias(loaded, groups, reference, n_bootstrap, n_permutations, alpha, seeds["bias"], cb),
-        "direction": lambda cb: _run_direction(loaded, groups, reference, n_permutations, n_bootstrap, alpha,
-                                               seeds["direction"], cb),
-        "divergence": lambda cb: _run_divergence(loaded, groups, reference, n_permutations, n_bootstrap, alpha,
-                                                 seeds["divergence"], cb),
-        "leakage": lambda cb: _run_leakage(loaded, groups, reference, threshold, cb),
-    }
-    results: dict[str, Any] = {s: None for s in SECTIONS}
-    skipped: dict[str, str] = {s: "not requested" for s in SECTIONS if s not in sections}
-    for i, name in enumerate(s for s in SECTIONS if s in sections):
-        try:
-            results[name] = runners[name](section_progress(i))
-        except ImportError as exc:  # a seam: the section's module is not installed in this build
-            skipped[name] = f"module unavailable: {exc}"
-        except LvmdiagError as exc:  # e.g. too few articles for this section's resampling
-            skipped[name] = str(exc)
-        if progress is not None:
-            progress((i + 1) * unit, total)
+    done, skipped, summary = run_sections(loaded, groups, [s for s in SECTIONS if s in sections], reference,
+                                          n_permutations=n_permutations, n_bootstrap=n_bootstrap,
+                                          threshold=threshold, alpha=alpha, seeds=seeds, engine=engine,
+                                          scheduler=scheduler, progress=progress)
+    results: dict[str, Any] = {s: done.get(s) for s in SECTIONS}
+    skipped = {**{s: "not requested" for s in SECTIONS if s not in sections}, **skipped}
     if all(results[s] is None for s in sections):
         raise InputError("no section of the data report could be computed: " +
                          "; ".join(f"{k}: {v}" for k, v in skipped.items()))
@@ -318,6 +314,7 @@ def analyze_data(
         n_tests=len(iter_tests(bundle)),
         alpha=alpha,
         families=family_sizes(bundle),
+        engine=summary,
     )
 
 

@@ -339,8 +339,20 @@ def analyze_direction(
     streams = {name: [np.random.default_rng(int(x)) for x in row] for name, row in zip(splits, seeds)}
     stats = {name: stream_split(s, lab, block_rows, max_windows, streams[name][0], tick)
              for (name, s), lab in zip(splits.items(), labels)}
-    k = next(iter(splits.values())).k
-    blocks = (next(iter(splits.values())).d, max(k - 1, 0))  # vector slopes | cosine slopes
+    first = next(iter(splits.values()))
+    return finalize_direction(stats, streams, ref=ref, k=first.k, d=first.d, method=method, gnote=gnote,
+                              n_permutations=n_permutations, n_bootstrap=n_bootstrap, n_folds=n_folds,
+                              ridge=ridge, alpha=alpha, tick=tick, done=done)
+
+
+def finalize_direction(stats: dict[str, Any], streams: dict[str, list[np.random.Generator]], *, ref: str, k: int,
+                       d: int, method: str, gnote: str, n_permutations: int | str, n_bootstrap: int, n_folds: int,
+                       ridge: float, alpha: float, tick: Callable[[int], None], done: list[int]) -> DirectionResult:
+    """The finalize phase of :func:`analyze_direction`: tests and estimates from each split's SplitStats."""
+    # one family per split: its classifier and (except the reference) its signed score
+    caps = {name: resolve_cap(n_permutations, 1 if name == ref else 2, alpha) for name in stats}
+    cap_max = max(caps.values())
+    blocks = (d, max(k - 1, 0))  # vector slopes | cosine slopes
     ref_fit = None
     if stats[ref].phi.shape[0] > 0:
         ref_fit = fit_direction(stats[ref].phi, ridge, blocks)

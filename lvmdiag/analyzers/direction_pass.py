@@ -68,29 +68,27 @@ def lag_values(cos: np.ndarray, specs: list[tuple[str, int]]) -> tuple[np.ndarra
     return fwd, bwd
 
 
-def stream_split(seq: SequenceSet, labels: np.ndarray, block_rows: int, max_windows: int | None,
-                  rng: np.random.Generator, tick: Callable[[int], None]) -> SplitStats:
-    """One pass over a split's blocks: features, Δ and lag-matched cosines of its usable windows."""
-    k = seq.k
+def block_values(ctx: np.ndarray, tgt: np.ndarray, valid: np.ndarray, specs: list[tuple[str, int]]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One block's (phi, ok, Δ, forward, backward) of its usable windows; ``ok`` marks them among the block's rows."""
+    phi, ok = slope_features(ctx, tgt)
+    wc = window_cosines(ctx, tgt)
+    phi = np.concatenate([phi, cosine_slope_features(wc.cos).astype(np.float32)], axis=1)
+    ok &= wc.ok & valid
+    fwd, bwd = lag_values(wc.cos, specs)
+    return phi[ok], ok, window_delta(wc)[ok], fwd[ok], bwd[ok]
+
+
+def assemble_split(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+                   labels: np.ndarray, n_windows: int, d: int, k: int, max_windows: int | None,
+                   rng: np.random.Generator) -> SplitStats:
+    """SplitStats from the per-block values of a split, in row order (``labels``: every row of the split)."""
     specs = lag_specs(k)
-    valid = np.ones(seq.n, bool) if seq.valid is None else np.asarray(seq.valid, bool)
-    phis, oks, deltas, fwds, bwds = [], [], [], [], []
-    for start, ctx, tgt in seq.iter_blocks(block_rows):
-        phi, ok = slope_features(ctx, tgt)
-        wc = window_cosines(ctx, tgt)
-        phi = np.concatenate([phi, cosine_slope_features(wc.cos).astype(np.float32)], axis=1)
-        ok &= wc.ok & valid[start : start + ctx.shape[0]]
-        fwd, bwd = lag_values(wc.cos, specs)
-        phis.append(phi[ok])
-        oks.append(ok)
-        deltas.append(window_delta(wc)[ok])
-        fwds.append(fwd[ok])
-        bwds.append(bwd[ok])
-        tick(ctx.shape[0])
+    phis, oks, deltas, fwds, bwds = (list(x) for x in zip(*parts)) if parts else ([], [], [], [], [])
     ok_all = np.concatenate(oks) if oks else np.zeros(0, bool)
     _, groups = np.unique(np.asarray(labels)[ok_all], return_inverse=True)
     groups = groups.astype(np.int64).ravel()
-    phi = np.concatenate(phis) if phis else np.zeros((0, seq.d + max(k - 1, 0)), np.float32)
+    phi = np.concatenate(phis) if phis else np.zeros((0, d + max(k - 1, 0)), np.float32)
     n_used = phi.shape[0]
     if max_windows is not None and n_used > max_windows:
         keep = np.sort(rng.choice(n_used, size=max_windows, replace=False))
@@ -103,8 +101,20 @@ def stream_split(seq: SequenceSet, labels: np.ndarray, block_rows: int, max_wind
         delta=np.concatenate(deltas) if deltas else np.zeros(0),
         lag_fwd=np.concatenate(fwds) if fwds else np.zeros((0, len(specs))),
         lag_bwd=np.concatenate(bwds) if bwds else np.zeros((0, len(specs))),
-        groups=groups, n_groups=int(groups.max()) + 1 if groups.size else 0, n_windows=seq.n,
+        groups=groups, n_groups=int(groups.max()) + 1 if groups.size else 0, n_windows=n_windows,
     )
+
+
+def stream_split(seq: SequenceSet, labels: np.ndarray, block_rows: int, max_windows: int | None,
+                  rng: np.random.Generator, tick: Callable[[int], None]) -> SplitStats:
+    """One pass over a split's blocks: features, Δ and lag-matched cosines of its usable windows."""
+    specs = lag_specs(seq.k)
+    valid = np.ones(seq.n, bool) if seq.valid is None else np.asarray(seq.valid, bool)
+    parts = []
+    for start, ctx, tgt in seq.iter_blocks(block_rows):
+        parts.append(block_values(ctx, tgt, valid[start : start + ctx.shape[0]], specs))
+        tick(ctx.shape[0])
+    return assemble_split(parts, labels, seq.n, seq.d, seq.k, max_windows, rng)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -256,16 +256,18 @@ def _article_namer(splits: list[SequenceSet], labels: list[np.ndarray]) -> Calla
     for ss, lab in zip(splits, labels):
         lab = np.asarray(lab)
         codes, first = np.unique(lab, return_index=True)
-        ids = ss.article_ids
+        ids = getattr(ss, "article_ids", None)  # engine sources (shards) may carry no ids or attrs
+        attrs = getattr(ss, "attrs", None) or {}
+        where = getattr(ss, "split", None) or getattr(ss, "source", "split")
         for c, r in zip(codes.tolist(), first.tolist()):
             if c in names:
                 continue
-            if ids is not None and ss.id_source == "given":
+            if ids is not None and getattr(ss, "id_source", "") == "given":
                 aid = ids[r]
-                title = ((ss.attrs or {}).get("article_names") or {}).get(int(aid))
+                title = (attrs.get("article_names") or {}).get(int(aid))
                 names[c] = f"article {aid}" + (f" ({title})" if title else "")
             else:
-                names[c] = f"group {c} ({ss.split or ss.source} row {r})"
+                names[c] = f"group {c} ({where} row {r})"
     return lambda code: names.get(int(code), f"group {code}")
 
 
@@ -341,6 +343,34 @@ def analyze_divergence(
     names = [reference] + [n for n in splits if n != reference]
     ordered = [splits[n] for n in names]
     labels, grouping = _resolve_labels(ordered, groups)
+    fold_of_article, split_codes, features, bandwidths, m_used = plan_divergence(
+        ordered, labels, n_folds, rff_features, bandwidth_subsample, rng)
+
+    n_cmp = len(names) - 1
+    total = sum(s.n for s in ordered) + n_cmp * 2 * (ordered[0].n + max(s.n for s in ordered[1:]))
+    done = [0]
+
+    def tick(rows: int) -> None:
+        done[0] += rows
+        if progress is not None:
+            progress(min(done[0], total), total)
+
+    states = [
+        accumulate_split(s, n, c, fold_of_article, features, n_folds, block_rows, tick)
+        for s, n, c in zip(ordered, names, split_codes)
+    ]
+    return finalize_divergence(states, ordered, names, split_codes, fold_of_article, bandwidths, m_used, grouping,
+                               n_permutations=n_permutations, n_bootstrap=n_bootstrap, rff_features=rff_features,
+                               n_folds=n_folds, ridge=ridge, alpha=alpha, block_rows=block_rows, rng=rng, tick=tick)
+
+
+def plan_divergence(ordered: list[SequenceSet], labels: list[np.ndarray], n_folds: int, rff_features: int,
+                    bandwidth_subsample: int, rng: np.random.Generator):
+    """Everything fixed before the pass: article folds, each split's codes, and the random features per view.
+
+    Reads ``bandwidth_subsample`` random rows (not a pass) for the median-heuristic bandwidth.
+    Returns (fold_of_article, split_codes, features, bandwidths, m_used).
+    """
     # dense article codes shared by all splits (an article in two splits is one article for the folds)
     _, codes = np.unique(np.concatenate(labels), return_inverse=True)
     codes = codes.ravel()
@@ -357,20 +387,21 @@ def analyze_divergence(
         bandwidths[v] = median_bandwidth(sample)
         features[v] = RandomFourierFeatures.create(ordered[0].d, rff_features, bandwidths[v], rng)
 
-    n_cmp = len(names) - 1
-    total = sum(s.n for s in ordered) + n_cmp * 2 * (ordered[0].n + max(s.n for s in ordered[1:]))
-    done = [0]
+    return fold_of_article, split_codes, features, bandwidths, m_used
 
-    def tick(rows: int) -> None:
-        done[0] += rows
-        if progress is not None:
-            progress(min(done[0], total), total)
 
-    states = [
-        accumulate_split(s, n, c, fold_of_article, features, n_folds, block_rows, tick)
-        for s, n, c in zip(ordered, names, split_codes)
-    ]
-    names_of = _article_namer(ordered, labels)
+def finalize_divergence(states: list[SplitState], ordered: list[Any], names: list[str], split_codes: list[np.ndarray],
+                        fold_of_article: np.ndarray, bandwidths: dict[str, float], m_used: int, grouping: str, *,
+                        n_permutations: int | str, n_bootstrap: int, rff_features: int, n_folds: int, ridge: float,
+                        alpha: float, block_rows: int, rng: np.random.Generator,
+                        tick: Callable[[int], None]) -> DivergenceResult:
+    """The finalize phase of :func:`analyze_divergence` from merged per-split states (reference first).
+
+    ``ordered`` are the splits' row sources: the classifier test re-reads them to score held-out rows
+    (see :mod:`lvmdiag.engine.divergence`); every other test uses the states alone.
+    """
+    reference = names[0]
+    names_of = _article_namer(ordered, split_codes)
     comparisons = []
     for other_state, other_ss in zip(states[1:], ordered[1:]):
         comparisons.append(

@@ -102,6 +102,76 @@ class SplitState:
         )
 
 
+class SplitAccumulator:
+    """The pass of :func:`accumulate_split` block by block, over the rows of one part of a split (picklable).
+
+    Units are the distinct article codes of the part; parts of one split combine with :meth:`SplitState.merge`.
+    """
+
+    def __init__(self, name: str, article_codes: np.ndarray, fold_of_article: np.ndarray,
+                 features: dict[str, RandomFourierFeatures], n_folds: int, d: int, k: int) -> None:
+        self.name, self.d, self.k, self.features = name, d, k, features
+        uniq, unit_all = np.unique(np.asarray(article_codes), return_inverse=True)
+        self.uniq, self.unit_all = uniq, unit_all.ravel()
+        n_units = uniq.size
+        self.unit_fold = fold_of_article[uniq]
+        self.views = {
+            v: ViewState(np.zeros((n_units, d)), np.zeros((n_units, features[v].n_features)), np.zeros(n_units),
+                         FoldGrams(d, n_folds))
+            for v in VIEWS
+        }
+        self.ok_all = np.zeros(self.unit_all.size, bool)
+        self.units: list[np.ndarray] = []
+        self.prof_parts: list[np.ndarray] = []
+        self.coh_parts: list[np.ndarray] = []
+        self.tn_parts: list[np.ndarray] = []
+        self.cn_parts: list[np.ndarray] = []
+
+    def update(self, start: int, ctx: np.ndarray, tgt: np.ndarray, valid: np.ndarray) -> None:
+        """Fold in rows ``[start, start + B)`` of the part (``start`` relative to the part)."""
+        stop = start + ctx.shape[0]
+        n_units = self.uniq.size
+        wc = window_cosines(ctx, tgt)
+        ok = wc.ok & valid
+        self.ok_all[start:stop] = ok
+        ctx, tgt = ctx[ok], tgt[ok]
+        unit = self.unit_all[start:stop][ok]
+        self.units.append(unit)
+        self.prof_parts.append(position_cosines(wc)[ok])
+        self.coh_parts.append(adjacent_coherence(wc)[ok])  # same definition as the bias report's lag 1
+        self.tn_parts.append(np.linalg.norm(tgt.astype(np.float64), axis=1))
+        self.cn_parts.append(np.linalg.norm(ctx.astype(np.float64), axis=2).mean(axis=1))
+        for v, st in self.views.items():
+            x, u = view_rows(v, ctx, tgt, unit)
+            group_sum_into(st.raw, u, x)
+            group_sum_into(st.rff, u, self.features[v].transform(x))
+            st.counts += np.bincount(u, minlength=n_units)
+            st.grams.update(x, self.unit_fold[u])
+
+    def finish(self) -> SplitState:
+        """The part's SplitState (per-window statistics in row order)."""
+        k = self.k
+        profile = np.concatenate(self.prof_parts) if self.prof_parts else np.zeros((0, k))
+        per_window: dict[str, np.ndarray] = {}
+        if k >= 2:  # with one context chunk there is no Δ and no adjacent pair
+            per_window["delta"] = profile[:, -1] - profile[:, 0]
+            per_window["coherence"] = np.concatenate(self.coh_parts) if self.coh_parts else np.zeros(0)
+        for i in range(k):  # the position profile, one distribution per context position
+            per_window[f"cos(c_{i},t)"] = profile[:, i]
+        per_window["target_norm"] = np.concatenate(self.tn_parts) if self.tn_parts else np.zeros(0)
+        per_window["context_norm"] = np.concatenate(self.cn_parts) if self.cn_parts else np.zeros(0)
+        return SplitState(
+            name=self.name,
+            n_windows=int(self.unit_all.size),
+            ok=self.ok_all,
+            unit_of_row=np.concatenate(self.units) if self.units else np.zeros(0, np.int64),
+            unit_article=self.uniq,
+            views=self.views,
+            per_window=per_window,
+            profile=profile,
+        )
+
+
 def accumulate_split(
     ss: SequenceSet,
     name: str,
@@ -114,56 +184,12 @@ def accumulate_split(
 ) -> SplitState:
     """One pass over ``ss``: per-unit sums, fold Grams and per-window statistics (see module doc)."""
     valid = np.ones(ss.n, bool) if ss.valid is None else np.asarray(ss.valid, bool)
-    uniq, unit_all = np.unique(article_codes, return_inverse=True)
-    unit_all = unit_all.ravel()
-    n_units = uniq.size
-    unit_fold = fold_of_article[uniq]
-    d, k = ss.d, ss.k
-    views = {
-        v: ViewState(np.zeros((n_units, d)), np.zeros((n_units, features[v].n_features)), np.zeros(n_units),
-                     FoldGrams(d, n_folds))
-        for v in VIEWS
-    }
-    ok_all = np.zeros(ss.n, bool)
-    units, prof_parts, coh_parts, tn_parts, cn_parts = [], [], [], [], []
+    acc = SplitAccumulator(name, article_codes, fold_of_article, features, n_folds, ss.d, ss.k)
     for start, ctx, tgt in ss.iter_blocks(block_rows):
         stop = start + ctx.shape[0]
-        wc = window_cosines(ctx, tgt)
-        ok = wc.ok & valid[start:stop]
-        ok_all[start:stop] = ok
-        ctx, tgt = ctx[ok], tgt[ok]
-        unit = unit_all[start:stop][ok]
-        units.append(unit)
-        prof_parts.append(position_cosines(wc)[ok])
-        coh_parts.append(adjacent_coherence(wc)[ok])  # same definition as the bias report's lag 1
-        tn_parts.append(np.linalg.norm(tgt.astype(np.float64), axis=1))
-        cn_parts.append(np.linalg.norm(ctx.astype(np.float64), axis=2).mean(axis=1))
-        for v, st in views.items():
-            x, u = view_rows(v, ctx, tgt, unit)
-            group_sum_into(st.raw, u, x)
-            group_sum_into(st.rff, u, features[v].transform(x))
-            st.counts += np.bincount(u, minlength=n_units)
-            st.grams.update(x, unit_fold[u])
+        acc.update(start, ctx, tgt, valid[start:stop])
         tick(stop - start)
-    profile = np.concatenate(prof_parts) if prof_parts else np.zeros((0, k))
-    per_window: dict[str, np.ndarray] = {}
-    if k >= 2:  # with one context chunk there is no Δ and no adjacent pair
-        per_window["delta"] = profile[:, -1] - profile[:, 0]
-        per_window["coherence"] = np.concatenate(coh_parts) if coh_parts else np.zeros(0)
-    for i in range(k):  # the position profile, one distribution per context position
-        per_window[f"cos(c_{i},t)"] = profile[:, i]
-    per_window["target_norm"] = np.concatenate(tn_parts) if tn_parts else np.zeros(0)
-    per_window["context_norm"] = np.concatenate(cn_parts) if cn_parts else np.zeros(0)
-    return SplitState(
-        name=name,
-        n_windows=ss.n,
-        ok=ok_all,
-        unit_of_row=np.concatenate(units) if units else np.zeros(0, np.int64),
-        unit_article=uniq,
-        views=views,
-        per_window=per_window,
-        profile=profile,
-    )
+    return acc.finish()
 
 
 def iter_view_blocks(ss: SequenceSet, state: SplitState, view: str, block_rows: int):

@@ -16,13 +16,14 @@ Zero and non-finite vectors are never shared (failed encoder batches are stored 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from lvmdiag.analyzers.leakage_index import SplitKeys, gather_queries, hash_split, search_train
 from lvmdiag.data.sequences import SequenceSet
+from lvmdiag.data.texts import one_line, window_text
 from lvmdiag.errors import InputError
 from lvmdiag.results import Result, fmt, md_table
 
@@ -37,7 +38,8 @@ class ChunkPair(Result):
     """One example: a chunk slot of the split and the train slot it matches.
 
     ``pos`` is the slot in the window: 0..K-1 context chunks (K-1 = c_last), K = the target;
-    ``pos = -1`` means the whole window. ``cosine`` is 1 for exact copies.
+    ``pos = -1`` means the whole window. ``cosine`` is 1 for exact copies. ``text`` / ``train_text``
+    are the two chunks' texts when known (a texts file beside the store, see :mod:`lvmdiag.data.texts`).
     """
 
     row: int
@@ -45,6 +47,8 @@ class ChunkPair(Result):
     train_row: int
     train_pos: int
     cosine: float
+    text: str | None = None
+    train_text: str | None = None
 
     def to_markdown(self) -> str:
         return f"{self.row}[{self.pos}] ~ train {self.train_row}[{self.train_pos}] ({fmt(self.cosine, 4)})"
@@ -116,6 +120,8 @@ class LeakageResult(Result):
     threshold : near-duplicate cosine threshold
     group_method, group_note : how articles were identified
     splits : one :class:`SplitLeakage` per non-train split
+    search : how nearest train chunks were found: "exact" (blocked products) or "ann" (lvmdiag.stats.ann)
+    search_note : for "ann", the recall measured against the exact search on a sample of queries
     """
 
     reference: str
@@ -126,6 +132,8 @@ class LeakageResult(Result):
     group_note: str
     splits: tuple[SplitLeakage, ...]
     cos_edges: tuple[float, ...] = COS_EDGES
+    search: str = "exact"
+    search_note: str = ""
 
     def split(self, name: str) -> SplitLeakage:
         for s in self.splits:
@@ -166,16 +174,22 @@ class LeakageResult(Result):
             f"an exact copy whose nearest {self.reference} chunk reaches the threshold. Zero vectors are never counted. "
             "Shares are of the split's windows; 'windows affected' counts a window once whatever it shares.",
         ]
+        if self.search_note:
+            lines.append(self.search_note)
         for s in self.splits:
             bins = zip(self.cos_edges[:-1], self.cos_edges[1:], s.cos_hist)
             hist = ", ".join(f"[{a:g}, {b:g}): {c}" for a, b, c in bins)
             lines += ["", f"### {s.split}", "", f"Nearest-train cosine of its {sum(s.cos_hist)} chunks without an "
                       f"exact copy: {hist}."]
             if s.near_examples:
+                with_text = any(e.text or e.train_text for e in s.near_examples)
                 lines += ["", "Closest non-exact pairs (row[slot]; slot K = target):", "",
-                          md_table(["row", "slot", "train row", "train slot", "cosine", "near-dup"],
+                          md_table(["row", "slot", "train row", "train slot", "cosine", "near-dup"]
+                                   + (["text", f"{self.reference} text"] if with_text else []),
                                    [[e.row, e.pos, e.train_row, e.train_pos, fmt(e.cosine, 4),
-                                     "yes" if e.cosine >= self.threshold else "no"] for e in s.near_examples])]
+                                     "yes" if e.cosine >= self.threshold else "no"]
+                                    + ([one_line(e.text), one_line(e.train_text)] if with_text else [])
+                                    for e in s.near_examples])]
             if s.shared_window_examples:
                 lines += ["", "Shared whole windows (row → train row): "
                           + ", ".join(f"{e.row} → {e.train_row}" for e in s.shared_window_examples)]
@@ -339,7 +353,15 @@ def analyze_leakage(
     out = []
     for n, q, st in zip(others, queries, states):
         q_cos, q_id = st.result()
-        out.append(_split_report(n, splits[n], keys[n], train_keys, train_uniq, train_first, win_uniq, win_first,
-                                 q.keys, q.slot, q_cos, q_id, labels, reference, threshold, max_examples))
+        rep = _split_report(n, splits[n], keys[n], train_keys, train_uniq, train_first, win_uniq, win_first,
+                            q.keys, q.slot, q_cos, q_id, labels, reference, threshold, max_examples)
+        out.append(_with_texts(rep, splits[n], train))
     return LeakageResult(reference=reference, n_reference_windows=train.n, n_reference_chunks=int(train_uniq.size),
                          threshold=float(threshold), group_method=method, group_note=note, splits=tuple(out))
+
+
+def _with_texts(rep: SplitLeakage, seq: SequenceSet, train: SequenceSet) -> SplitLeakage:
+    """Attach the chunk texts of the near-duplicate pairs when a texts file is known (else unchanged)."""
+    near = tuple(replace(e, text=window_text(seq, e.row, e.pos), train_text=window_text(train, e.train_row, e.train_pos))
+                 for e in rep.near_examples)
+    return replace(rep, near_examples=near)

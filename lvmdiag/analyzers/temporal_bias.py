@@ -237,15 +237,39 @@ def compare_bias(
     for nm in names:
         states[nm] = _accumulate(splits[nm], codes[nm].ravel(), int(block_rows), progress, done, total)
         done += splits[nm].n
+    return compare_states(states, {nm: splits[nm].source for nm in names}, reference=reference,
+                          group_method=group_method, group_note=group_note, n_resamples=n_resamples,
+                          level=level, rng=rng, n_permutations=n_permutations, alpha=alpha)
+
+
+def compare_states(
+    states: dict[str, TemporalBiasState],
+    sources: dict[str, str],
+    *,
+    reference: str,
+    group_method: str,
+    group_note: str,
+    n_resamples: int,
+    level: float,
+    rng: np.random.Generator,
+    n_permutations: int | str = "auto",
+    alpha: float = 0.05,
+) -> BiasComparison:
+    """The finalize phase of :func:`compare_bias`: per-split results and differences from merged states.
+
+    ``states`` maps split name -> merged state (article codes shared by every split); ``sources`` names
+    each split's file for the report. O(articles) work: no vector is read here.
+    """
+    names = list(states)
     results = {
         nm: states[nm].compute(
             n_resamples=n_resamples, level=level, rng=rng, group_method=group_method,
-            group_note=group_note, name=nm, source=splits[nm].source,
+            group_note=group_note, name=nm, source=sources[nm],
         )
         for nm in names
     }
 
-    k = splits[reference].k
+    k = states[reference].k
     col_names, col_labels = _difference_columns(k)
     all_names, _, _ = derived_columns(k)
     col_idx = [all_names.index(c) for c in col_names]
@@ -324,5 +348,5 @@ def compare_bias(
 __all__ = [
     "BASELINE_CAVEAT", "DELTA_BIN_WIDTH", "DELTA_EDGES", "DIRECTION_CAVEAT", "QUANTILES",
     "ArticleDelta", "BiasComparison", "BiasResult", "DeltaDistribution", "TemporalBiasState",
-    "analyze_bias", "compare_bias",
+    "analyze_bias", "compare_bias", "compare_states",
 ]

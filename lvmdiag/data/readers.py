@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from lvmdiag.data._npz import NpzArchive
+from lvmdiag.data.arrow_formats import arrow_kind, load_arrow_sequences
 from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.data.store import (
     ArticleStore,
@@ -62,12 +63,16 @@ def load_sequences(
     k: int = 5,
     allow_pickle: bool = False,
     scan: str = "auto",
+    columns: Mapping[str, str] | None = None,
 ) -> SequenceSet:
     """Read one split of a sequence file, article store or ``.npy`` directory, validated.
 
     Parameters
     ----------
-    path : ``.npz`` file (any sequence form or an article store) or a directory of ``.npy`` files
+    path : ``.npz`` file (any sequence form or an article store), a directory of ``.npy`` files, or a
+        columnar input (:mod:`lvmdiag.data.arrow_formats`): a Parquet file or directory of shards, an
+        Arrow IPC / Feather file, a ``datasets`` ``save_to_disk`` directory or a ``.safetensors`` file,
+        holding windows or an article store
     split : for a two-split file, which split to read ("train" or "val"; required there). For any
         other file it only names the result (e.g. "ood").
     k : window length used to build windows from an article store (ignored for sequence files)
@@ -76,6 +81,8 @@ def load_sequences(
     scan : validation of every row ("full"), of evenly spaced blocks ("sample"; ``valid`` is then
         None), or "auto" (full, except memory-mapped inputs above 8 GiB of vectors, which are sampled
         so that validation does not cost a second pass over data larger than the page cache)
+    columns : for columnar inputs, column names by role ("vector", "id", "position", "contexts",
+        "targets") where the common names are not used
 
     Returns
     -------
@@ -83,20 +90,25 @@ def load_sequences(
     ``attrs`` (scalar keys, manifest, key names used, validation summary) and ``valid`` (False for
     windows holding a zero-norm or non-finite vector).
     """
-    sets = _load(path, k=k, allow_pickle=allow_pickle, want=split, single=True, scan=scan)
+    sets = _load(path, k=k, allow_pickle=allow_pickle, want=split, single=True, scan=scan, columns=columns)
     (only,) = sets.values()
     return only if split is None or only.split == split else _rename(only, split)
 
 
 def load_split_files(
-    path: str | os.PathLike[str], *, k: int = 5, allow_pickle: bool = False, scan: str = "auto"
+    path: str | os.PathLike[str],
+    *,
+    k: int = 5,
+    allow_pickle: bool = False,
+    scan: str = "auto",
+    columns: Mapping[str, str] | None = None,
 ) -> dict[str, SequenceSet]:
     """Every split in ``path``: {"train": ..., "val": ...} for a two-split file, else one entry.
 
     A single-split file is returned under its own name (``"train"`` is not assumed): the key is the
-    file stem.
+    file stem. A ``datasets`` DatasetDict directory gives one entry per split.
     """
-    return _load(path, k=k, allow_pickle=allow_pickle, want=None, single=False, scan=scan)
+    return _load(path, k=k, allow_pickle=allow_pickle, want=None, single=False, scan=scan, columns=columns)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,12 +116,22 @@ def load_split_files(
 
 
 def _load(
-    path: str | os.PathLike[str], *, k: int, allow_pickle: bool, want: str | None, single: bool, scan: str
+    path: str | os.PathLike[str],
+    *,
+    k: int,
+    allow_pickle: bool,
+    want: str | None,
+    single: bool,
+    scan: str,
+    columns: Mapping[str, str] | None = None,
 ) -> dict[str, SequenceSet]:
     fname = file_label(path)
     p = Path(path)
     if not p.exists():
         raise InputError(f"{fname} does not exist; check the path.")
+    kind = arrow_kind(p)
+    if kind is not None:
+        return load_arrow_sequences(p, fname, kind, k=k, want=want, single=single, scan=scan, columns=columns)
     if p.is_dir():
         seq = _load_npy_dir(p, fname, allow_pickle, scan)
         return {want or p.name: seq}

@@ -7,7 +7,8 @@ Three on-disk forms are read (UPSTREAM_FORMATS.md and the bundled example):
 - ``wikipedia_store``: ``vectors``, ``article_indices``, ``chunk_indices``, optional ``cpe_ids``,
   ``concept_texts``, ``article_titles``;
 - ``python_docs_store``: ``vectors``, ``article_ids`` (int), ``chunk_index``, ``article_names``
-  (indexed by article id).
+  (indexed by article id, or paired with an ``article_keys`` array of the same length, as
+  ``lvmdiag embed`` writes it).
 
 Windows never cross articles (:func:`lvmdiag.data.windows.window_indices`). Their article ids are
 *stable keys* (the integer id from the file, or a 63-bit hash of a string id), so windows built from
@@ -19,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -88,19 +90,31 @@ def detect_store_form(keys: list[str]) -> str | None:
     return "unknown"
 
 
-def load_article_store(path: str | os.PathLike[str], allow_pickle: bool = False) -> ArticleStore:
-    """Read an article store (.npz) in any of the three forms.
+def load_article_store(
+    path: str | os.PathLike[str], allow_pickle: bool = False, columns: Mapping[str, str] | None = None
+) -> ArticleStore:
+    """Read an article store (.npz in any of the three forms, or a columnar file).
 
     Parameters
     ----------
-    path : the ``.npz`` file
+    path : the ``.npz`` file, or a Parquet file / directory of shards, Arrow IPC / Feather file,
+        ``datasets`` ``save_to_disk`` directory or ``.safetensors`` file with one row per chunk
+        (:mod:`lvmdiag.data.arrow_formats`; vectors are then read lazily, block by block)
     allow_pickle : read object arrays (texts, string ids stored as objects); unpickling can run code
+    columns : for columnar inputs, column names by role ("vector", "id", "position") where the
+        common names are not used
 
     Returns
     -------
     ArticleStore with dense article codes, chunk order, names and stable keys.
     """
     fname = file_label(path)
+    from lvmdiag.data.arrow_formats import arrow_kind, load_arrow_store
+
+    p = Path(path)
+    kind = arrow_kind(p) if p.exists() else None
+    if kind is not None:
+        return load_arrow_store(p, fname, kind, columns)
     with NpzArchive(path, fname) as arc:
         return _read_store(arc, fname, allow_pickle)
 
@@ -169,7 +183,13 @@ def _read_store(arc: NpzArchive, fname: str, allow_pickle: bool) -> ArticleStore
         _require_int(chunk, "chunk_index", fname)
         raw_keys = raw.astype(np.int64)
         chunk_index = chunk.astype(np.int64)
-        if "article_names" in arc and not (arc.dtype("article_names").hasobject and not allow_pickle):
+        if "article_keys" in arc and "article_names" in arc and not arc.dtype("article_names").hasobject:
+            # names paired with their ids (lvmdiag embed: ids are stable keys, too large to index a table)
+            akeys = np.asarray(arc.read("article_keys", mmap=False)).reshape(-1)
+            anames = np.asarray(arc.read("article_names", mmap=False)).reshape(-1)
+            if akeys.dtype.kind in "iu" and akeys.shape == anames.shape:
+                names_by_key.update({int(kk): str(nn) for kk, nn in zip(akeys, anames)})
+        elif "article_names" in arc and not (arc.dtype("article_names").hasobject and not allow_pickle):
             names = np.asarray(arc.read("article_names", allow_pickle=allow_pickle, mmap=False))
             for kk in np.unique(raw_keys):
                 if 0 <= kk < names.shape[0]:

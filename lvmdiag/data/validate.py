@@ -152,14 +152,17 @@ def scan_sequences(
     so the count is exact. Warnings are issued here; nothing is raised for legal data.
 
     ``scan`` is "full" (every row), "sample" (evenly spaced blocks, ``valid`` stays None and the
-    counts describe the sample) or "auto": full unless the input is memory-mapped and holds more
+    counts describe the sample), "none" (no read: the caller validates in its own pass) or "auto": full unless the input is memory-mapped and holds more
     than ``FULL_SCAN_BYTES`` of vectors, where a full scan would cost as much as the analysis itself.
     """
     n, k, d = contexts.shape
-    if scan not in ("auto", "full", "sample"):
-        raise InputError(f"scan must be 'auto', 'full' or 'sample'; got {scan!r}.")
+    if scan not in ("auto", "full", "sample", "none"):
+        raise InputError(f"scan must be 'auto', 'full', 'sample' or 'none'; got {scan!r}.")
+    if scan == "none":  # the caller validates inside its own pass (lvmdiag.engine.validation)
+        return ScanReport(n, 0, 0, 0, float("nan"), float("nan"), None, tuple(notes), "none", 0)
     nbytes = n * (k + 1) * d * np.dtype(contexts.dtype).itemsize
-    mapped = isinstance(contexts, np.memmap) or isinstance(targets, np.memmap)
+    # memory-mapped or read on demand from a columnar file (lvmdiag.data.lazy): not in memory
+    mapped = any(isinstance(a, np.memmap) or getattr(a, "lazy", False) for a in (contexts, targets))
     sampled = scan == "sample" or (scan == "auto" and mapped and nbytes > FULL_SCAN_BYTES)
     if sampled and n > SAMPLE_BLOCK_ROWS * SAMPLE_BLOCKS:
         starts = np.linspace(0, n - SAMPLE_BLOCK_ROWS, SAMPLE_BLOCKS).astype(np.int64)

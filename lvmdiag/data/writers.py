@@ -30,6 +30,8 @@ __all__ = ["save_sequences", "save_split_files", "write_npz"]
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 #: forms written as a single-split .npz with the keys they were read with
 _NPZ_FORMS = ("arxiv", "wikipedia", "rebuilt", "two_split")
+#: forms written as one Parquet file (columnar inputs are written back as Parquet)
+_COLUMNAR_FORMS = ("parquet", "arrow", "hf_dataset")
 
 
 def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
@@ -77,8 +79,10 @@ def save_sequences(seqset: SequenceSet, path: str | os.PathLike[str], *, fmt: st
     Parameters
     ----------
     seqset : the windows to write (e.g. one split of a resplit)
-    path : output ``.npz`` file, or a directory for the ``npy_dir`` form
-    fmt : override the form: "arxiv", "wikipedia", "rebuilt", "npy_dir". Default: ``seqset.fmt``;
+    path : output ``.npz`` file, a directory for the ``npy_dir`` form, a ``.parquet`` file for "parquet"
+    fmt : override the form: "arxiv", "wikipedia", "rebuilt", "npy_dir", "parquet" (the layout of
+        :mod:`lvmdiag.data.parquet_writer`), or "npz" (rebuilt, or arxiv without ids). Default: ``seqset.fmt``
+        (windows read from Parquet, Arrow or a ``datasets`` directory are written as Parquet);
         windows built from an article store (and synthetic ones with ids) are written in the rebuilt
         form (contexts, targets, article_ids, target/context indices, manifest); a split of a
         two-split file is written as a single-split file with the unprefixed keys.
@@ -97,10 +101,16 @@ def save_sequences(seqset: SequenceSet, path: str | os.PathLike[str], *, fmt: st
         _warn_lost(seqset, target)
         _save_npy_dir(seqset, target)
         return target
-    if form in ("article_store", "synthetic"):
+    if form in _COLUMNAR_FORMS:
+        from lvmdiag.data.parquet_writer import write_sequences_parquet
+
+        return write_sequences_parquet(seqset, target)
+    if form in ("article_store", "synthetic", "safetensors", "npz"):
         form = "rebuilt" if seqset.article_ids is not None else "arxiv"
     if form not in _NPZ_FORMS:
-        raise InputError(f"cannot write sequences in form {form!r}; choose one of {', '.join(_NPZ_FORMS + ('npy_dir',))}.")
+        raise InputError(
+            f"cannot write sequences in form {form!r}; choose one of {', '.join(_NPZ_FORMS + ('npy_dir', 'parquet'))}."
+        )
     _warn_lost(seqset, target)
     arrays = _npz_arrays(seqset, form)
     with atomic_path(target, suffix=".npz") as tmp:

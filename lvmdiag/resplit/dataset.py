@@ -30,13 +30,18 @@ from lvmdiag.resplit.pool import group_columns, group_inputs, load_inputs, merge
 from lvmdiag.resplit.strata import BUILTIN_STRATA, Strata, article_statistics, build_strata
 from lvmdiag.resplit.verify import GuaranteeError, Verification, block_hashes, verify_outputs
 from lvmdiag.resplit.writing import (
+    OUTPUT_FORMATS,
     maybe_sleep,
     move_into_place,
+    npz_form_for,
+    output_form,
     output_name,
+    plain_extra_keys,
     pooled_subset,
     remove_stale_tmp,
     tmp_dir_for,
     write_npy_dir,
+    write_parquet_split,
 )
 from lvmdiag.results import Result, md_table
 
@@ -221,6 +226,7 @@ def resplit(
     n_resamples: int = 500,
     block_rows: int = 4096,
     progress: ProgressCallback | None = None,
+    out_format: str | None = None,
 ) -> ResplitResult:
     """Pool ``inputs``, split them by whole article (or ``by`` key) into stratified splits, write and verify.
 
@@ -246,6 +252,9 @@ def resplit(
     n_resamples : bootstrap/permutation resamples for the report's analyses
     block_rows : rows per streamed block (bounds memory)
     progress : optional ``callback(done, total)`` over all streamed rows
+    out_format : "npz", "npy" (a directory of .npy files per split) or "parquet" (one Parquet file
+        per split, fixed-size row groups, deterministic bytes); default the inputs' own kind (Parquet
+        for Parquet / Arrow / ``datasets`` inputs, .npz for safetensors)
 
     Returns
     -------
@@ -264,6 +273,8 @@ def resplit(
         remove_stale_tmp(Path(out_dir))  # before validation: a restored old output counts as "not empty"
     paths, r, names, stratify, out = _resplit_iv(inputs, ratios, names, stratify, out_dir, force, k, n_bins,
                                                  min_articles, block_rows, n_resamples, seed)
+    if out_format is not None and out_format not in OUTPUT_FORMATS:
+        raise InputError(f"output format must be one of {', '.join(OUTPUT_FORMATS)}; got {out_format!r}.")
     if min_articles is None:
         min_articles = int(np.ceil(2.0 / r.min()))
     in_names, sets = load_inputs(paths, k, allow_pickle)
@@ -274,6 +285,7 @@ def resplit(
             "so give files of one form (convert the others first)."
         )
     fmt = fmts[0]
+    out_form = output_form(fmt, out_format)
     pooled = group_inputs(in_names, sets, paths, by)
     n_total = sum(s.n for s in sets)
     if n_total == 0:
@@ -349,15 +361,24 @@ def resplit(
                     LvmdiagWarning, stacklevel=2,
                 )
             with_ids = all(s.article_ids is not None for s in sets)
+            if out_form in ("npy_dir", "parquet"):
+                extra_keys, lost = plain_extra_keys(sets, extra_keys, numeric_2d=out_form == "parquet")
+                if lost:
+                    warnings.warn(
+                        f"per-window arrays {', '.join(lost)} cannot be stored in {out_form} outputs, so they are not "
+                        "written (write .npz outputs to keep them).", LvmdiagWarning, stacklevel=2,
+                    )
             files = {}
             for name in names:
-                dest = tmp / output_name(fmt, name)
-                if fmt == "npy_dir":
+                dest = tmp / output_name(out_form, name)
+                if out_form == "npy_dir":
                     write_npy_dir(dest, sets, plan[name], with_ids, extra_keys, block_rows, tick)
+                elif out_form == "parquet":
+                    write_parquet_split(dest, sets, plan[name], with_ids, extra_keys, block_rows, tick)
                 else:
                     from lvmdiag.data.writers import save_sequences
 
-                    save_sequences(pooled_subset(sets, plan[name], name, extra_keys), dest)
+                    save_sequences(pooled_subset(sets, plan[name], name, extra_keys), dest, fmt=npz_form_for(fmt))
                     tick(int(sum(p.size for p in plan[name])))
                 files[name] = dest.name
                 maybe_sleep()

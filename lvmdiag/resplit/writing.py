@@ -93,6 +93,48 @@ def write_npy_dir(
             fh.close()
 
 
+def write_parquet_split(
+    dest: Path,
+    sets: list[SequenceSet],
+    rows: list[np.ndarray],
+    with_ids: bool,
+    extra_keys: list[str],
+    block_rows: int,
+    tick: Callable[[int], None],
+) -> None:
+    """Stream the chosen rows of every input into one Parquet file (fixed-size row groups, fixed
+    writer options: the same rows give the same bytes); rows are gathered block by block."""
+    from lvmdiag.data.parquet_writer import ParquetSink
+
+    first = sets[0]
+    extras = {}
+    for key in extra_keys:
+        head = np.asarray(first.extras[key][:0])
+        extras[key] = (head.dtype, tuple(head.shape[1:]))
+    dtype = first.contexts.dtype if np.dtype(first.contexts.dtype).kind == "f" else np.dtype(np.float32)
+    with ParquetSink(dest, first.k, first.d, dtype, with_ids, extras) as sink:
+        for seq, idx in zip(sets, rows):
+            for start in range(0, idx.size, block_rows):
+                sel = idx[start : start + block_rows]
+                sink.write(
+                    _gather(seq.contexts, sel),
+                    _gather(seq.targets, sel),
+                    np.asarray(seq.article_ids)[sel] if with_ids else None,
+                    {key: np.asarray(seq.extras[key])[sel] for key in extra_keys},
+                )
+                tick(sel.size)
+
+
+def plain_extra_keys(sets: list[SequenceSet], extra_keys: list[str], numeric_2d: bool) -> tuple[list[str], list[str]]:
+    """(kept, dropped): extras a raw-array output can hold (no object arrays; Parquet: numeric, <= 2-d)."""
+    kept, dropped = [], []
+    for key in extra_keys:
+        head = np.asarray(sets[0].extras[key][:0])
+        ok = not head.dtype.hasobject and (not numeric_2d or (head.dtype.kind in "biuf" and head.ndim <= 2))
+        (kept if ok else dropped).append(key)
+    return kept, dropped
+
+
 def pooled_subset(sets: list[SequenceSet], rows: list[np.ndarray], name: str, extra_keys: list[str]) -> SequenceSet:
     """One in-memory SequenceSet holding the chosen rows of every input (for .npz forms)."""
     parts = [s.subset(r) for s, r in zip(sets, rows)]
@@ -116,7 +158,31 @@ def pooled_subset(sets: list[SequenceSet], rows: list[np.ndarray], name: str, ex
 
 
 def output_name(fmt: str, name: str) -> str:
-    return name if fmt == "npy_dir" else f"{name}.npz"
+    """The file (or directory) name of one split in output form ``fmt`` ("npy_dir", "parquet", npz forms)."""
+    if fmt == "npy_dir":
+        return name
+    return f"{name}.parquet" if fmt == "parquet" else f"{name}.npz"
+
+
+#: ``resplit(out_format=...)`` values and the form each writes
+OUTPUT_FORMATS = {"npz": "npz", "npy": "npy_dir", "parquet": "parquet"}
+#: input forms whose own form is an .npz form (written back by save_sequences as read)
+_NPZ_INPUT_FORMS = ("arxiv", "wikipedia", "rebuilt", "two_split", "article_store", "synthetic")
+
+
+def output_form(input_fmt: str, out_format: str | None) -> str:
+    """"npy_dir", "parquet" or "npz": ``out_format`` if given, else the inputs' own kind of file
+    (columnar inputs are written as Parquet, safetensors as .npz)."""
+    if out_format is None:
+        if input_fmt == "npy_dir":
+            return "npy_dir"
+        return "parquet" if input_fmt in ("parquet", "arrow", "hf_dataset") else "npz"
+    return OUTPUT_FORMATS[out_format]
+
+
+def npz_form_for(input_fmt: str) -> str | None:
+    """The ``fmt`` for save_sequences: None keeps the input's own npz form; others become "npz"."""
+    return None if input_fmt in _NPZ_INPUT_FORMS else "npz"
 
 
 # ---------------------------------------------------------------------------------------------

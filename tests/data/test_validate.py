@@ -342,7 +342,7 @@ def test_large_memory_maps_are_sampled_not_read_whole(tmp_path, monkeypatch):
     with Recorder():
         full = load_sequences(dd, scan="full")
     assert full.attrs["validation"]["mode"] == "full" and np.flatnonzero(~full.valid).tolist() == [0]
-    with pytest.raises(InputError, match="scan must be 'auto', 'full' or 'sample'"):
+    with pytest.raises(InputError, match="scan must be 'auto', 'full', 'sample' or 'none'"):
         load_sequences(dd, scan="fast")
 
 

@@ -134,8 +134,8 @@ def test_write_is_atomic(tmp_path, monkeypatch):
 
 def test_unknown_form_refused(tmp_path):
     s = load_sequences(FIXTURES / "rebuilt.npz")
-    with pytest.raises(InputError, match="cannot write sequences in form 'parquet'"):
-        save_sequences(s, tmp_path / "x", fmt="parquet")
+    with pytest.raises(InputError, match="cannot write sequences in form 'hdf5'"):
+        save_sequences(s, tmp_path / "x", fmt="hdf5")
 
 
 def test_write_npz_streams_large_arrays_in_blocks(tmp_path, monkeypatch):

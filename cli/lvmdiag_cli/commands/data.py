@@ -11,16 +11,19 @@ from lvmdiag_cli._common import (
     HtmlOption,
     AllowPickleOption,
     EXIT_FINDING,
+    EngineOption,
     KOption,
     OodOption,
     OutOption,
     QuietOption,
+    SchedulerOption,
     TrainOption,
     ValOption,
     emit,
     emit_html,
     handle_errors,
     progress_bar,
+    check_engine,
     refuse_overwrite_input,
 )
 
@@ -43,18 +46,22 @@ def data_cmd(
     alpha: Annotated[float, typer.Option("--alpha", help="Level of the findings (BH-adjusted p).")] = 0.05,
     seed: Annotated[int, typer.Option("--seed", help="Seed for every resampling in the report.")] = 0,
     quiet: QuietOption = False,
+    engine: EngineOption = "local",
+    scheduler: SchedulerOption = None,
 ) -> None:
     """One data report (verdict first): temporal bias, arrow of time, split divergence and leakage."""
     with handle_errors():
         from lvmdiag.analyzers.data_report import analyze_data, parse_fail_on, write_plots
 
         gate = parse_fail_on(fail_on)
+        check_engine(engine, scheduler)
         refuse_overwrite_input(out, [train, val, ood])
         refuse_overwrite_input(json_path, [train, val, ood])
         with progress_bar("data report", enabled=not quiet) as bar:
             report = analyze_data({"train": train, "val": val, "ood": ood}, k=k, allow_pickle=allow_pickle,
                                   n_permutations=n_permutations, n_bootstrap=n_bootstrap, threshold=threshold,
-                                  alpha=alpha, rng=seed, progress=bar)
+                                  alpha=alpha, rng=seed, progress=bar, engine=engine,
+                                  scheduler=scheduler)
         images = write_plots(report, out) if out is not None else {}
         emit(report.to_markdown(images), out, report.to_dict(), json_path)
         emit_html(report, html, [train, val, ood])

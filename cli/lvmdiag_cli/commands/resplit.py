@@ -47,6 +47,8 @@ def resplit_cmd(
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the result summary as JSON ('-' = stdout).")] = None,
     html: HtmlOption = None,
     no_progress: QuietOption = False,
+    out_format: Annotated[Optional[str], typer.Option("--format", help="Output files: npz, npy (.npy directories) or parquet; "
+                                                      "default the inputs' own kind.")] = None,
 ) -> None:
     """Re-split INPUTS by whole article into stratified splits; writes the splits, manifest.json, resplit_report.md."""
     with handle_errors():
@@ -57,14 +59,14 @@ def resplit_cmd(
             if json_path.is_dir():
                 # checked now: after the (long) resplit it would only end in a traceback
                 raise InputError(f"--json {json_path} is a directory; give a file path (e.g. {json_path / 'resplit.json'}).")
-            written = {"manifest.json", "resplit_report.md"} | {f"{n}{ext}" for n in _words(names) for ext in ("", ".npz")}
+            written = {"manifest.json", "resplit_report.md"} | {f"{n}{ext}" for n in _words(names) for ext in ("", ".npz", ".parquet")}
             if json_path.resolve().parent == out.resolve() and json_path.name in written:
                 raise InputError(f"--json {json_path} would overwrite the resplit's own {json_path.name}; choose another path.")
         with progress_bar("resplit", enabled=not no_progress) as bar:
             result = resplit(
                 list(inputs), out_dir=out, by=by, ratios=_floats(ratios, "--ratios"), names=_words(names),
                 stratify=_words(stratify), seed=seed, force=force, k=k, n_bins=n_bins,
-                allow_pickle=allow_pickle, analyses=analyses, progress=bar,
+                allow_pickle=allow_pickle, analyses=analyses, progress=bar, out_format=out_format,
             )
         emit(result.summary_markdown(), None, result.to_dict(), json_path)
         emit_html(result, html, list(inputs))

@@ -1,0 +1,140 @@
+"""Write an embedded article store with its texts file and provenance; build the reversed control store.
+
+A store written here is the python-docs store form (``vectors`` float32 (N, D), ``article_ids``
+int64 stable article keys (see :mod:`lvmdiag.embed.plan`), ``chunk_index`` int64, ``article_keys``
+int64 (A,) with ``article_names`` str (A,) naming each key, plus ``provenance``: the provenance
+record as UTF-8 JSON bytes), read by
+:func:`lvmdiag.data.store.load_article_store`. Beside it: ``<stem>.texts.jsonl`` (one line per row,
+same order, keys ``article_id``, ``chunk_index``, ``article``, ``text``) and ``<stem>.provenance.json``.
+Every file is written atomically and deterministically (same arrays, same bytes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from lvmdiag._atomic import atomic_path, write_text_atomic
+from lvmdiag.data.store import load_article_store
+from lvmdiag.data.texts import StoreTexts, find_texts, texts_path_for
+from lvmdiag.data.writers import write_npz
+from lvmdiag.errors import InputError
+from lvmdiag.results import Result
+
+
+def provenance_path_for(store: str | os.PathLike[str]) -> Path:
+    """``<stem>.provenance.json`` beside ``store``."""
+    p = Path(store)
+    stem = p.name[: -len(p.suffix)] if p.suffix else p.name
+    return p.with_name(stem + ".provenance.json")
+
+
+def write_store(out: str | os.PathLike[str], vectors: np.ndarray, article_ids: np.ndarray, chunk_index: np.ndarray,
+                article_keys: np.ndarray, article_names: Sequence[str], texts: Sequence[str | None] | None,
+                provenance: dict[str, Any]) -> tuple[Path, Path | None, Path]:
+    """Write the store, its texts file (when ``texts`` is given) and its provenance; returns the three paths."""
+    target = Path(out)
+    prov_json = json.dumps(provenance, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    texts_path = None
+    if texts is not None:
+        texts_path = texts_path_for(target)
+        name_of = {int(k): str(n) for k, n in zip(np.asarray(article_keys).tolist(), article_names)}
+        lines = []
+        for a, c, t in zip(article_ids.tolist(), chunk_index.tolist(), texts):
+            if t is not None:
+                lines.append(json.dumps({"article_id": a, "chunk_index": c, "article": name_of[a], "text": t},
+                                        ensure_ascii=False))
+        write_text_atomic(texts_path, "\n".join(lines) + "\n")
+    prov_path = provenance_path_for(target)
+    write_text_atomic(prov_path, prov_json)
+    arrays = {
+        "vectors": vectors,
+        "article_ids": np.asarray(article_ids, np.int64),
+        "chunk_index": np.asarray(chunk_index, np.int64),
+        "article_keys": np.asarray(article_keys, np.int64),
+        "article_names": np.asarray(list(article_names), dtype=str),
+        "provenance": np.frombuffer(prov_json.encode("utf-8"), dtype=np.uint8),
+    }
+    with atomic_path(target, suffix=".npz") as tmp:
+        write_npz(tmp, arrays)
+    return target, texts_path, prov_path
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ReverseResult(Result):
+    """Output of :func:`reverse_store`: the control store written and what it holds."""
+
+    source: str
+    store: str
+    texts: str | None
+    provenance: str
+    n_articles: int
+    n_chunks: int
+
+    def to_markdown(self) -> str:
+        extra = f", texts {self.texts}" if self.texts else " (no texts file beside the source)"
+        return (f"Reversed-article control store {self.store}: {self.n_articles} articles, {self.n_chunks} chunks, "
+                f"each article's chunk order reversed (from {self.source}){extra}.\n")
+
+
+def reverse_store(source: str | os.PathLike[str], out: str | os.PathLike[str], *,
+                  allow_pickle: bool = False) -> ReverseResult:
+    """Write the reversed-article control store of ``source``: every article's chunks in reverse order.
+
+    Parameters
+    ----------
+    source : an article store (.npz, any form :func:`load_article_store` reads)
+    out : the control store to write (python-docs form, the source's stable article keys, chunk_index
+        0..L-1 per article)
+    allow_pickle : passed to the reader (object arrays)
+
+    Returns
+    -------
+    ReverseResult with ``source``, ``store``, ``texts`` (written when a texts file sits beside the
+    source), ``provenance``, ``n_articles`` and ``n_chunks``.
+
+    Chunk j of an article of L chunks becomes chunk L-1-j; vectors are copied unchanged, so the
+    control store has the same chunks, windows of the same articles, and the opposite order.
+    """
+    src, dst = Path(source), Path(out)
+    if dst.resolve() == src.resolve():
+        raise InputError(f"output {out} is the input store; choose another path (inputs are never overwritten).")
+    store = load_article_store(src, allow_pickle=allow_pickle)
+    codes = store.article_ids
+    pos = store.chunk_index if store.chunk_index is not None else np.arange(store.n_chunks)
+    order = np.lexsort((pos, codes))  # rows by (article, chunk)
+    sorted_codes = codes[order]
+    starts = np.r_[0, np.flatnonzero(sorted_codes[1:] != sorted_codes[:-1]) + 1]
+    ends = np.r_[starts[1:], sorted_codes.size]
+    new_rows = np.concatenate([order[a:b][::-1] for a, b in zip(starts, ends)])
+    new_chunk = np.concatenate([np.arange(b - a) for a, b in zip(starts, ends)]).astype(np.int64)
+    texts = None
+    tpath = find_texts(src)
+    if tpath is not None:
+        st = StoreTexts(src, tpath)
+        texts = [st.row_text(int(r)) for r in new_rows]
+    provenance = {
+        "format": "lvmdiag-reversed/1",
+        "rule": "chunk j of an article of L chunks becomes chunk L-1-j; vectors unchanged",
+        "reversed_from": {"name": src.name, "sha256": file_sha256(src)},
+        "counts": {"articles": store.n_articles, "chunks": store.n_chunks, "dim": store.d},
+    }
+    vectors = np.asarray(store.vectors[new_rows], dtype=store.vectors.dtype)
+    path, texts_path, prov = write_store(dst, vectors, store.article_keys[codes[new_rows]], new_chunk,
+                                         store.article_keys, list(store.article_names), texts, provenance)
+    return ReverseResult(source=str(src), store=str(path), texts=None if texts_path is None else str(texts_path),
+                         provenance=str(prov), n_articles=store.n_articles, n_chunks=store.n_chunks)

@@ -1,0 +1,122 @@
+"""The Dask runner: every part is one task, states combine by a tree reduction of ``merge``, finalize on the client.
+
+Built on ``dask.delayed`` and ``distributed`` (the ``lvmdiag[dask]`` extra), imported lazily. Phase-0
+parts (every split but train) are reduced first; the analyzers' ``prepare`` runs as one task on that
+reduction (leakage builds its query sets there) and every phase-1 task depends on it, so each row is
+still read once. Tasks are retried (``retries``) when a worker dies; the rows each task read are
+counted and checked, so a lost part fails the run in one line instead of shrinking the sample.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from typing import Any, Callable, Sequence
+
+from lvmdiag.engine.block import Part
+from lvmdiag.engine.protocol import merge_split_states
+from lvmdiag.engine.runner import RunSummary, check_rows, process_part, split_phase
+from lvmdiag.errors import InputError
+
+ProgressCallback = Callable[[int, int], None]
+#: parts merged per reduction task (a tree of this arity)
+FAN_IN = 4
+
+
+def _require() -> Any:
+    try:
+        import dask  # noqa: F401
+        import distributed
+    except ImportError:
+        raise InputError("the dask engine needs dask and distributed: install lvmdiag[dask].") from None
+    return distributed
+
+
+def _task(part: Part, analyzers: Sequence[Any], block_rows: int) -> tuple[dict, dict, int]:
+    states, rows, blocks = process_part(part, analyzers, block_rows)
+    return states, {part.split: rows}, blocks
+
+
+def _combine(*items: tuple[dict, dict, int]) -> tuple[dict, dict, int]:
+    """Merge task results in order (earlier rows first)."""
+    states, rows, blocks = items[0]
+    rows = dict(rows)
+    for st, r, b in items[1:]:
+        states = merge_split_states(states, st)
+        for k, v in r.items():
+            rows[k] = rows.get(k, 0) + v
+        blocks += b
+    return states, rows, blocks
+
+
+def _tree(items: list[Any]) -> Any:
+    from dask import delayed
+
+    if not items:
+        return delayed(lambda: ({}, {}, 0))()
+    while len(items) > 1:
+        items = [delayed(_combine)(*items[i : i + FAN_IN]) if len(items[i : i + FAN_IN]) > 1 else items[i]
+                 for i in range(0, len(items), FAN_IN)]
+    return items[0]
+
+
+def _prepare(analyzers: Sequence[Any], reduced: tuple[dict, dict, int]) -> list[Any]:
+    states = reduced[0]
+    return [a.prepare(states.get(a.name, {})) for a in analyzers]
+
+
+def default_cluster() -> Any:
+    """A LocalCluster sized to this machine: one single-threaded worker process per core."""
+    distributed = _require()
+    n = max(1, os.cpu_count() or 1)
+    return distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+
+
+def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int = 4096,
+             scheduler: str | None = None, client: Any = None, retries: int = 2,
+             progress: ProgressCallback | None = None) -> tuple[list[Any], dict[str, dict[str, Any]], RunSummary]:
+    """Stream the parts as Dask tasks; same return value as :func:`lvmdiag.engine.runner.run_local`.
+
+    ``client``: an existing ``distributed.Client``; else ``scheduler`` (an address such as
+    ``tcp://host:8786``); else a :func:`default_cluster` started and closed here.
+    """
+    distributed = _require()
+    from dask import delayed
+
+    own_cluster, own_client = None, client is None
+    if client is None:
+        if scheduler:
+            try:
+                client = distributed.Client(scheduler, timeout=30)
+            except (OSError, TimeoutError) as exc:
+                raise InputError(f"--scheduler {scheduler}: cannot connect ({exc}); start `dask scheduler` there "
+                                 "or leave --scheduler out for a local cluster.") from None
+        else:
+            own_cluster = default_cluster()
+            client = distributed.Client(own_cluster)
+    import time
+
+    t0 = time.perf_counter()
+    try:
+        p0 = [p for p in parts if split_phase(analyzers, p.split) == 0]
+        p1 = [p for p in parts if split_phase(analyzers, p.split) == 1]
+        task = delayed(_task, pure=False)
+        red0 = _tree([task(p, analyzers, block_rows) for p in p0])
+        prepared = delayed(_prepare)(analyzers, red0)
+        red = _tree([red0] + [task(p, prepared, block_rows) for p in p1])
+        fut_prep, fut_red = client.compute([prepared, red], retries=retries)
+        if progress is not None:
+            total = sum(p.n for p in parts)
+            distributed.wait([fut_red])
+            progress(total, total)
+        prepared_analyzers = fut_prep.result()
+        states, rows_read, n_blocks = fut_red.result()
+        seconds = time.perf_counter() - t0
+    finally:
+        if own_client:
+            client.close()
+        if own_cluster is not None:
+            own_cluster.close()
+    check_rows(parts, rows_read)
+    sizes = {name: len(pickle.dumps(per, protocol=pickle.HIGHEST_PROTOCOL)) for name, per in states.items()}
+    return prepared_analyzers, states, RunSummary("dask", rows_read, len(parts), n_blocks, sizes, seconds)

@@ -1,0 +1,261 @@
+"""Engine analyzers for temporal bias, direction and divergence: thin wrappers over the analyzers' own code.
+
+Each wraps the existing per-block accumulate code in a picklable state and calls the analyzer's own
+finalize function, so a result through the engine is the one-shot function's result.
+
+What cannot be streamed exactly, and what is done instead:
+
+- direction keeps per-window features of every usable window (O(N x (D + K)) float32, as the
+  one-shot pass does); the ``max_windows`` random subset is drawn in finalize, so the result is
+  identical, but the state shipped to the client grows with N (see docs/ENGINE.md).
+- divergence's classifier AUC needs every held-out row's score under weights that exist only after
+  the pass, so its finalize re-reads the splits (two views x (reference + other) per comparison).
+  That bounded second read is kept (the AUC's semantics are unchanged) and counted by the runner's
+  tests; a sums-only replacement (a cross-validated mean score difference) is possible but would be
+  a different test, so it is left to the inference owners.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from lvmdiag.engine.block import Block, Part
+from lvmdiag.engine.protocol import SinglePhase
+
+_NOOP: Callable[[int], None] = lambda n: None  # noqa: E731
+
+
+# ----------------------------------------------------------------------------------------------
+# temporal bias
+
+
+class BiasPartState:
+    """TemporalBiasState fed by Blocks (per-article sums; merge is addition)."""
+
+    def __init__(self, k: int, d: int) -> None:
+        from lvmdiag.analyzers.bias_state import TemporalBiasState
+
+        self.inner = TemporalBiasState(k)
+        self.inner._set_shape(k, d)
+
+    def update(self, block: Block) -> None:
+        self.inner.update(block.contexts, block.targets, block.labels, block.valid)
+
+    def merge(self, other: "BiasPartState") -> "BiasPartState":
+        self.inner.merge(other.inner)
+        return self
+
+
+@dataclass
+class BiasAnalyzer(SinglePhase):
+    """Plan of :func:`lvmdiag.analyzers.temporal_bias.compare_bias` (labels must be dense codes)."""
+
+    reference: str
+    k: int
+    d: int
+    group_method: str
+    group_note: str
+    n_resamples: int
+    level: float = 0.95
+    seed: Any = 0
+    name: str = "bias"
+    n_permutations: int | str = "auto"  # cap of the curtailed permutation tests (lvmdiag.stats.sequential)
+    alpha: float = 0.05
+
+    def new_state(self, part: Part) -> BiasPartState:
+        return BiasPartState(self.k, self.d)
+
+    def finalize(self, states: Mapping[str, BiasPartState], sources: Mapping[str, Any]) -> Any:
+        from lvmdiag.analyzers.temporal_bias import _iv, compare_states
+        from lvmdiag.stats.resampling import as_rng
+
+        _iv(self.n_resamples, self.level, 1, self.group_method)
+        names = [self.reference] + [n for n in states if n != self.reference]
+        return compare_states({n: states[n].inner for n in names},
+                              {n: getattr(sources[n], "source", n) for n in names}, reference=self.reference,
+                              group_method=self.group_method, group_note=self.group_note,
+                              n_resamples=self.n_resamples, level=self.level, rng=as_rng(self.seed),
+                              n_permutations=self.n_permutations, alpha=self.alpha)
+
+
+# ----------------------------------------------------------------------------------------------
+# direction
+
+
+@dataclass
+class DirectionPartState:
+    """Per-block values of the direction pass, kept with their row offsets (merge concatenates)."""
+
+    specs: list
+    parts: list = field(default_factory=list)  # (start, (phi, ok, delta, fwd, bwd))
+
+    def update(self, block: Block) -> None:
+        from lvmdiag.analyzers.direction_pass import block_values
+
+        valid = np.ones(block.n, bool) if block.valid is None else np.asarray(block.valid, bool)
+        self.parts.append((block.start, block_values(block.contexts, block.targets, valid, self.specs)))
+
+    def merge(self, other: "DirectionPartState") -> "DirectionPartState":
+        self.parts.extend(other.parts)
+        return self
+
+
+@dataclass
+class DirectionAnalyzer(SinglePhase):
+    """Plan of :func:`lvmdiag.analyzers.direction.analyze_direction` (seed streams drawn as it draws them)."""
+
+    splits: list[str]
+    reference: str
+    k: int
+    d: int
+    labels: dict[str, np.ndarray]
+    method: str
+    note: str
+    n_permutations: int | str
+    n_bootstrap: int
+    n_folds: int = 5
+    ridge: float = 1.0
+    max_windows: int | None = 100_000
+    alpha: float = 0.05
+    seed: Any = 0
+    name: str = "direction"
+
+    def new_state(self, part: Part) -> DirectionPartState:
+        from lvmdiag.analyzers.direction_pass import lag_specs
+
+        return DirectionPartState(lag_specs(self.k))
+
+    def finalize(self, states: Mapping[str, DirectionPartState], sources: Mapping[str, Any]) -> Any:
+        from lvmdiag.analyzers.direction import finalize_direction
+        from lvmdiag.analyzers.direction_pass import assemble_split
+        from lvmdiag.errors import InputError
+        from lvmdiag.stats.resampling import as_rng
+
+        from lvmdiag.stats.sequential import resolve_cap
+
+        resolve_cap(self.n_permutations, 1, self.alpha)  # "auto" or a positive integer
+        if self.n_bootstrap < 1:
+            raise InputError(f"n_bootstrap must be >= 1; got {self.n_bootstrap}.")
+        rng = as_rng(self.seed)
+        seeds = rng.integers(0, 2**63 - 1, size=(len(self.splits), 5))
+        streams = {name: [np.random.default_rng(int(x)) for x in row] for name, row in zip(self.splits, seeds)}
+        stats = {}
+        for name in self.splits:
+            parts = [p for _, p in sorted(states[name].parts, key=lambda sp: sp[0])]
+            stats[name] = assemble_split(parts, self.labels[name], int(self.labels[name].size), self.d, self.k,
+                                         self.max_windows, streams[name][0])
+        method, gnote = self.method, self.note
+        result = finalize_direction(stats, streams, ref=self.reference, k=self.k, d=self.d, method=method,
+                                    gnote=gnote, n_permutations=self.n_permutations, n_bootstrap=self.n_bootstrap,
+                                    n_folds=self.n_folds, ridge=self.ridge, alpha=self.alpha,
+                                    tick=_NOOP, done=[0])
+        return result
+
+
+# ----------------------------------------------------------------------------------------------
+# divergence
+
+
+class DivergencePartState:
+    """SplitAccumulator of one part; parts of a split merge into a SplitState by article code."""
+
+    def __init__(self, acc: Any, part_start: int) -> None:
+        self.acc, self.part_start, self.state = acc, part_start, None
+
+    def update(self, block: Block) -> None:
+        valid = np.ones(block.n, bool) if block.valid is None else np.asarray(block.valid, bool)
+        self.acc.update(block.start - self.part_start, block.contexts, block.targets, valid)
+
+    def split_state(self) -> Any:
+        if self.state is None:
+            self.state, self.acc = self.acc.finish(), None
+        return self.state
+
+    def merge(self, other: "DivergencePartState") -> "DivergencePartState":
+        merged = DivergencePartState(None, self.part_start)
+        merged.state = self.split_state().merge(other.split_state())
+        return merged
+
+    def __getstate__(self) -> dict:
+        self.split_state()  # ship the compact SplitState, not the block lists
+        return self.__dict__
+
+
+@dataclass
+class DivergenceAnalyzer(SinglePhase):
+    """Plan of :func:`lvmdiag.analyzers.divergence.analyze_divergence`: folds, random features, codes fixed.
+
+    Build with :func:`plan_divergence_analyzer`. ``rng_state`` continues the generator exactly where
+    the one-shot function is when its pass starts, so finalize draws the same permutations.
+    """
+
+    names: list[str]
+    split_codes: dict[str, np.ndarray]
+    fold_of_article: np.ndarray
+    features: dict
+    bandwidths: dict
+    m_used: int
+    grouping: str
+    d: int
+    k: int
+    rng_state: dict
+    n_permutations: int | str
+    n_bootstrap: int
+    rff_features: int = 512
+    n_folds: int = 5
+    ridge: float = 1e-2
+    alpha: float = 0.05
+    block_rows: int = 2048
+    name: str = "divergence"
+
+    def new_state(self, part: Part) -> DivergencePartState:
+        from lvmdiag.analyzers.divergence_pass import SplitAccumulator
+
+        codes = self.split_codes[part.split][part.start : part.start + part.n]
+        return DivergencePartState(SplitAccumulator(part.split, codes, self.fold_of_article, self.features,
+                                                    self.n_folds, self.d, self.k), part.start)
+
+    def finalize(self, states: Mapping[str, DivergencePartState], sources: Mapping[str, Any]) -> Any:
+        from lvmdiag.analyzers.divergence import finalize_divergence
+
+        rng = np.random.default_rng()
+        rng.bit_generator.state = self.rng_state
+        return finalize_divergence(
+            [states[n].split_state() for n in self.names], [sources[n] for n in self.names], self.names,
+            [self.split_codes[n] for n in self.names], self.fold_of_article, self.bandwidths, self.m_used,
+            self.grouping, n_permutations=self.n_permutations, n_bootstrap=self.n_bootstrap,
+            rff_features=self.rff_features, n_folds=self.n_folds, ridge=self.ridge, alpha=self.alpha,
+            block_rows=self.block_rows, rng=rng, tick=_NOOP)
+
+
+def plan_divergence_analyzer(sources: Mapping[str, Any], groups: Any, reference: str, *, n_permutations: int | str,
+                             n_bootstrap: int, alpha: float, seed: Any, rff_features: int = 512,
+                             bandwidth_subsample: int = 1000, n_folds: int = 5, ridge: float = 1e-2,
+                             block_rows: int = 2048) -> DivergenceAnalyzer:
+    """Plan divergence as :func:`analyze_divergence` does before its pass (same draws from ``seed``)."""
+    from lvmdiag.analyzers.divergence import _resolve_labels, plan_divergence
+    from lvmdiag.errors import InputError
+    from lvmdiag.stats.resampling import as_rng
+
+    if reference not in sources or len(sources) < 2:
+        raise InputError(f"divergence compares every split to {reference!r}; got splits {sorted(sources)}.")
+    from lvmdiag.stats.sequential import resolve_cap
+
+    resolve_cap(n_permutations, 1, alpha)  # "auto" or a positive integer
+    if n_bootstrap < 1:
+        raise InputError(f"n_bootstrap must be >= 1; got {n_bootstrap}.")
+    rng = as_rng(seed)
+    names = [reference] + [n for n in sources if n != reference]
+    ordered = [sources[n] for n in names]
+    labels, grouping = _resolve_labels(ordered, groups)
+    fold_of_article, split_codes, features, bandwidths, m_used = plan_divergence(
+        ordered, labels, n_folds, rff_features, bandwidth_subsample, rng)
+    return DivergenceAnalyzer(
+        names=names, split_codes=dict(zip(names, split_codes)),
+        fold_of_article=fold_of_article, features=features, bandwidths=bandwidths, m_used=m_used,
+        grouping=grouping, d=ordered[0].d, k=ordered[0].k, rng_state=rng.bit_generator.state,
+        n_permutations=n_permutations, n_bootstrap=n_bootstrap, rff_features=rff_features, n_folds=n_folds,
+        ridge=ridge, alpha=alpha, block_rows=block_rows)

@@ -1,0 +1,64 @@
+"""Chunk texts beside a store reach the reports: window_text lookups and the leakage near-duplicate table."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lvmdiag.analyzers.leakage import analyze_leakage
+from lvmdiag.data.readers import load_sequences
+from lvmdiag.data.texts import find_texts, one_line, window_text
+from lvmdiag.embed.store_out import write_store
+
+
+def _store(path, vectors, keys, names, texts):
+    per = len(vectors) // len(keys)
+    ids = np.repeat(np.asarray(keys, np.int64), per)
+    chunk = np.tile(np.arange(per), len(keys))
+    write_store(path, vectors.astype(np.float32), ids, chunk, np.asarray(keys, np.int64), names, texts, {"t": 1})
+
+
+def _unit(rng, n, d=16):
+    v = rng.normal(size=(n, d))
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_leakage_pairs_show_the_chunk_texts(tmp_path):
+    rng = np.random.default_rng(0)
+    train_vec = _unit(rng, 16)
+    val_vec = _unit(rng, 8)
+    val_vec[5] = train_vec[10] + 0.01 * rng.normal(size=16)  # a near-duplicate of train chunk 10
+    val_vec[5] /= np.linalg.norm(val_vec[5])
+    train_texts = [f"train chunk {i} | of two articles" for i in range(16)]
+    val_texts = [f"val chunk {i}" for i in range(8)]
+    _store(tmp_path / "train.npz", train_vec, [11, 12], ["t-a", "t-b"], train_texts)
+    _store(tmp_path / "val.npz", val_vec, [13], ["v-a"], val_texts)
+    assert find_texts(tmp_path / "val.npz") == tmp_path / "val.texts.jsonl"
+    splits = {"train": load_sequences(tmp_path / "train.npz", split="train", k=2),
+              "val": load_sequences(tmp_path / "val.npz", split="val", k=2)}
+    # window r of val covers rows r..r+2; row 5 is slot 2 (target) of window 3
+    assert window_text(splits["val"], 3, 2) == "val chunk 5"
+    assert window_text(splits["val"], 3, 0) == "val chunk 3"
+    res = analyze_leakage(splits, threshold=0.98)
+    top = res.split("val").near_examples[0]
+    assert top.cosine > 0.99
+    assert top.text == "val chunk 5" and top.train_text == "train chunk 10 | of two articles"
+    md = res.to_markdown()
+    assert "| val chunk 5 | train chunk 10 \\| of two articles |" in md
+
+
+def test_no_texts_file_means_no_text_column(tmp_path):
+    rng = np.random.default_rng(1)
+    _store(tmp_path / "a.npz", _unit(rng, 8), [1], ["a"], None)
+    _store(tmp_path / "b.npz", _unit(rng, 8), [2], ["b"], None)
+    splits = {"train": load_sequences(tmp_path / "a.npz", split="train", k=2),
+              "val": load_sequences(tmp_path / "b.npz", split="val", k=2)}
+    assert window_text(splits["val"], 0, 0) is None
+    md = analyze_leakage(splits).to_markdown()
+    assert "train text" not in md and "| row | slot | train row | train slot | cosine | near-dup |" in md
+
+
+def test_one_line():
+    assert one_line("a\n\n b  c") == "a b c"
+    assert one_line(None) == "—"
+    cut = one_line("word " * 40, width=20)
+    assert len(cut) == 20 and cut.endswith("…")

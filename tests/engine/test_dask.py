@@ -1,0 +1,126 @@
+"""Sharded inputs: shard-then-merge equals one pass, and the Dask path on a real LocalCluster equals the local one."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from lvmdiag.analyzers.data_report import analyze_data
+from lvmdiag.errors import InputError
+from lvmdiag.synthetic import make_splits, make_store
+from tests.engine.shards import assert_same_report, write_shards
+
+FAST = dict(n_permutations=20, n_bootstrap=20)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    store = make_store(n_articles=30, d=10, rho=0.8, article_rho_sd=0.05, rng=7)
+    return make_splits(store, k=3, by="window", rng=2)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One real LocalCluster (2 single-threaded worker processes) for the module's Dask tests."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def one_pass(splits):
+    return analyze_data(splits, **FAST).to_dict()
+
+
+@settings(max_examples=4, deadline=None, phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_sharding_then_merge_equals_one_pass(splits, one_pass, tmp_path_factory, data):
+    root = tmp_path_factory.mktemp("shards")
+    sharded = {}
+    for name, seq in splits.items():
+        cuts = data.draw(st.lists(st.integers(1, seq.n - 1), max_size=4), label=f"{name} cuts")
+        sharded[name] = write_shards(seq, root / name, cuts)
+    rep = analyze_data(sharded, **FAST).to_dict()
+    assert_same_report(rep, one_pass)
+
+
+def test_dask_on_a_local_cluster_equals_the_local_runner(splits, one_pass, tmp_path, cluster):
+    sharded = {n: write_shards(s, tmp_path / n, [s.n // 3, 2 * s.n // 3]) for n, s in splits.items()}
+    rep = analyze_data(sharded, engine="dask", scheduler=cluster.scheduler_address, **FAST).to_dict()
+    assert_same_report(rep, one_pass)  # == the local runner on the same rows (the sharding property above)
+
+
+def test_bad_shards_fail_in_one_line(splits, tmp_path):
+    val = write_shards(splits["val"], tmp_path / "val", [])
+    train = write_shards(splits["train"], tmp_path / "train", [100])
+    np.save(train[1] / "contexts.npy", np.zeros((5, 3, 11), np.float32))  # a shard from another encoder
+    np.save(train[1] / "targets.npy", np.zeros((5, 11), np.float32))
+    np.save(train[1] / "article_ids.npy", np.zeros(5, np.int64))
+    with pytest.raises(InputError, match=r"shard-001 has K=3, D=11 .* K=3, D=10"):
+        analyze_data({"train": train, "val": val}, **FAST)
+    with pytest.raises(InputError, match="shard .*gone is missing"):
+        analyze_data({"train": [train[0], tmp_path / "gone"], "val": val}, **FAST)
+
+
+class DiesOnce:
+    """A row source whose first read kills the worker process (a node lost mid-run)."""
+
+    def __init__(self, seq, marker):
+        self.seq, self.marker = seq, str(marker)
+
+    @property
+    def n(self):
+        return self.seq.n
+
+    def iter_blocks(self, block_rows=8192):
+        import os
+        from pathlib import Path
+
+        if not Path(self.marker).exists():
+            Path(self.marker).touch()
+            os._exit(1)
+        yield from self.seq.iter_blocks(block_rows)
+
+
+def test_a_worker_that_dies_mid_run_is_replaced_and_the_result_is_complete(splits, tmp_path, cluster):
+    from lvmdiag.data.groups import resolve_groups
+    from lvmdiag.engine.block import Part
+    from lvmdiag.engine.dask_runner import run_dask
+    from lvmdiag.engine.runner import run_local
+    from lvmdiag.engine.sections import BiasAnalyzer
+
+    groups = resolve_groups(list(splits.values()))
+    an = [BiasAnalyzer("train", 3, 10, groups.method, groups.note, 20)]
+    parts = [Part(n, 0, s, lab) for (n, s), lab in zip(splits.items(), groups.labels)]
+    flaky = [Part(p.split, 0, DiesOnce(p.source, tmp_path / "died"), p.labels) if p.split == "val" else p for p in parts]
+    prepared, states, summary = run_dask(flaky, an, scheduler=cluster.scheduler_address)
+    assert (tmp_path / "died").exists()  # a worker did die
+    assert summary.rows_read == {n: s.n for n, s in splits.items()}
+    _, ref, _ = run_local(parts, an)
+    for n in splits:
+        np.testing.assert_allclose(states["bias"][n].inner.sums, ref["bias"][n].inner.sums, atol=1e-9)
+        assert (states["bias"][n].inner.counts == ref["bias"][n].inner.counts).all()
+
+
+def test_the_approximate_leakage_search_runs_on_dask_like_locally(cluster):
+    pytest.importorskip("faiss")
+    from lvmdiag.data.groups import resolve_groups
+    from lvmdiag.engine.block import Part
+    from lvmdiag.engine.dask_runner import run_dask
+    from lvmdiag.engine.leakage import LeakageAnalyzer
+    from lvmdiag.engine.runner import finalize_all, run_local
+    from tests.engine.test_ann import planted
+
+    splits = planted(np.random.default_rng(3), n_train=2000, n_val=400)
+    groups = resolve_groups(list(splits.values()))
+    an = [LeakageAnalyzer(list(splits), "train", 48, groups, n_reference=2000, search="ann")]
+    parts = [Part("val", 0, splits["val"], groups.labels[1])]
+    parts += [Part("train", lo, splits["train"].subset(np.arange(lo, lo + 500)), groups.labels[0][lo : lo + 500])
+              for lo in range(0, 2000, 500)]
+    local = finalize_all(*run_local(parts, an)[:2], splits)[0]["leakage"]
+    prepared, states, _ = run_dask(parts, an, scheduler=cluster.scheduler_address)
+    remote = finalize_all(prepared, states, splits)[0]["leakage"]
+    assert remote.search == "ann" and remote.splits[0].n_near_chunks >= 0.99 * 150
+    assert_same_report(remote.to_dict(), local.to_dict())
