@@ -30,6 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
+from lvmdiag.data.texts import one_line
 from lvmdiag.errors import InputError
 from lvmdiag.results import Estimate, Result, TestResult, fmt, fmt_p, md_table
 from lvmdiag.stats.resampling import as_rng, benjamini_hochberg
@@ -51,6 +52,7 @@ class ForeignArticle(Result):
     score: float
     pvalue: float
     pvalue_adjusted: float
+    text: str | None = None  # its first chunk's text, when a texts file sits beside the store
 
     def to_markdown(self) -> str:
         return f"{self.article} ({self.n_windows} windows): score {fmt(self.score)}, BH p {fmt_p(self.pvalue_adjusted)}"
@@ -109,9 +111,11 @@ class Contamination(Result):
     def to_markdown(self) -> str:
         lines = [f"**Article-level contamination, {self.split} vs {self.reference}:** {self.verdict()}.", ""]
         if self.flagged:
+            with_text = any(a.text for a in self.flagged)
             rows = [[a.article, a.n_windows, fmt(a.score), fmt_p(a.pvalue), fmt_p(a.pvalue_adjusted)]
-                    for a in self.flagged[:20]]
-            lines += [md_table(["foreign-looking article", "windows", "score", "conformal p", "BH p"], rows), ""]
+                    + ([one_line(a.text)] if with_text else []) for a in self.flagged[:20]]
+            header = ["foreign-looking article", "windows", "score", "conformal p", "BH p"]
+            lines += [md_table(header + (["first chunk"] if with_text else []), rows), ""]
             if len(self.flagged) > 20:
                 lines += [f"({len(self.flagged) - 20} more in the JSON.)", ""]
         if self.note:
@@ -185,6 +189,7 @@ def analyze_contamination(
     tail_quantile: float = TAIL_QUANTILE,
     rng: np.random.Generator | int | None = 0,
     family: str = "",
+    other_texts: Sequence[str | None] | None = None,
 ) -> Contamination:
     """Score, name and test foreign-looking articles of one split from per-article vector sums.
 
@@ -198,6 +203,7 @@ def analyze_contamination(
     tail_quantile : q; the global statistic is the share above the reference's 1 - q quantile
     rng : seed or generator
     family : multiple-testing family of the global test
+    other_texts : optional text per split article (its first chunk), shown beside named articles
 
     Returns
     -------
@@ -213,13 +219,14 @@ def analyze_contamination(
     ref_means = np.asarray(ref_sums, np.float64)[keep_r] / ref_counts[keep_r, None]
     oth_means = np.asarray(other_sums, np.float64)[keep_o] / other_counts[keep_o, None]
     names = [n for n, k in zip(other_names, keep_o) if k]
+    texts = [t for t, k in zip(other_texts, keep_o) if k] if other_texts is not None else [None] * len(names)
     windows = other_counts[keep_o].astype(np.int64)
     ref_scores, scores = centroid_scores(ref_means, oth_means)
     pvals = conformal_pvalues(ref_scores, scores)
     adjusted = benjamini_hochberg(pvals)
     order = np.argsort(-scores, kind="stable")
     flagged = tuple(ForeignArticle(str(names[j]), int(windows[j]), float(scores[j]), float(pvals[j]),
-                                   float(adjusted[j])) for j in order if adjusted[j] <= alpha)
+                                   float(adjusted[j]), texts[j]) for j in order if adjusted[j] <= alpha)
     flagged_share = float(sum(a.n_windows for a in flagged) / windows.sum()) if windows.sum() else 0.0
 
     pool = np.r_[ref_scores, scores]

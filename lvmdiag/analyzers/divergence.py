@@ -604,7 +604,7 @@ def _compare(
             ref.views["target"].raw, ref.views["target"].counts, oth.views["target"].raw, oth.views["target"].counts,
             [article_names(int(a)) if article_names else str(int(a)) for a in oth.unit_article],
             split=oth.name, reference=ref.name, n_permutations=resolve_cap(n_perm, 1, alpha), alpha=alpha,
-            rng=rng, family=f"contamination: {tag}")
+            rng=rng, family=f"contamination: {tag}", other_texts=_first_texts(oth_ss, oth))
     except InputError as exc:
         notes.append(f"Article-level contamination not tested: {exc}")
     return SplitComparison(
@@ -620,6 +620,20 @@ def _compare(
         notes=tuple(notes),
         contamination=contamination,
     )
+
+
+def _first_texts(ss: Any, state: SplitState) -> list[str | None] | None:
+    """Text of the first chunk of each unit of a split, when a texts file sits beside its store."""
+    from lvmdiag.data.texts import window_text
+
+    used = np.flatnonzero(state.ok)
+    if used.size == 0:
+        return None
+    first = np.full(state.n_units, -1, dtype=np.int64)
+    order = np.arange(used.size)[::-1]  # the earliest used row of each unit wins
+    first[state.unit_of_row[order]] = used[order]
+    texts = [window_text(ss, int(r), 0) if r >= 0 else None for r in first]
+    return texts if any(texts) else None
 
 
 def _ecdf_result(name, values, finite, sv, obs, ref, oth, boot_a, boot_b, tag, family, ks_mc, w_mc

@@ -104,3 +104,17 @@ def test_no_false_alarms_on_random_article_resplits_of_the_real_data():
 def test_too_few_reference_articles_is_a_clear_error():
     with pytest.raises(InputError, match="needs >= 10 train articles"):
         analyze_contamination(np.ones((3, 4)), np.ones(3), np.ones((2, 4)), np.ones(2), ["a", "b"], split="val")
+
+
+def test_named_articles_carry_their_first_chunk_text_when_known():
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((300, 8)) + 5 * np.eye(8)[0]
+    far = rng.standard_normal((3, 8)) + 9 * np.eye(8)[1]
+    near = rng.standard_normal((12, 8)) + 5 * np.eye(8)[0]
+    names = [f"a{i}" for i in range(15)]
+    texts = [f"text of a{i}" for i in range(15)]
+    res = analyze_contamination(ref, np.ones(300), np.vstack([near, far]), np.ones(15), names, split="val",
+                                other_texts=texts, rng=0)
+    named = {a.article: a.text for a in res.flagged}
+    assert {"a12", "a13", "a14"} <= set(named) and named["a12"] == "text of a12"
+    assert "first chunk" in res.to_markdown() and "text of a13" in res.to_markdown()
