@@ -20,7 +20,8 @@ DOCS = REPO / "fixtures" / "python_docs"
 runner = CliRunner()
 
 # fields that name where data came from or how long it took, not what was found
-_PLACE = {"source", "sources", "path", "paths", "files", "out_dir", "seconds", "elapsed", "wall_s", "run_dir"}
+_PLACE = {"source", "sources", "path", "paths", "files", "out_dir", "seconds", "elapsed", "wall_s", "run_dir",
+          "stream_seconds", "state_bytes"}
 
 
 def _strip(obj):
