@@ -133,3 +133,16 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     for row in rows:
         lines.append("| " + " | ".join(str(c) for c in row) + " |")
     return "\n".join(lines)
+
+
+#: version of the JSON layout every command writes; bumped when a documented key changes meaning or goes
+SCHEMA_VERSION = 1
+
+
+def with_schema(payload: Any) -> dict[str, Any]:
+    """``payload`` (a JSON-safe dict) with ``schema_version`` and ``lvmdiag_version`` first (docs/JSON.md)."""
+    from lvmdiag import __version__
+
+    body = payload if isinstance(payload, dict) else {"result": payload}
+    body = {k: v for k, v in body.items() if k not in ("schema_version", "lvmdiag_version")}
+    return {"schema_version": SCHEMA_VERSION, "lvmdiag_version": __version__, **body}

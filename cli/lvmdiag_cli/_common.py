@@ -1,8 +1,10 @@
-"""Shared CLI plumbing: error-to-exit-code mapping, progress bars on stderr, atomic output."""
+"""Shared CLI plumbing: error-to-exit-code mapping, progress bars on stderr, checked options and outputs."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,8 +12,10 @@ from typing import Annotated, Any, Callable, Iterator, Optional
 
 import typer
 
+from lvmdiag import _validate as V
 from lvmdiag._atomic import write_json_atomic, write_text_atomic
-from lvmdiag.errors import LvmdiagError, LvmdiagWarning
+from lvmdiag.errors import InputError, LvmdiagError, LvmdiagWarning
+from lvmdiag.results import with_schema
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -78,21 +82,34 @@ def progress_bar(description: str, enabled: bool = True) -> Iterator[ProgressCal
         yield update
 
 
-def emit(markdown: str, out: Path | None, payload: Any | None = None, json_path: Path | None = None) -> None:
-    """Write the markdown to ``out`` (atomically) or stdout, and the JSON twin to ``json_path`` ('-' = stdout)."""
+def emit(markdown: str, out: Path | None, payload: Any | None = None, json_path: Path | None = None,
+         outputs: "OutputSet | None" = None) -> None:
+    """Write the markdown to ``out`` (atomically) or stdout, and the JSON twin to ``json_path`` ('-' = stdout).
+
+    The JSON carries ``schema_version`` and ``lvmdiag_version`` at the top (see docs/JSON.md). With
+    ``outputs`` the files are staged in its temporary directory and appear together when it commits.
+    """
+    stage = outputs.stage if outputs is not None else (lambda p: p)
+    if payload is not None:
+        payload = with_schema(payload)
     if json_path is not None and str(json_path) == "-":
         if out is not None:
-            write_text_atomic(out, markdown)
+            write_text_atomic(stage(out), markdown)
+        if outputs is not None:
+            outputs.commit()
         typer.echo(json.dumps(payload, indent=2, allow_nan=False))
         return
     if out is not None:
-        write_text_atomic(out, markdown)
-        typer.echo(f"wrote {out}", err=True)
+        write_text_atomic(stage(out), markdown)
     else:
         typer.echo(markdown)
     if json_path is not None:
-        write_json_atomic(json_path, payload)
-        typer.echo(f"wrote {json_path}", err=True)
+        write_json_atomic(stage(json_path), payload)
+    if outputs is not None:
+        outputs.commit()
+    for path in (out, json_path):
+        if path is not None:
+            typer.echo(f"wrote {path}", err=True)
 
 
 def refuse_overwrite_input(output: Path | None, inputs: list[Path | None]) -> None:
@@ -105,6 +122,126 @@ def refuse_overwrite_input(output: Path | None, inputs: list[Path | None]) -> No
             raise LvmdiagError(f"output {output} is also an input; choose another path (inputs are never overwritten).")
 
 
+def check_outputs(outputs: dict[str, Path | None], inputs: list[Path | None]) -> None:
+    """Check every output path before any work: not a directory, not under a regular file, not an input,
+    no two outputs the same. Messages name the user's path and option (``{"--out": path, ...}``)."""
+    seen: dict[Path, str] = {}
+    real_inputs = [Path(p) for p in inputs if p is not None]
+    for label, path in outputs.items():
+        if path is None or str(path) == "-":
+            continue
+        path = Path(path)
+        if path.is_dir():
+            raise InputError(f"{label} {path} is a directory; give a file path (e.g. {path / _example(label)}).")
+        for parent in path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise InputError(f"{label} {path}: {parent} is a file, not a directory; choose another path.")
+                if not os.access(parent, os.W_OK | os.X_OK):
+                    raise InputError(f"{label} {path}: cannot write in {parent} (permission denied).")
+                break
+        resolved = path.resolve()
+        for p in real_inputs:
+            if p.resolve() == resolved or p.resolve() in resolved.parents and p.is_dir():
+                raise InputError(f"{label} {path} is (inside) the input {p}; choose another path "
+                                 "(inputs are never overwritten).")
+        if resolved in seen:
+            raise InputError(f"{label} {path} is also {seen[resolved]}; give each output its own file.")
+        seen[resolved] = label
+
+
+def _example(label: str) -> str:
+    return {"--json": "result.json", "--plot": "plot.png"}.get(label, "report.md")
+
+
+_STAGE_PREFIX = ".lvmdiag-"
+
+
+class OutputSet:
+    """Stage a command's output files (markdown, JSON, PNGs) in a temporary directory beside each target
+    and move them into place together at the end, the markdown last.
+
+    A run killed before :meth:`commit` leaves its targets untouched (old or absent) and only a hidden
+    ``.lvmdiag-<pid>.tmp`` directory, which the next run beside the same targets removes.
+    """
+
+    def __init__(self) -> None:
+        self._dirs: dict[Path, Path] = {}
+
+    def stage(self, target: Path) -> Path:
+        """The temporary path at which to write ``target``."""
+        target = Path(target)
+        parent = target.parent.resolve()
+        if parent not in self._dirs:
+            parent.mkdir(parents=True, exist_ok=True)
+            _remove_stale_stages(parent)
+            tmp = parent / f"{_STAGE_PREFIX}{os.getpid()}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            self._dirs[parent] = tmp
+        return self._dirs[parent] / target.name
+
+    def commit(self) -> None:
+        """Move every staged file into place (PNGs and JSON first, markdown last) and drop the stages."""
+        moves = [(f, parent / f.name) for parent, tmp in self._dirs.items()
+                 for f in sorted(tmp.iterdir()) if not f.name.startswith(".")]
+        moves.sort(key=lambda m: m[0].suffix == ".md")
+        for src, dst in moves:
+            os.replace(src, dst)
+        self.discard()
+
+    def discard(self) -> None:
+        for tmp in self._dirs.values():
+            shutil.rmtree(tmp, ignore_errors=True)
+        self._dirs.clear()
+
+
+def _remove_stale_stages(parent: Path) -> None:
+    """Remove stage directories left in ``parent`` by killed runs (their process no longer exists)."""
+    for stale in parent.glob(f"{_STAGE_PREFIX}*.tmp"):
+        try:
+            pid = int(stale.name[len(_STAGE_PREFIX):-len(".tmp")])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(stale, ignore_errors=True)
+        except (ValueError, PermissionError, OSError):
+            continue
+
+
+@contextmanager
+def output_set() -> Iterator[OutputSet]:
+    """An :class:`OutputSet` whose stages are removed when the command fails before committing."""
+    outputs = OutputSet()
+    try:
+        yield outputs
+    finally:
+        outputs.discard()
+
+
+# ---- numeric options: one range per option, checked while parsing (before any work starts) ----
+def ranged(allowed: V.Range, *decls: str, help: str, **kwargs: Any) -> Any:
+    """A ``typer.Option`` whose value must lie in ``allowed`` (lvmdiag._validate); the help shows the range."""
+    name = decls[0]
+
+    def check(value: Any) -> Any:
+        if value is not None and not allowed.contains(value):
+            raise typer.BadParameter(f"must be {allowed.describe()}; got {value!r}.", param_hint=f"'{name}'")
+        return value
+
+    check.lvmdiag_range = allowed  # type: ignore[attr-defined]  # lets a test find unchecked options
+    return typer.Option(*decls, help=f"{help} [{allowed.describe()}]", callback=check, **kwargs)
+
+
+SeedOption = Annotated[int, ranged(V.SEED, "--seed", help="Seed for every random step (same seed, same numbers).")]
+BlockRowsOption = Annotated[int, ranged(V.COUNT, "--block-rows", help="Windows read per block (memory bound).")]
+NPermutationsOption = Annotated[int, ranged(V.N_PERMUTATIONS, "--n-permutations", "--permutations",
+                                            help="Whole-article permutations per test.")]
+NBootstrapOption = Annotated[int, ranged(V.N_BOOTSTRAP, "--n-bootstrap", help="Article-bootstrap replicates per interval.")]
+AlphaOption = Annotated[float, ranged(V.PROBABILITY_OPEN, "--alpha", help="Level of the findings (BH-adjusted p).")]
+ThresholdOption = Annotated[float, ranged(V.COSINE_THRESHOLD, "--threshold",
+                                          help="Cosine at or above which a chunk is a near-duplicate.")]
+
+
 # ---- options shared by the data commands (one definition, the same help everywhere) ----
 TrainOption = Annotated[Path, typer.Option("--train", help="Training sequences (.npz, .npy dir or article store).")]
 ValOption = Annotated[Path, typer.Option("--val", help="Validation sequences (may be the same two-split file).")]
@@ -114,7 +251,7 @@ OptionalValOption = Annotated[
 OodOption = Annotated[
     Optional[Path], typer.Option("--ood", help="Out-of-distribution sequences, also compared with train.")
 ]
-KOption = Annotated[int, typer.Option("--k", help="Window length K when reading an article store.")]
+KOption = Annotated[int, ranged(V.COUNT, "--k", help="Window length K when reading an article store.")]
 AllowPickleOption = Annotated[
     bool, typer.Option("--allow-pickle", help="Read object arrays (can run code from the file).")
 ]

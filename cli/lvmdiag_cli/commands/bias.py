@@ -9,19 +9,24 @@ import typer
 
 from lvmdiag_cli._common import (
     AllowPickleOption,
+    BlockRowsOption,
     JsonOption,
     KOption,
     OodOption,
     OptionalValOption,
     OutOption,
     QuietOption,
+    SeedOption,
     TrainOption,
+    V,
     attach_plot,
+    check_outputs,
     emit,
     handle_errors,
     load_named_splits,
+    output_set,
     progress_bar,
-    refuse_overwrite_input,
+    ranged,
 )
 
 
@@ -34,9 +39,9 @@ def bias_cmd(
     out: OutOption = None,
     json_path: JsonOption = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the PNG here (default: beside --out, same stem).")] = None,
-    n_resamples: Annotated[int, typer.Option("--n-resamples", help="Article bootstrap resamples and permutations.")] = 1000,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for bootstraps and permutations.")] = 0,
-    block_rows: Annotated[int, typer.Option("--block-rows", help="Windows read per block (memory bound).")] = 8192,
+    n_resamples: Annotated[int, ranged(V.COUNT, "--n-resamples", help="Article bootstrap resamples and permutations.")] = 1000,
+    seed: SeedOption = 0,
+    block_rows: BlockRowsOption = 8192,
     direction: Annotated[bool, typer.Option("--direction/--no-direction",
                                             help="Add the arrow-of-time test (Δ alone cannot see direction).")] = True,
     quiet: QuietOption = False,
@@ -47,19 +52,19 @@ def bias_cmd(
 
         inputs = [train, val, ood]
         png = plot if plot is not None else (out.with_suffix(".png") if out is not None else None)
-        for output in (out, json_path, png):
-            refuse_overwrite_input(output, inputs)
+        check_outputs({"--out": out, "--json": json_path, "--plot": png}, inputs)
         splits = load_named_splits(train, val, ood, k, allow_pickle)
         with progress_bar("bias", enabled=not quiet) as bar:
             report = analyze_bias_report(splits, direction=direction, n_resamples=n_resamples, rng=seed,
                                          block_rows=block_rows, progress=bar)
         markdown = report.to_markdown()
-        if png is not None:
-            from lvmdiag.plots.bias import plot_bias
+        with output_set() as outputs:
+            if png is not None:
+                from lvmdiag.plots.bias import plot_bias
 
-            markdown = attach_plot(markdown, png, out, "position and lag profiles",
-                                   lambda p: plot_bias(report.bias, p))
-        emit(markdown, out, report.to_dict(), json_path)
+                markdown = attach_plot(markdown, png, out, "position and lag profiles",
+                                       lambda p: plot_bias(report.bias, outputs.stage(p)))
+            emit(markdown, out, report.to_dict(), json_path, outputs)
 
 
 def register(app: typer.Typer) -> None:

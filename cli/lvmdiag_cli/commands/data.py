@@ -8,18 +8,25 @@ from typing import Annotated, Optional
 import typer
 
 from lvmdiag_cli._common import (
-    AllowPickleOption,
     EXIT_FINDING,
+    AllowPickleOption,
+    AlphaOption,
     KOption,
+    NBootstrapOption,
+    NPermutationsOption,
     OodOption,
     OutOption,
     QuietOption,
+    SeedOption,
+    ThresholdOption,
     TrainOption,
     ValOption,
+    check_outputs,
     emit,
     handle_errors,
+    output_set,
     progress_bar,
-    refuse_overwrite_input,
+    sibling_png,
 )
 
 
@@ -34,11 +41,11 @@ def data_cmd(
     fail_on: Annotated[Optional[str], typer.Option(
         "--fail-on", help="Exit 1 when any of these findings is present: comma list of leakage, divergence, bias, "
                           "direction, no-direction, or any.")] = None,
-    n_permutations: Annotated[int, typer.Option("--n-permutations", help="Whole-article permutations per test.")] = 200,
-    n_bootstrap: Annotated[int, typer.Option("--n-bootstrap", help="Article-bootstrap replicates per interval.")] = 200,
-    threshold: Annotated[float, typer.Option("--threshold", help="Near-duplicate cosine for leakage.")] = 0.98,
-    alpha: Annotated[float, typer.Option("--alpha", help="Level of the findings (BH-adjusted p).")] = 0.05,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for every resampling in the report.")] = 0,
+    n_permutations: NPermutationsOption = 200,
+    n_bootstrap: NBootstrapOption = 200,
+    threshold: ThresholdOption = 0.98,
+    alpha: AlphaOption = 0.05,
+    seed: SeedOption = 0,
     quiet: QuietOption = False,
 ) -> None:
     """One data report (verdict first): temporal bias, arrow of time, split divergence and leakage."""
@@ -46,14 +53,15 @@ def data_cmd(
         from lvmdiag.analyzers.data_report import analyze_data, parse_fail_on, write_plots
 
         gate = parse_fail_on(fail_on)
-        refuse_overwrite_input(out, [train, val, ood])
-        refuse_overwrite_input(json_path, [train, val, ood])
+        pngs = {f"PNG {s}": sibling_png(out, s) for s in ("bias", "direction", "divergence", "leakage")}
+        check_outputs({"--out": out, "--json": json_path, **pngs}, [train, val, ood])
         with progress_bar("data report", enabled=not quiet) as bar:
             report = analyze_data({"train": train, "val": val, "ood": ood}, k=k, allow_pickle=allow_pickle,
                                   n_permutations=n_permutations, n_bootstrap=n_bootstrap, threshold=threshold,
                                   alpha=alpha, rng=seed, progress=bar)
-        images = write_plots(report, out) if out is not None else {}
-        emit(report.to_markdown(images), out, report.to_dict(), json_path)
+        with output_set() as outputs:
+            images = write_plots(report, outputs.stage(out)) if out is not None else {}
+            emit(report.to_markdown(images), out, report.to_dict(), json_path, outputs)
     hit = sorted(gate & report.finding_kinds())
     if hit:
         typer.echo(f"failing: finding(s) present: {', '.join(hit)}", err=True)
