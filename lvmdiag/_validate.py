@@ -66,6 +66,7 @@ COSINE = Range(-1, 1)
 UNIT = Range(0, 1)
 POSITIVE = Range(0, lo_open=True)
 NONNEG = Range(0)
+FINITE = Range()
 N_PERMUTATIONS = COUNT  # one place to change when permutations accept "auto"
 N_BOOTSTRAP = COUNT
 
@@ -82,3 +83,14 @@ def check_seed(rng: Any, name: str = "seed") -> None:
     if rng is None or isinstance(rng, (np.random.Generator, np.random.SeedSequence, np.random.BitGenerator)):
         return
     check(name, rng, SEED)
+
+
+def check_options(*, n_permutations: Any = None, n_bootstrap: Any = None, threshold: Any = None,
+                  alpha: Any = None, rng: Any = None) -> None:
+    """The resampling options a report shares, checked before any file is read (None = not used)."""
+    for name, value, allowed in (("n_permutations", n_permutations, N_PERMUTATIONS),
+                                 ("n_bootstrap", n_bootstrap, N_BOOTSTRAP),
+                                 ("threshold", threshold, COSINE_THRESHOLD), ("alpha", alpha, PROBABILITY_OPEN)):
+        if value is not None:
+            check(name, value, allowed)
+    check_seed(rng)

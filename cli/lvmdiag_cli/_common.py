@@ -146,8 +146,18 @@ def check_outputs(outputs: dict[str, Path | None], inputs: list[Path | None]) ->
                 raise InputError(f"{label} {path} is (inside) the input {p}; choose another path "
                                  "(inputs are never overwritten).")
         if resolved in seen:
-            raise InputError(f"{label} {path} is also {seen[resolved]}; give each output its own file.")
+            raise InputError(f"{label} {path} is also {seen[resolved]}; give two different files.")
         seen[resolved] = label
+
+
+def check_output_dir(label: str, path: Path) -> None:
+    """An output *directory* must not be a file nor lie under one (checked before any work)."""
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "is a file" if p == path else f"lies under the file {p}"
+                raise InputError(f"{label} {path} {where}; give a directory path.")
+            return
 
 
 def _example(label: str) -> str:
@@ -162,20 +172,20 @@ class OutputSet:
     and move them into place together at the end, the markdown last.
 
     A run killed before :meth:`commit` leaves its targets untouched (old or absent) and only a hidden
-    ``.lvmdiag-<pid>.tmp`` directory, which the next run beside the same targets removes.
+    ``.lvmdiag-<pid>-<n>.tmp`` directory, which the next run writing beside the same targets removes.
     """
 
     def __init__(self) -> None:
         self._dirs: dict[Path, Path] = {}
 
     def stage(self, target: Path) -> Path:
-        """The temporary path at which to write ``target``."""
+        """The temporary path at which to write ``target`` (nothing is created at ``target`` itself)."""
         target = Path(target)
-        parent = target.parent.resolve()
+        parent = target.parent.absolute()
         if parent not in self._dirs:
-            parent.mkdir(parents=True, exist_ok=True)
-            _remove_stale_stages(parent)
-            tmp = parent / f"{_STAGE_PREFIX}{os.getpid()}.tmp"
+            home = next(p for p in (parent, *parent.parents) if p.exists())  # a missing parent is made at commit
+            _remove_stale_stages(home)
+            tmp = home / f"{_STAGE_PREFIX}{os.getpid()}-{len(self._dirs)}.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
             self._dirs[parent] = tmp
@@ -187,6 +197,7 @@ class OutputSet:
                  for f in sorted(tmp.iterdir()) if not f.name.startswith(".")]
         moves.sort(key=lambda m: m[0].suffix == ".md")
         for src, dst in moves:
+            dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
         self.discard()
 
@@ -200,11 +211,11 @@ def _remove_stale_stages(parent: Path) -> None:
     """Remove stage directories left in ``parent`` by killed runs (their process no longer exists)."""
     for stale in parent.glob(f"{_STAGE_PREFIX}*.tmp"):
         try:
-            pid = int(stale.name[len(_STAGE_PREFIX):-len(".tmp")])
+            pid = int(stale.name[len(_STAGE_PREFIX):].split("-")[0].split(".")[0])
             os.kill(pid, 0)
         except ProcessLookupError:
             shutil.rmtree(stale, ignore_errors=True)
-        except (ValueError, PermissionError, OSError):
+        except (ValueError, OSError):  # not ours, or a live process of another user
             continue
 
 

@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from lvmdiag.data.sequences import SequenceSet
+from lvmdiag._validate import check_options
 from lvmdiag.errors import InputError, LvmdiagError
 from lvmdiag.results import Result, fmt_p
 from lvmdiag.stats.multiple_testing import adjust_all, iter_tests
@@ -219,6 +220,7 @@ def analyze_data(
     DataReport with the section results (their TestResults carry report-wide BH ``pvalue_adjusted``),
     the findings, and why any section is missing (``skipped``).
     """
+    check_options(n_permutations=n_permutations, n_bootstrap=n_bootstrap, threshold=threshold, alpha=alpha, rng=rng)
     loaded = _load_all(splits, k, allow_pickle)
     _iv(loaded, sections, reference)
     names = [reference] + [n for n in loaded if n != reference]

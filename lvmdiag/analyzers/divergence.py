@@ -35,6 +35,7 @@ from lvmdiag.stats.group_kfold import assign_group_folds
 from lvmdiag.stats.mmd import RandomFourierFeatures, median_bandwidth
 from lvmdiag.stats.multiple_testing import adjust_all, iter_tests
 from lvmdiag.stats.resampling import as_rng, permutation_pvalue
+from lvmdiag._validate import COUNT, check
 from lvmdiag.stats.two_sample import (
     SortedValues,
     auc_per_column,
@@ -283,6 +284,7 @@ def analyze_divergence(
     ``pvalue_adjusted`` (Benjamini-Hochberg across all tests of the result).
     """
     _divergence_iv(splits, reference, n_permutations, n_bootstrap)
+    check("block_rows", block_rows, COUNT)
     rng = as_rng(rng)
     names = [reference] + [n for n in splits if n != reference]
     ordered = [splits[n] for n in names]
