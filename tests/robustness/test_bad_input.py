@@ -13,20 +13,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import K, build_world, snapshot
+from corpus import K, snapshot
 from lvmdiag_cli.app import app
 
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _build_the_click_group_once(monkeypatch):
-    """typer rebuilds the click commands from the function signatures on every invoke (~0.3 s here);
-    the corpus runs hundreds of cases against one unchanging app, so build it once."""
-    import typer.testing
-
-    group = typer.testing._get_command(app)
-    monkeypatch.setattr(typer.testing, "_get_command", lambda _app: group)
 COMMANDS = ("bias", "direction", "diverge", "leakage", "data", "resplit", "report", "train", "evaluate")
 # files that are bad on their own (read by any command); d_mismatch.npz is only bad beside train.npz
 SOLO_BAD = ("missing.npz", "zero_bytes.npz", "truncated.npz", "text.npz", "no_keys.npz", "only_contexts.npz",
@@ -34,23 +26,6 @@ SOLO_BAD = ("missing.npz", "zero_bytes.npz", "truncated.npz", "text.npz", "no_ke
             "zeros.npz", "flat.npz", "empty_dir", "zip_of_text.npz")
 NOT_COUNTS = ("0", "-1", "abc", "1.5", "nan", "")
 NOT_SEEDS = ("-1", "-5", "abc", "0.5", "nan")
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    w = build_world(tmp_path_factory.mktemp("corpus"))
-    torch = pytest.importorskip("torch")
-    torch.set_num_threads(1)
-    from lvmdiag.data.readers import load_sequences
-    from lvmdiag.train import TrainConfig, train
-
-    # one tiny checkpoint for `evaluate` (a few hundred parameters, one epoch)
-    cfg = TrainConfig(epochs=1, d_model=8, nhead=1, num_layers=1, batch_size=16, context_length=K,
-                      eval_pool_size=8, train_eval_size=8)
-    sets = [load_sequences(w.good[n], split=n, k=K) for n in ("train", "val")]
-    train(cfg, *sets, out_dir=w.root / "trained", write_report=False)
-    w.checkpoint = w.root / "trained" / "best.pt"
-    return w
 
 
 def _split_opts(w, train_arg="--train", val_arg="--val"):
