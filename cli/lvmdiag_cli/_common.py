@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -165,6 +166,8 @@ def _example(label: str) -> str:
 
 
 _STAGE_PREFIX = ".lvmdiag-"
+#: seconds to sleep before each move into place: a test hook for killing a run mid-commit
+COMMIT_SLEEP_ENV = "LVMDIAG_TEST_COMMIT_SLEEP"
 
 
 class OutputSet:
@@ -196,7 +199,10 @@ class OutputSet:
         moves = [(f, parent / f.name) for parent, tmp in self._dirs.items()
                  for f in sorted(tmp.iterdir()) if not f.name.startswith(".")]
         moves.sort(key=lambda m: m[0].suffix == ".md")
+        delay = float(os.environ.get(COMMIT_SLEEP_ENV) or 0)
         for src, dst in moves:
+            if delay:
+                time.sleep(delay)
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
         self.discard()

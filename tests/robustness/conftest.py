@@ -9,19 +9,26 @@ from corpus import K, World, build_world
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory) -> World:
-    """The corpus directory, with one tiny checkpoint for ``evaluate`` (one epoch, a few hundred weights)."""
-    w = build_world(tmp_path_factory.mktemp("corpus"))
+    """The corpus directory (good inputs, bad inputs, a run directory)."""
+    return build_world(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="session")
+def checkpoint(world) -> World:
+    """The corpus with one tiny checkpoint for ``evaluate`` (one epoch, a few hundred weights)."""
     torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     from lvmdiag.data.readers import load_sequences
     from lvmdiag.train import TrainConfig, train
 
     cfg = TrainConfig(epochs=1, d_model=8, nhead=1, num_layers=1, batch_size=16, context_length=K,
                       eval_pool_size=8, train_eval_size=8)
-    sets = [load_sequences(w.good[n], split=n, k=K) for n in ("train", "val")]
-    train(cfg, *sets, out_dir=w.root / "trained", write_report=False)
-    w.checkpoint = w.root / "trained" / "best.pt"
-    return w
+    sets = [load_sequences(world.good[n], split=n, k=K) for n in ("train", "val")]
+    train(cfg, *sets, out_dir=world.root / "trained", write_report=False)
+    torch.set_num_threads(threads)
+    world.checkpoint = world.root / "trained" / "best.pt"
+    return world
 
 
 @pytest.fixture(scope="session")

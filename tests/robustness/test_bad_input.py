@@ -238,7 +238,10 @@ def _check(w, before, cmd, args, needle):
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_every_bad_input_is_one_line_exit_2_and_leaves_no_file(world, command, monkeypatch):
+def test_every_bad_input_is_one_line_exit_2_and_leaves_no_file(request, command, monkeypatch):
+    if command in ("train", "evaluate"):
+        pytest.importorskip("torch")  # the train extra
+    world = request.getfixturevalue("checkpoint" if command == "evaluate" else "world")
     monkeypatch.chdir(world.root)  # a stray relative output would show up in the snapshot
     cases = BUILDERS[command](world)
     assert len(cases) >= 30, f"{command}: only {len(cases)} bad inputs"

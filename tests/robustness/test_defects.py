@@ -58,6 +58,7 @@ def test_library_refuses_negative_seed_and_zero_block_rows(world):
 
 # ---- 17.2: train --force overwrote its own --config when it sat inside --out ----------------------------
 def test_train_force_never_overwrites_its_config_input(world, tmp_path):
+    pytest.importorskip("torch")
     out = tmp_path / "run"
     out.mkdir()
     config = out / "config.json"
@@ -131,13 +132,15 @@ def test_out_under_a_regular_file_is_refused_before_any_work(world, tmp_path, no
 
 # ---- 17.5: evaluate --split bogus was silently ignored ---------------------------------------------------
 @pytest.mark.parametrize("data, split", [("val", "bogus"), ("val", "val"), ("two_split", "bogus")])
-def test_evaluate_split_must_exist(world, data, split):
+def test_evaluate_split_must_exist(checkpoint, data, split):
+    world = checkpoint
     res = runner.invoke(app, ["evaluate", str(world.checkpoint), "--data", str(world.good[data]), "--split", split,
                               "--threads", "1"])
     _one_error_line(res, "--split")
 
 
-def test_evaluate_split_of_a_two_split_file_still_works(world):
+def test_evaluate_split_of_a_two_split_file_still_works(checkpoint):
+    world = checkpoint
     res = runner.invoke(app, ["evaluate", str(world.checkpoint), "--data", str(world.good["two_split"]),
                               "--split", "val", "--threads", "1"])
     assert res.exit_code == 0, res.output
@@ -196,6 +199,7 @@ def test_resplit_with_all_zero_articles_prints_no_runtime_warning(tmp_path):
 
 
 def test_train_on_a_single_window_is_a_clear_error(world, tmp_path):
+    pytest.importorskip("torch")
     one = tmp_path / "one.npz"
     with np.load(world.good["train"]) as z:
         np.savez(one, contexts=z["contexts"][:1], targets=z["targets"][:1])
@@ -228,9 +232,10 @@ def test_help_uses_conventional_metavars(command):
     assert "PATH" in text and "--help" in text
 
 
-def test_every_command_json_carries_schema_and_version(world, tmp_path):
+def test_every_command_json_carries_schema_and_version(checkpoint, tmp_path):
     import lvmdiag
 
+    world = checkpoint
     ck, tr, va = str(world.checkpoint), str(world.good["train"]), str(world.good["val"])
     runs = {
         "bias": ["bias", *_splits(world), "--n-resamples", "9", "--no-direction"],
