@@ -143,9 +143,10 @@ def check_outputs(outputs: dict[str, Path | None], inputs: list[Path | None]) ->
                 break
         resolved = path.resolve()
         for p in real_inputs:
-            if p.resolve() == resolved or p.resolve() in resolved.parents and p.is_dir():
-                raise InputError(f"{label} {path} is (inside) the input {p}; choose another path "
-                                 "(inputs are never overwritten).")
+            if p.resolve() == resolved:
+                raise InputError(f"{label} {path} is also an input; choose another path (inputs are never overwritten).")
+            if p.is_dir() and p.resolve() in resolved.parents:
+                raise InputError(f"{label} {path} lies inside the input directory {p}; choose another path.")
         if resolved in seen:
             raise InputError(f"{label} {path} is also {seen[resolved]}; give two different files.")
         seen[resolved] = label
@@ -246,7 +247,9 @@ def ranged(allowed: V.Range, *decls: str, help: str, **kwargs: Any) -> Any:
         return value
 
     check.lvmdiag_range = allowed  # type: ignore[attr-defined]  # lets a test find unchecked options
-    return typer.Option(*decls, help=f"{help} [{allowed.describe()}]", callback=check, **kwargs)
+    from rich.markup import escape  # help text is rich markup: "[0, 1]" would otherwise vanish as a tag
+
+    return typer.Option(*decls, help=escape(f"{help} ({allowed.describe()})"), callback=check, **kwargs)
 
 
 SeedOption = Annotated[int, ranged(V.SEED, "--seed", help="Seed for every random step (same seed, same numbers).")]

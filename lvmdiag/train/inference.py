@@ -132,7 +132,7 @@ def evaluate_file(checkpoint: str | Path, data_path: str | Path, *, split: str |
     beside copy-last and mean-of-context on the same rows."""
     from lvmdiag.data.readers import load_sequences, split_names
 
-    if split is not None:  # a two-split file's split; on any other file the choice would be silently ignored
+    if split is not None and Path(data_path).exists():  # on a one-split file --split would be silently ignored
         held = split_names(data_path)
         if split not in held:
             where = f"holds the splits {', '.join(held)}" if held else "holds one split, so --split does not apply"

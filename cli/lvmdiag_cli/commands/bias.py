@@ -52,7 +52,7 @@ def bias_cmd(
 
         inputs = [train, val, ood]
         png = plot if plot is not None else (out.with_suffix(".png") if out is not None else None)
-        check_outputs({"--out": out, "--json": json_path, "--plot": png}, inputs)
+        check_outputs({"--out": out, "--json": json_path, "--plot" if plot is not None else "PNG": png}, inputs)
         splits = load_named_splits(train, val, ood, k, allow_pickle)
         with progress_bar("bias", enabled=not quiet) as bar:
             report = analyze_bias_report(splits, direction=direction, n_resamples=n_resamples, rng=seed,
