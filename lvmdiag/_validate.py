@@ -67,7 +67,7 @@ UNIT = Range(0, 1)
 POSITIVE = Range(0, lo_open=True)
 NONNEG = Range(0)
 FINITE = Range()
-N_PERMUTATIONS = COUNT  # one place to change when permutations accept "auto"
+N_PERMUTATIONS = COUNT  # or "auto" (lvmdiag.stats.sequential.resolve_cap)
 N_BOOTSTRAP = COUNT
 
 
@@ -88,8 +88,14 @@ def check_seed(rng: Any, name: str = "seed") -> None:
 def check_options(*, n_permutations: Any = None, n_bootstrap: Any = None, threshold: Any = None,
                   alpha: Any = None, rng: Any = None) -> None:
     """The resampling options a report shares, checked before any file is read (None = not used)."""
-    for name, value, allowed in (("n_permutations", n_permutations, N_PERMUTATIONS),
-                                 ("n_bootstrap", n_bootstrap, N_BOOTSTRAP),
+    if n_permutations is not None and not (isinstance(n_permutations, str) and n_permutations.strip().lower() == "auto"):
+        try:
+            count = int(n_permutations) if isinstance(n_permutations, str) else n_permutations
+        except ValueError:
+            raise InputError(f"n_permutations must be {N_PERMUTATIONS.describe()} or 'auto'; "
+                             f"got {n_permutations!r}.") from None
+        check("n_permutations", count, N_PERMUTATIONS)
+    for name, value, allowed in (("n_bootstrap", n_bootstrap, N_BOOTSTRAP),
                                  ("threshold", threshold, COSINE_THRESHOLD), ("alpha", alpha, PROBABILITY_OPEN)):
         if value is not None:
             check(name, value, allowed)

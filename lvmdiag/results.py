@@ -79,8 +79,13 @@ class Estimate(Result):
 class TestResult(Result):
     """A hypothesis test: statistic, effect size with CI, and a resampling p-value that is never 0.
 
-    ``pvalue`` is (b+1)/(B+1) for ``n_resamples`` = B permutations; ``pvalue_adjusted`` is filled
-    by a multiple-testing correction (Benjamini-Hochberg) when the test is part of a family.
+    ``pvalue`` is (b+1)/(B+1) for ``n_resamples`` = B replicates actually drawn (a test stops
+    drawing once it can no longer reach its level; see :mod:`lvmdiag.stats.sequential`), with
+    ``mc_error`` its Monte-Carlo standard error. ``family`` names the question the test belongs to
+    (e.g. ``"direction: val"``); ``pvalue_adjusted`` is Benjamini-Hochberg within that family of
+    ``family_size`` tests. ``null_value`` is the effect's value under no effect (0 for a difference,
+    0.5 for an AUC, the permutation mean for a distance), so a verdict can say whether the interval
+    excludes it.
     """
 
     __test__ = False  # not a pytest test class
@@ -92,6 +97,60 @@ class TestResult(Result):
     n_resamples: int
     method: str
     pvalue_adjusted: float | None = None
+    family: str = ""
+    family_size: int | None = None
+    null_value: float | None = None
+    mc_error: float | None = None
+    n_resamples_cap: int | None = None
+
+    @property
+    def p(self) -> float:
+        """The p-value decisions use: BH-adjusted within the family when adjusted, else raw."""
+        return self.pvalue_adjusted if self.pvalue_adjusted is not None else self.pvalue
+
+    def interval_excludes_null(self) -> bool:
+        """True when the effect's interval lies wholly on one side of ``null_value``."""
+        ci = self.effect.ci
+        if ci is None or self.null_value is None or not (math.isfinite(ci.low) and math.isfinite(ci.high)):
+            return False
+        return ci.low > self.null_value or ci.high < self.null_value
+
+    def interval_contradicts(self) -> bool:
+        """True when the interval is known, the null value is known, and the interval contains it."""
+        ci = self.effect.ci
+        known = ci is not None and self.null_value is not None and math.isfinite(ci.low) and math.isfinite(ci.high)
+        return bool(known and not self.interval_excludes_null())
+
+    def status(self, alpha: float) -> str:
+        """The one verdict rule of lvmdiag (markdown, JSON, findings and figures all use it).
+
+        "significant": the family-corrected p is at most ``alpha`` and the interval (when it has a
+        null value to compare with) excludes the null, so a verdict never contradicts its interval;
+        "nominal": not significant, but the raw p is at most ``alpha`` or the interval excludes the
+        null (a signal the correction does not confirm: reported as such, never as "chance");
+        "none": neither.
+        """
+        if self.p <= alpha and not self.interval_contradicts():
+            return "significant"
+        if self.pvalue <= alpha or self.interval_excludes_null():
+            return "nominal"
+        return "none"
+
+    def evidence(self, alpha: float) -> str:
+        """Effect, interval and p in words that agree with :meth:`status`."""
+        eff = self.effect.to_markdown()
+        p = fmt_p(self.pvalue, self.n_resamples)
+        fam = f" over {self.family_size} tests" if self.family_size and self.family_size > 1 else ""
+        adj = f", BH p {fmt_p(self.pvalue_adjusted, self.n_resamples)}{fam}" if self.pvalue_adjusted is not None else ""
+        text = f"{eff}, p {p}{adj}"
+        if self.status(alpha) == "nominal":
+            if self.p <= alpha:  # corrected p passes, but the interval still contains the null
+                text += f" (p passes, but the interval still contains {fmt(self.null_value)}: not significant)"
+            else:
+                why = ("the interval excludes " + fmt(self.null_value) if self.interval_excludes_null()
+                       else f"p ≤ {alpha:g} before correction")
+                text += f" ({why}, but not significant after correction)"
+        return text
 
     def to_markdown(self) -> str:
         p = fmt_p(self.pvalue, self.n_resamples)

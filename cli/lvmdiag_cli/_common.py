@@ -237,25 +237,39 @@ def output_set() -> Iterator[OutputSet]:
 
 
 # ---- numeric options: one range per option, checked while parsing (before any work starts) ----
-def ranged(allowed: V.Range, *decls: str, help: str, **kwargs: Any) -> Any:
-    """A ``typer.Option`` whose value must lie in ``allowed`` (lvmdiag._validate); the help shows the range."""
+def ranged(allowed: V.Range, *decls: str, help: str, words: tuple[str, ...] = (), **kwargs: Any) -> Any:
+    """A ``typer.Option`` whose value must lie in ``allowed`` (lvmdiag._validate); the help shows the range.
+
+    With ``words`` (e.g. ``("auto",)``) the option is text: one of the words, or a number in range.
+    """
     name = decls[0]
+    what = allowed.describe() + "".join(f" or '{w}'" for w in words)
 
     def check(value: Any) -> Any:
-        if value is not None and not allowed.contains(value):
-            raise typer.BadParameter(f"must be {allowed.describe()}; got {value!r}.", param_hint=f"'{name}'")
+        if value is None or (words and str(value).strip().lower() in words):
+            return value
+        number = value
+        if isinstance(value, str):
+            try:
+                number = int(value) if allowed.integer else float(value)
+            except ValueError:
+                number = None
+        if not allowed.contains(number):
+            raise typer.BadParameter(f"must be {what}; got {value!r}.", param_hint=f"'{name}'")
         return value
 
     check.lvmdiag_range = allowed  # type: ignore[attr-defined]  # lets a test find unchecked options
     from rich.markup import escape  # help text is rich markup: "[0, 1]" would otherwise vanish as a tag
 
-    return typer.Option(*decls, help=escape(f"{help} ({allowed.describe()})"), callback=check, **kwargs)
+    return typer.Option(*decls, help=escape(f"{help} ({what})"), callback=check, **kwargs)
 
 
 SeedOption = Annotated[int, ranged(V.SEED, "--seed", help="Seed for every random step (same seed, same numbers).")]
 BlockRowsOption = Annotated[int, ranged(V.COUNT, "--block-rows", help="Windows read per block (memory bound).")]
-NPermutationsOption = Annotated[int, ranged(V.N_PERMUTATIONS, "--n-permutations", "--permutations",
-                                            help="Whole-article permutations per test.")]
+NPermutationsOption = Annotated[str, ranged(
+    V.N_PERMUTATIONS, "--n-permutations", "--permutations", words=("auto",), metavar="N|auto",
+    help="Cap on whole-article permutations (flips, for direction) per test, or auto (each test stops once it "
+         "cannot reach alpha; auto lets a lone effect reach alpha/m in its family).")]
 NBootstrapOption = Annotated[int, ranged(V.N_BOOTSTRAP, "--n-bootstrap", help="Article-bootstrap replicates per interval.")]
 AlphaOption = Annotated[float, ranged(V.PROBABILITY_OPEN, "--alpha", help="Level of the findings (BH-adjusted p).")]
 ThresholdOption = Annotated[float, ranged(V.COSINE_THRESHOLD, "--threshold",

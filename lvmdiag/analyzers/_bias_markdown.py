@@ -124,16 +124,18 @@ def bias_comparison_md(c: "BiasComparison") -> str:
         lines += [f"## Differences {nm} − {c.reference}", ""]
         rows = [
             [t.name, fmt(t.statistic), _ci_cell(t.effect), fmt_p(t.pvalue, t.n_resamples),
-             fmt_p(t.pvalue_adjusted, t.n_resamples)]
+             fmt_p(t.pvalue_adjusted, t.n_resamples), t.n_resamples]
             for t in tests
         ]
-        lines += [md_table(["statistic", "difference", "CI", "p (permutation)", "p (BH)"], rows), ""]
+        lines += [md_table(["statistic", "difference", "CI", "p (permutation)", "p (BH)", "permutations"], rows), ""]
         unit = "block" if c.group_method == "contiguous-blocks" else "article"
+        cap = max((t.n_resamples_cap or t.n_resamples) for t in tests) if tests else 0
         lines.append(
-            f"CI: stratified {unit}-cluster bootstrap; p: {unit} labels permuted between the two splits "
-            f"({c.n_resamples} permutations, p = (b+1)/(B+1)); BH: Benjamini-Hochberg "
-            "within this table (across the whole report in `lvmdiag data`). Lag K (= cos(c_0, t)) and the copy-last "
-            "margin (= cos(c_last, t) − 1) are not repeated here."
+            f"CI: stratified {unit}-cluster bootstrap ({c.n_resamples} replicates); p: {unit} labels permuted "
+            f"between the two splits, p = (b+1)/(B+1) over the B drawn (at most {cap}; a test stops drawing once it "
+            "cannot reach α); BH: Benjamini-Hochberg within this table, the family of this comparison (the same in "
+            "`lvmdiag data`). Lag K (= cos(c_0, t)) and the copy-last margin (= cos(c_last, t) − 1) are not "
+            "repeated here."
         )
         lines.append("")
     for nm in names:

@@ -45,7 +45,7 @@ def analyze_bias_report(
     *,
     direction: bool = True,
     n_resamples: int = 1000,
-    n_permutations: int = 499,
+    n_permutations: int | str = "auto",
     rng: np.random.Generator | int | None = 0,
     block_rows: int = 8192,
     progress: ProgressCallback | None = None,
@@ -56,8 +56,9 @@ def analyze_bias_report(
     ----------
     splits : split name -> SequenceSet, the reference split "train" among them
     direction : also run :func:`lvmdiag.analyzers.direction.analyze_direction` (article-flip test)
-    n_resamples : bootstrap resamples / permutations of the bias statistics
-    n_permutations : article flips of the direction test
+    n_resamples : bootstrap resamples of the bias statistics' intervals
+    n_permutations : cap on the permutations of the bias differences and the article flips of the
+        direction test, or "auto" (see :mod:`lvmdiag.stats.sequential`)
     rng, block_rows, progress : as in :func:`lvmdiag.analyzers.temporal_bias.analyze_bias`
 
     Returns
@@ -78,7 +79,7 @@ def analyze_bias_report(
     else:
         bias = compare_bias(
             dict(splits), groups=dict(zip(names, assignment.labels)), group_method=assignment.method,
-            group_note=assignment.note, n_resamples=n_resamples,
+            group_note=assignment.note, n_resamples=n_resamples, n_permutations=n_permutations,
             rng=rng, block_rows=block_rows, progress=bias_progress,
         )
     arrow = None

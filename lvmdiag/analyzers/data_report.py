@@ -1,8 +1,11 @@
 """`lvmdiag data`: one report on a set of splits: temporal bias, direction, divergence and leakage.
 
-The four analyzers run on the same splits with one article grouping (resolved once), their tests
-form one Benjamini-Hochberg family (every TestResult in the report), and the report opens with a
-short verdict and a list of findings that a CI job can gate on (``--fail-on``).
+The four analyzers run on the same splits with one article grouping (resolved once). Their tests
+are corrected for multiple testing within one family per question and split (direction of val,
+divergence of val vs train, bias differences val − train, contamination of val, ...), exactly as
+each analyzer's own command does, so `lvmdiag data` and `lvmdiag direction` give the same verdict on
+the same data and adding an ood file never changes a verdict about train or val. The report opens
+with a short verdict and a list of findings that a CI job can gate on (``--fail-on``).
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ from lvmdiag.data.sequences import SequenceSet
 from lvmdiag._validate import check_options
 from lvmdiag.errors import InputError, LvmdiagError
 from lvmdiag.results import Result, fmt_p
-from lvmdiag.stats.multiple_testing import adjust_all, iter_tests
+from lvmdiag.stats.multiple_testing import adjust_by_family, family_sizes, iter_tests
 from lvmdiag.stats.resampling import as_rng
 
 SECTIONS = ("bias", "direction", "divergence", "leakage")
 #: finding kinds ``--fail-on`` accepts ("any" = every kind)
-FINDING_KINDS = ("leakage", "divergence", "bias", "direction", "no-direction")
+FINDING_KINDS = ("leakage", "divergence", "contamination", "bias", "direction", "no-direction")
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,9 @@ class DataReport(Result):
     findings : what the report found, by kind (see :data:`FINDING_KINDS`)
     bias, direction, divergence, leakage : the section results (None when not run; see ``skipped``)
     skipped : section -> reason it is missing (not requested, module unavailable, or input too small)
-    n_tests : tests in the Benjamini-Hochberg family (every TestResult of the report)
+    n_tests : tests in the report (every TestResult)
     alpha : level of the findings
+    families : Benjamini-Hochberg family name -> number of tests in it
     """
 
     splits: tuple[str, ...]
@@ -64,6 +68,7 @@ class DataReport(Result):
     skipped: dict[str, str]
     n_tests: int
     alpha: float
+    families: dict[str, int] | None = None
 
     def finding_kinds(self) -> set[str]:
         return {f.kind for f in self.findings}
@@ -74,11 +79,18 @@ class DataReport(Result):
         if self.leakage is not None:
             lines.append(f"Leakage: {self.leakage.verdict()}.")
         if self.divergence is not None:
-            n = len(self.divergence.findings())
-            lines.append(
-                f"Divergence: {n} of {len(self.divergence.tests())} split-difference tests significant."
-                if n else "Divergence: no detectable difference between splits."
-            )
+            pooled = [t for t in self.divergence.tests() if t.family.startswith("divergence")]
+            n = sum(1 for t in pooled if t.status(self.alpha) == "significant")
+            nominal = sum(1 for t in pooled if t.status(self.alpha) == "nominal")
+            line = (f"Divergence: {n} of {len(pooled)} split-difference tests significant after correction."
+                    if n else "Divergence: no difference between splits after correction.")
+            if nominal:
+                line = line.rstrip(".") + f" ({nominal} more with an interval excluding chance or p ≤ {self.alpha} " \
+                                          "before correction; see the divergence section)."
+            lines.append(line)
+            for c in self.divergence.comparisons:
+                if c.contamination is not None:
+                    lines.append(f"Contamination: {c.contamination.verdict()}.")
         if self.direction is not None:
             lines.append(f"Direction: {self.direction.verdict()}.")
         if self.bias is not None:
@@ -104,11 +116,16 @@ class DataReport(Result):
             lines += ["", f"**Findings ({len(self.findings)})**", ""] + [f"- {f.to_markdown()}" for f in self.findings]
         else:
             lines += ["", "**No findings.**"]
+        fams = self.families or {}
+        fam_text = "; ".join(f"{k} ({v})" for k, v in fams.items())
         lines += [
             "",
-            f"Every test p-value in this report is Benjamini–Hochberg adjusted across all {self.n_tests} tests of "
-            f"the report (one family; shown as BH p); findings use adjusted p ≤ {self.alpha}. The lag-matched "
-            "offsets of the direction section are a symmetry check, not part of the family.",
+            f"Test p-values are Benjamini–Hochberg adjusted within one family per question and split (shown as "
+            f"BH p): {fam_text}. Findings use adjusted p ≤ {self.alpha}; a result whose interval excludes "
+            "the null without surviving its family's correction is reported as such, never as chance. Each "
+            "permutation test draws until it can no longer reach α, up to a cap that lets a lone effect reach "
+            "α/m in its family (replicates used per test in the JSON). The lag-matched offsets of the direction "
+            "section are a symmetry check, not part of a family.",
         ]
         if self.skipped:
             lines += ["", "Sections not included: " + "; ".join(f"{k} ({v})" for k, v in self.skipped.items()) + "."]
@@ -168,23 +185,36 @@ def _findings(bias: Any, direction: Any, divergence: Any, leakage: Any, alpha: f
     if leakage is not None and leakage.found():
         out.append(Finding("leakage", leakage.verdict()))
     if divergence is not None:
-        out += [Finding("divergence", line) for line in divergence.findings(alpha)]
+        for t in divergence.tests():
+            if t.family.startswith("divergence") and t.status(alpha) == "significant":
+                out.append(Finding("divergence", f"{t.name}: effect {t.evidence(alpha)}"))
+        for c in divergence.comparisons:
+            ct = c.contamination
+            if ct is not None and (ct.global_test.status(alpha) == "significant" or ct.flagged):
+                out.append(Finding("contamination", ct.verdict()))
     if direction is not None:
         for name in direction.reversed_splits():
+            s = direction.split(name).signed
             out.append(Finding("direction", f"{name} runs backwards relative to {direction.reference} "
-                                            "(signed direction score significantly negative)."))
-        tested = [s.split for s in direction.splits if s.classifier is not None]
+                                            f"(signed direction score {s.evidence(alpha)})."))
+        for name in direction.aligned_splits():
+            s = direction.split(name).signed
+            out.append(Finding("direction", f"{name} runs in {direction.reference}'s direction "
+                                            f"(signed direction score {s.evidence(alpha)})."))
+        tested = [s.split for s in direction.splits if s.classifier is not None or s.signed is not None]
         if tested and not direction.detected():  # untested splits are not evidence of "no direction"
             where = "any split" if len(tested) == len(direction.splits) else ", ".join(tested)
-            out.append(Finding("no-direction", f"no detectable arrow of time in {where}: the direction "
-                                               "classifier cannot tell given from reversed window order."))
+            msg = (f"no arrow of time detected after correction in {where}: neither the direction classifier nor "
+                   "the signed score tells given from reversed window order at the family-corrected level.")
+            nominal = direction.nominal()
+            if nominal:
+                msg += " Uncorrected evidence: " + "; ".join(f"{sp}: {t.evidence(alpha)}" for sp, t in nominal) + "."
+            out.append(Finding("no-direction", msg))
     if bias is not None:
         for other, tests in bias.differences.items():
             for t in tests:
-                p = t.pvalue_adjusted if t.pvalue_adjusted is not None else t.pvalue
-                if p <= alpha:
-                    out.append(Finding("bias", f"{other} − {bias.reference}: {t.name} "
-                                               f"{t.effect.to_markdown()}, BH p {fmt_p(p, t.n_resamples)}"))
+                if t.status(alpha) == "significant":
+                    out.append(Finding("bias", f"{other} − {bias.reference}: {t.name} {t.evidence(alpha)}"))
     return out
 
 
@@ -195,7 +225,7 @@ def analyze_data(
     allow_pickle: bool = False,
     sections: Sequence[str] = SECTIONS,
     reference: str = "train",
-    n_permutations: int = 200,
+    n_permutations: int | str = "auto",
     n_bootstrap: int = 200,
     threshold: float = 0.98,
     alpha: float = 0.05,
@@ -209,15 +239,17 @@ def analyze_data(
     splits : {name: SequenceSet or path}; ``reference`` ("train") plus one or more others (val, ood)
     k, allow_pickle : how paths are read (:func:`lvmdiag.data.readers.load_sequences`)
     sections : which analyzers to run (default all four)
-    n_permutations, n_bootstrap : resamples used by every section (p floor 1/(B+1))
+    n_permutations : cap on permutations (or flips) per test of every section, or "auto": enough for a
+        lone effect to reach alpha/m in its family; each test stops once it cannot reach ``alpha``
+    n_bootstrap : bootstrap replicates per confidence interval
     threshold : near-duplicate cosine for the leakage section
-    alpha : level of the findings, on report-wide BH-adjusted p-values
+    alpha : level of the findings, on BH-adjusted p-values within each question's family
     rng : seed or generator (each section gets its own child seed)
     progress : optional ``callback(done, total)``; each section counts for an equal share
 
     Returns
     -------
-    DataReport with the section results (their TestResults carry report-wide BH ``pvalue_adjusted``),
+    DataReport with the section results (their TestResults carry ``pvalue_adjusted`` within their family),
     the findings, and why any section is missing (``skipped``).
     """
     check_options(n_permutations=n_permutations, n_bootstrap=n_bootstrap, threshold=threshold, alpha=alpha, rng=rng)
@@ -225,8 +257,13 @@ def analyze_data(
     _iv(loaded, sections, reference)
     names = [reference] + [n for n in loaded if n != reference]
     loaded = {n: loaded[n] for n in names}
-    rng = as_rng(rng)
-    seeds = {s: int(rng.integers(2**31)) for s in SECTIONS}
+    if rng is None or isinstance(rng, (int, np.integer)):
+        # an integer seed goes to every section unchanged, so each section equals its own command run
+        # with the same --seed (`lvmdiag data` and `lvmdiag direction` give the same direction verdict)
+        seeds = {s: int(rng or 0) for s in SECTIONS}
+    else:
+        gen = as_rng(rng)
+        seeds = {s: int(gen.integers(2**31)) for s in SECTIONS}
     from lvmdiag.data.groups import resolve_groups
 
     groups = resolve_groups(list(loaded.values()))
@@ -241,7 +278,7 @@ def analyze_data(
         return cb
 
     runners: dict[str, Callable[[Callable[[int, int], None]], Any]] = {
-        "bias": lambda cb: _run_bias(loaded, groups, reference, n_bootstrap, seeds["bias"], cb),
+        "bias": lambda cb: _run_bias(loaded, groups, reference, n_bootstrap, n_permutations, alpha, seeds["bias"], cb),
         "direction": lambda cb: _run_direction(loaded, groups, reference, n_permutations, n_bootstrap, alpha,
                                                seeds["direction"], cb),
         "divergence": lambda cb: _run_divergence(loaded, groups, reference, n_permutations, n_bootstrap, alpha,
@@ -262,8 +299,8 @@ def analyze_data(
     if all(results[s] is None for s in sections):
         raise InputError("no section of the data report could be computed: " +
                          "; ".join(f"{k}: {v}" for k, v in skipped.items()))
-    # one BH family over every test of every section
-    bundle = adjust_all(tuple(results[s] for s in SECTIONS))
+    # BH within each question's family (the analyzers did so already; this keeps the bundle consistent)
+    bundle = adjust_by_family(tuple(results[s] for s in SECTIONS))
     results = dict(zip(SECTIONS, bundle))
     findings = _findings(results["bias"], results["direction"], results["divergence"], results["leakage"], alpha)
     return DataReport(
@@ -278,15 +315,17 @@ def analyze_data(
         skipped=skipped,
         n_tests=len(iter_tests(bundle)),
         alpha=alpha,
+        families=family_sizes(bundle),
     )
 
 
-def _run_bias(splits, groups, reference, n_resamples, seed, cb):
+def _run_bias(splits, groups, reference, n_bootstrap, n_permutations, alpha, seed, cb):
     from lvmdiag.analyzers.temporal_bias import compare_bias
 
     labels = dict(zip(splits, groups.labels))
     return compare_bias(splits, groups=labels, group_method=groups.method, group_note=groups.note,
-                        reference=reference, n_resamples=n_resamples, rng=seed, progress=cb)
+                        reference=reference, n_resamples=n_bootstrap, n_permutations=n_permutations, alpha=alpha,
+                        rng=seed, progress=cb)
 
 
 def _run_direction(splits, groups, reference, n_permutations, n_bootstrap, alpha, seed, cb):

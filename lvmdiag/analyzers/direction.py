@@ -42,7 +42,8 @@ from lvmdiag.analyzers.direction_pass import LagMatched, delta_estimate, lag_mat
 from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.errors import InputError
 from lvmdiag.results import Estimate, Result, TestResult, fmt, fmt_p, md_table
-from lvmdiag.stats.multiple_testing import adjust_all
+from lvmdiag.stats.multiple_testing import adjust_by_family
+from lvmdiag.stats.sequential import floor_note, resolve_cap
 from lvmdiag.stats.resampling import as_rng
 
 ProgressCallback = Callable[[int, int], None]
@@ -97,7 +98,7 @@ def _fmt_test_p(test: TestResult | None) -> str:
     text = fmt_p(test.pvalue, test.n_resamples)
     if test.pvalue_adjusted is not None:
         text += f" (BH {fmt_p(test.pvalue_adjusted, test.n_resamples)})"
-    return text
+    return text + f", {test.n_resamples} flips"
 
 
 def _p(test: TestResult) -> float:
@@ -130,38 +131,49 @@ class DirectionResult(Result):
                 return s
         raise KeyError(name)
 
+    def _tests(self, s: SplitDirection) -> list[TestResult]:
+        return [t for t in (s.classifier, s.signed) if t is not None]
+
     def detected(self, name: str | None = None) -> bool:
-        """True when the classifier finds a direction (BH-adjusted p < alpha and CI above 0.5) in ``name`` (or any split)."""
+        """True when a split's order is detectable after correction within its family: its own classifier,
+        or the reference classifier's signed score (either sign), is significant."""
         chosen = self.splits if name is None else (self.split(name),)
-        return any(
-            s.classifier is not None and _p(s.classifier) < self.alpha and s.classifier.effect.ci.low > 0.5
-            for s in chosen
-        )
+        return any(t.status(self.alpha) == "significant" for s in chosen for t in self._tests(s))
 
     def reversed_splits(self) -> list[str]:
         """Splits whose signed score is significantly negative: they run backwards relative to the reference."""
-        return [
-            s.split
-            for s in self.splits
-            if s.signed is not None and _p(s.signed) < self.alpha and s.signed.effect.ci.high < 0
-        ]
+        return [s.split for s in self.splits
+                if s.signed is not None and s.signed.status(self.alpha) == "significant" and s.signed.statistic < 0]
+
+    def aligned_splits(self) -> list[str]:
+        """Splits whose signed score is significantly positive: they run the reference's way."""
+        return [s.split for s in self.splits
+                if s.signed is not None and s.signed.status(self.alpha) == "significant" and s.signed.statistic > 0]
+
+    def nominal(self) -> list[tuple[str, TestResult]]:
+        """(split, test) pairs whose interval or raw p shows a signal that the family correction does not confirm."""
+        return [(s.split, t) for s in self.splits for t in self._tests(s) if t.status(self.alpha) == "nominal"]
 
     def verdict(self) -> str:
-        """One-line summary for the top of a report."""
+        """One-line summary for the top of a report; it never contradicts the intervals it summarises."""
         found = [s.split for s in self.splits if self.detected(s.split)]
         untested = [s.split for s in self.splits if s.classifier is None]
-        if not found and not untested:
-            text = "no detectable arrow of time (direction classifier at chance in every split)"
-        elif not found:
-            tested = [s.split for s in self.splits if s.classifier is not None]
-            text = ("no detectable arrow of time in " + ", ".join(tested) if tested
-                    else "direction not tested")
-            text += f" (classifier not run on {', '.join(untested)}: too few articles; see the notes)"
-        else:
+        if found:
             text = "order is detectable (not time-reversible) in " + ", ".join(found)
-        rev = self.reversed_splits()
+        else:
+            tested = [s.split for s in self.splits if s.classifier is not None or s.signed is not None]
+            text = ("no arrow of time detected after correction in " + ", ".join(tested)
+                    if tested else "direction not tested")
+        if untested:
+            text += f" (classifier not run on {', '.join(untested)}: too few articles; see the notes)"
+        for split, t in self.nominal():
+            what = "AUC" if t is self.split(split).classifier else f"signed score vs {self.reference}"
+            text += f"; {split}: {what} {t.evidence(self.alpha)}"
+        rev, aligned = self.reversed_splits(), self.aligned_splits()
         if rev:
             text += f"; {', '.join(rev)} run(s) BACKWARDS relative to {self.reference}"
+        if aligned:
+            text += f"; {', '.join(aligned)} run(s) in {self.reference}'s direction (signed score significantly positive)"
         return text
 
     def to_markdown(self) -> str:
@@ -183,8 +195,9 @@ class DirectionResult(Result):
             "",
             "- CV AUC: a linear classifier of given vs reversed window order, cross-validated by article; "
             "0.5 = order undetectable. p: whole articles' orientations flipped at random (valid when the data "
-            "are time-reversible), (b+1)/(B+1), with the Benjamini-Hochberg adjusted value in brackets (the "
-            "verdict uses it). CI: the observed AUC plus/minus the flip null's spread, so it excludes 0.5 "
+            "are time-reversible), (b+1)/(B+1) over the flips drawn (a test stops drawing once it cannot reach "
+            "α; the rest get the full cap), with the Benjamini-Hochberg value in brackets, adjusted within the "
+            "split's own family (its classifier and its signed score), so another split never changes it. CI: the observed AUC plus/minus the flip null's spread, so it excludes 0.5 "
             "exactly when the two-sided flip test rejects (every null replicate refits the classifier, so the "
             "fit's own variability is included).",
             f"- Signed score: 2·AUC−1 of the classifier fitted on {self.reference}'s given order; +1 = same "
@@ -215,7 +228,7 @@ class DirectionResult(Result):
 # public entry point
 
 
-def _analyze_direction_iv(splits: Mapping[str, SequenceSet] | SequenceSet, n_permutations: int,
+def _analyze_direction_iv(splits: Mapping[str, SequenceSet] | SequenceSet, n_permutations: int | str,
                           n_bootstrap: int, n_folds: int, max_windows: int | None,
                           reference: str | None) -> tuple[dict[str, SequenceSet], str]:
     if isinstance(splits, SequenceSet):
@@ -233,8 +246,9 @@ def _analyze_direction_iv(splits: Mapping[str, SequenceSet] | SequenceSet, n_per
             raise InputError(
                 f"split {name!r} ({s.source}) has K={s.k}, D={s.d}; expected K={first.k}, D={first.d} like the others."
             )
-    if n_permutations < 1 or n_bootstrap < 1:
-        raise InputError(f"n_permutations and n_bootstrap must be >= 1; got {n_permutations}, {n_bootstrap}.")
+    resolve_cap(n_permutations, 1, 0.05)  # "auto" or a positive integer
+    if n_bootstrap < 1:
+        raise InputError(f"n_bootstrap must be >= 1; got {n_bootstrap}.")
     if n_folds < 2:
         raise InputError(f"n_folds must be >= 2; got {n_folds}.")
     if max_windows is not None and max_windows < 10:
@@ -267,7 +281,7 @@ def analyze_direction(
     splits: Mapping[str, SequenceSet] | SequenceSet,
     *,
     groups: Any = None,
-    n_permutations: int = 499,
+    n_permutations: int | str = "auto",
     n_bootstrap: int = 1000,
     n_folds: int = 5,
     ridge: float = 1.0,
@@ -285,7 +299,9 @@ def analyze_direction(
     splits : one SequenceSet or a dict of split name -> SequenceSet (same K and D)
     groups : optional ``GroupAssignment`` from ``lvmdiag.data.groups.resolve_groups`` over
         ``list(splits.values())`` (or a list of per-split label arrays); resolved here when None
-    n_permutations : article-flip permutations per test (p = (b+1)/(B+1))
+    n_permutations : cap on article flips per test, or "auto" (enough for a lone effect in the
+        split's family to reach alpha/m; see :mod:`lvmdiag.stats.sequential`). Each test stops drawing
+        once it can no longer reach ``alpha``; p = (b+1)/(B+1) over the flips drawn.
     n_bootstrap : article-bootstrap replicates per confidence interval
     n_folds : folds of whole articles for the classifier's cross-validation
     ridge : classifier shrinkage, lam = ridge * mean Gram diagonal, per feature block
@@ -307,7 +323,10 @@ def analyze_direction(
     rng = as_rng(rng)
     labels, method, gnote = _resolve(splits, groups)
     n_tests = 2 * len(splits) - 1
-    total = sum(s.n for s in splits.values()) + n_tests * n_permutations
+    # one family per split: its classifier and (except the reference) its signed score
+    caps = {name: resolve_cap(n_permutations, 1 if name == ref else 2, alpha) for name in splits}
+    cap_max = max(caps.values())
+    total = sum(s.n for s in splits.values()) + n_tests * cap_max
     done = [0]
 
     def tick(n: int) -> None:
@@ -338,16 +357,21 @@ def analyze_direction(
                 tick(s0 + d - done[0])
 
             classifier, _ = cv_direction_test(
-                st.phi, st.phi_groups, n_permutations=n_permutations, n_folds=n_folds, ridge=ridge,
-                rng=streams[name][1], blocks=blocks, progress=perm_progress,
+                st.phi, st.phi_groups, n_permutations=caps[name], n_folds=n_folds, ridge=ridge,
+                rng=streams[name][1], blocks=blocks, progress=perm_progress, alpha=alpha,
+                family=f"direction: {name}",
             )
+            tick(start + cap_max - done[0])
         except InputError as exc:
             notes.append(str(exc))
         signed = None
         if name != ref and ref_fit is not None and n_cls_groups >= 2:
-            signed = signed_direction_test(ref_fit.score(st.phi), st.phi_groups, n_permutations=n_permutations,
-                                           rng=streams[name][2])
-            tick(n_permutations)
+            signed = signed_direction_test(ref_fit.score(st.phi), st.phi_groups, n_permutations=caps[name],
+                                           rng=streams[name][2], alpha=alpha, family=f"direction: {name}")
+            tick(cap_max)
+        fam_note = floor_note(caps[name], 1 if name == ref else 2, alpha, f"direction tests of {name}")
+        if fam_note:
+            notes.append(fam_note)
         if st.phi.shape[0] < st.delta.size:
             notes.append(f"classifier on a random subset of {st.phi.shape[0]} of {st.delta.size} windows.")
         if st.delta.size < st.n_windows:
@@ -356,12 +380,12 @@ def analyze_direction(
             split=name, n_windows=st.n_windows, n_used=int(st.delta.size), n_classifier=int(st.phi.shape[0]),
             n_articles=st.n_groups, classifier=classifier, signed=signed,
             delta=delta_estimate(st, n_bootstrap, streams[name][3]),
-            lag_matched=lag_matched_stats(st, k, n_permutations, n_bootstrap, streams[name][4]),
+            lag_matched=lag_matched_stats(st, k, caps[name], n_bootstrap, streams[name][4]),
             note=" ".join(notes),
         ))
     if method == "contiguous-blocks":
         gnote = (gnote + " Folds, bootstraps and flips use contiguous row blocks in place of articles; "
                  "if blocks cut articles the p-values are only approximate.").strip()
     result = DirectionResult(splits=tuple(out), reference=ref, group_method=method, group_note=gnote, alpha=alpha)
-    # several splits and tests: the verdict reads BH-adjusted p-values so it is not a multiple-testing artefact
-    return adjust_all(result)
+    # BH within each split's family, so the verdict of one split never depends on the others
+    return adjust_by_family(result)

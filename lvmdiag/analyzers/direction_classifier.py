@@ -25,7 +25,8 @@ import numpy as np
 from lvmdiag.errors import InputError
 from lvmdiag.results import Estimate, TestResult
 from lvmdiag.stats.group_kfold import assign_group_folds
-from lvmdiag.stats.resampling import as_rng, permutation_pvalue
+from lvmdiag.stats.resampling import as_rng
+from lvmdiag.stats.sequential import test_fields
 from lvmdiag.stats.reversal import odd_auc
 from lvmdiag.stats.two_sample import permutation_interval
 
@@ -134,8 +135,13 @@ def _random_signs(rng: np.random.Generator, b: int, g: int) -> np.ndarray:
 def cv_direction_test(phi: np.ndarray, groups: np.ndarray, *, n_permutations: int,
                       n_folds: int = 5, ridge: float = 1.0, level: float = 0.95,
                       rng: np.random.Generator | int | None = 0, blocks: tuple[int, ...] | None = None,
-                      progress: Callable[[int, int], None] | None = None) -> tuple[TestResult, np.ndarray]:
+                      progress: Callable[[int, int], None] | None = None, alpha: float = 0.05,
+                      family: str = "") -> tuple[TestResult, np.ndarray]:
     """Cross-validated AUC of true vs reversed order with an article-flip p-value (one-sided) and CI.
+
+    ``n_permutations`` is the cap: flips are drawn in batches and stop once the test can no longer
+    reach ``alpha`` (:mod:`lvmdiag.stats.sequential`), so a clear null costs ~100 refits and a
+    detected direction gets the full resolution 1/(cap+1).
 
     The CI inverts the article-flip test under a location-shift model: AUC minus/plus the spread of
     the flip null around 0.5 (the null is symmetric about 0.5 because flipping every article maps AUC
@@ -150,32 +156,53 @@ def cv_direction_test(phi: np.ndarray, groups: np.ndarray, *, n_permutations: in
     g = cv.n_groups
     observed_scores = cv.scores(np.ones((1, g)))[:, 0]
     observed = odd_auc(observed_scores)
-    null = np.empty(n_permutations)
-    for start in range(0, n_permutations, _BATCH):
-        b = min(_BATCH, n_permutations - start)
-        null[start : start + b] = odd_auc(cv.scores(_random_signs(rng, b, g)))
+
+    drawn = [0]
+
+    def draw(b: int, active: np.ndarray) -> np.ndarray:
+        out = odd_auc(cv.scores(_random_signs(rng, b, g)))
+        drawn[0] += b
         if progress is not None:
-            progress(start + b, n_permutations)
+            progress(drawn[0], n_permutations)
+        return out
+
+    tests, nulls = _run(observed, draw, n_permutations, alpha, "greater")
+    mc = tests.result(0)
+    null = nulls[:, 0]
     ci = permutation_interval(observed, null, 0.5, level, (0.0, 1.0))
     test = TestResult(
         name="direction classifier (CV by article)",
         statistic=observed,
-        pvalue=permutation_pvalue(observed, null, alternative="greater"),
         effect=Estimate(observed, ci, "AUC; CI inverts the article-flip test (location shift, refit included)"),
-        n_resamples=n_permutations,
         method=f"ridge discriminant on odd window features (vector and cosine slopes), {n_folds}-fold CV by article; "
         "p: whole articles flipped at random, CV refit each time",
+        family=family, null_value=0.5, **test_fields(mc),
     )
     return test, observed_scores
 
 
+def _run(observed: float, draw, cap: int, alpha: float, alternative: str):
+    """Curtailed flips for one statistic (see :func:`lvmdiag.stats.sequential.run_curtailed`)."""
+    from lvmdiag.stats.sequential import CurtailedTests
+
+    tests = CurtailedTests(np.array([observed]), cap, alpha, alternative)
+    chunks = []
+    while (b := tests.next_batch_size(_BATCH)) > 0:
+        null = np.asarray(draw(b, tests.active), dtype=np.float64).reshape(b, 1)
+        tests.update(null)
+        chunks.append(null)
+    return tests, (np.vstack(chunks) if chunks else np.zeros((0, 1)))
+
+
 def signed_direction_test(scores: np.ndarray, groups: np.ndarray, *, n_permutations: int,
-                          level: float = 0.95, rng: np.random.Generator | int | None = 0) -> TestResult:
+                          level: float = 0.95, rng: np.random.Generator | int | None = 0,
+                          alpha: float = 0.05, family: str = "") -> TestResult:
     """Signed direction score D = 2 AUC - 1 of fixed reference scores; two-sided article-flip p.
 
     ``scores`` are decision values of a classifier fitted on the reference split's given order.
     D > 0: the evaluated windows run the same way as the reference; D < 0: the opposite way;
-    reversing every evaluated article maps D to -D exactly.
+    reversing every evaluated article maps D to -D exactly. ``n_permutations`` is the cap of the
+    curtailed flip test (:mod:`lvmdiag.stats.sequential`).
 
     The CI inverts the flip test (:func:`lvmdiag.stats.two_sample.permutation_interval`), like the CV AUC's. A percentile article
     bootstrap of the fixed scores was used before: on 1000 time-reversible null datasets with ~16
@@ -186,19 +213,19 @@ def signed_direction_test(scores: np.ndarray, groups: np.ndarray, *, n_permutati
     groups = np.asarray(groups, dtype=np.int64)
     g = int(groups.max()) + 1
     observed = 2 * odd_auc(scores) - 1
-    null = np.empty(n_permutations)
-    for start in range(0, n_permutations, _BATCH):
-        b = min(_BATCH, n_permutations - start)
+
+    def draw(b: int, active: np.ndarray) -> np.ndarray:
         signs = _random_signs(rng, b, g)
-        null[start : start + b] = 2 * odd_auc(scores[:, None] * signs[:, groups].T) - 1
-    ci = permutation_interval(observed, null, 0.0, level, (-1.0, 1.0))
+        return 2 * odd_auc(scores[:, None] * signs[:, groups].T) - 1
+
+    tests, nulls = _run(observed, draw, n_permutations, alpha, "two-sided")
+    ci = permutation_interval(observed, nulls[:, 0], 0.0, level, (-1.0, 1.0))
     return TestResult(
         name="signed direction score vs reference",
         statistic=observed,
-        pvalue=permutation_pvalue(observed, null, alternative="two-sided"),
         effect=Estimate(observed, ci, "2*AUC-1 of the reference classifier; CI inverts the article-flip test"),
-        n_resamples=n_permutations,
         method="classifier fitted on the reference split's given order; p: whole articles flipped at random",
+        family=family, null_value=0.0, **test_fields(tests.result(0)),
     )
 
 

@@ -30,11 +30,13 @@ from lvmdiag.analyzers.divergence_pass import (
 from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.errors import InputError
 from lvmdiag.results import ConfidenceInterval, Estimate, Result, TestResult, fmt, fmt_p
-from lvmdiag.stats.classifier_test import fit_ridge_folds
+from lvmdiag.stats.classifier_test import fit_ridge_folds, fold_factors
 from lvmdiag.stats.group_kfold import assign_group_folds
 from lvmdiag.stats.mmd import RandomFourierFeatures, median_bandwidth
-from lvmdiag.stats.multiple_testing import adjust_all, iter_tests
-from lvmdiag.stats.resampling import as_rng, permutation_pvalue
+from lvmdiag.analyzers.contamination import Contamination, analyze_contamination
+from lvmdiag.stats.multiple_testing import adjust_by_family, iter_tests
+from lvmdiag.stats.resampling import as_rng
+from lvmdiag.stats.sequential import floor_note, resolve_cap, run_curtailed, test_fields
 from lvmdiag._validate import COUNT, check
 from lvmdiag.stats.two_sample import (
     SortedValues,
@@ -49,6 +51,7 @@ from lvmdiag.stats.two_sample import (
 
 _SCORE_BUDGET_BYTES = 128 * 2**20  # out-of-fold score matrix held at once (rows x permutation columns)
 _NORM_SPREAD_MIN = 1e-4  # norms all within this of each other: vectors were normalised, norm tests skipped
+_PERM_BATCH = 100  # article permutations per batch; tests that cannot reach alpha stop between batches
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class SplitComparison(Result):
     profile_chance: float
     profile_means: tuple[tuple[float, ...], tuple[float, ...]]
     notes: tuple[str, ...]
+    contamination: Contamination | None = None  # article-level: which articles look foreign (own family)
 
     def tests(self) -> list[TestResult]:
         return iter_tests(self)
@@ -142,14 +146,23 @@ class DivergenceResult(Result):
         return iter_tests(self)
 
     def findings(self, alpha: float | None = None) -> list[str]:
-        """One line per test whose BH-adjusted p-value is at most ``alpha`` (the divergence findings)."""
+        """One line per test significant after BH within its family (one family per compared split)."""
         a = self.alpha if alpha is None else alpha
         lines = []
         for t in self.tests():
-            p = t.pvalue_adjusted if t.pvalue_adjusted is not None else t.pvalue
-            if p <= a:
-                lines.append(f"{t.name}: effect {t.effect.to_markdown()}, BH p {fmt_p(p, t.n_resamples)}")
+            if t.status(a) == "significant":
+                lines.append(f"{t.name}: effect {t.evidence(a)}")
+        for c in self.comparisons:
+            if c.contamination is not None and c.contamination.flagged:
+                named = ", ".join(f"{x.article} ({x.n_windows} windows)" for x in c.contamination.flagged[:10])
+                more = f" and {len(c.contamination.flagged) - 10} more" if len(c.contamination.flagged) > 10 else ""
+                lines.append(f"{c.other} articles that look foreign to {c.reference} (FDR {a:g}): {named}{more}")
         return lines
+
+    def nominal(self, alpha: float | None = None) -> list[TestResult]:
+        """Tests whose interval or raw p shows a difference that the family correction does not confirm."""
+        a = self.alpha if alpha is None else alpha
+        return [t for t in self.tests() if t.status(a) == "nominal"]
 
     def to_markdown(self) -> str:
         lines = ["## Split divergence", ""]
@@ -158,14 +171,23 @@ class DivergenceResult(Result):
             lines.append(f"**Verdict: the splits differ** ({len(found)} of {len(self.tests())} tests significant "
                          f"at BH-adjusted α = {self.alpha}).")
         else:
-            lines.append(f"**Verdict: no detectable difference between splits** (0 of {len(self.tests())} tests "
-                         f"significant at BH-adjusted α = {self.alpha}).")
+            lines.append(f"**Verdict: no difference between splits after correction** (0 of {len(self.tests())} "
+                         f"tests significant at BH-adjusted α = {self.alpha}).")
+        nominal = self.nominal()
+        if nominal:
+            lines.append("")
+            lines.append(f"Not significant after correction, but the interval excludes chance or p ≤ {self.alpha} "
+                         "before correction: " + "; ".join(f"{t.name} {t.evidence(self.alpha)}" for t in nominal) + ".")
+        for c in self.comparisons:
+            if c.contamination is not None:
+                lines += ["", c.contamination.to_markdown().rstrip()]
         lines += [
             "",
-            f"Grouping: {self.grouping.rstrip('.')}. p-values: {self.n_permutations} permutations of whole articles, "
-            f"p = (b+1)/(B+1); intervals: 95% stratified article bootstrap ({self.n_bootstrap} replicates; "
+            f"Grouping: {self.grouping.rstrip('.')}. p-values: permutations of whole articles, p = (b+1)/(B+1) over "
+            f"the B drawn (cap {self.n_permutations}: a test stops drawing once it cannot reach α, see each test's "
+            "resamples in the JSON); one Benjamini–Hochberg family per compared split; intervals: 95% stratified article bootstrap ({self.n_bootstrap} replicates; "
             "the classifier AUC's interval inverts the permutation test, see the method notes); "
-            "Benjamini–Hochberg across every test of the report (BH p). 'Chance' is the statistic's mean under permutation "
+            "'Chance' is the statistic's mean under permutation "
             "(what no difference looks like).",
             "",
         ]
@@ -178,7 +200,8 @@ class DivergenceResult(Result):
         return "\n".join(lines)
 
 
-def _divergence_iv(splits: dict[str, SequenceSet], reference: str, n_permutations: int, n_bootstrap: int) -> None:
+def _divergence_iv(splits: dict[str, SequenceSet], reference: str, n_permutations: int | str,
+                   n_bootstrap: int) -> None:
     if not isinstance(splits, dict) or not splits:
         raise TypeError("splits must be a non-empty dict {name: SequenceSet}.")
     if reference not in splits:
@@ -194,8 +217,9 @@ def _divergence_iv(splits: dict[str, SequenceSet], reference: str, n_permutation
                 f"split {name!r} ({ss.source}) has K={ss.k}, D={ss.d} but {reference!r} has K={ref.k}, D={ref.d}; "
                 "compare files from the same encoder and window length."
             )
-    if n_permutations < 1 or n_bootstrap < 1:
-        raise InputError(f"n_permutations and n_bootstrap must be >= 1; got {n_permutations} and {n_bootstrap}.")
+    resolve_cap(n_permutations, 1, 0.05)  # "auto" or a positive integer
+    if n_bootstrap < 1:
+        raise InputError(f"n_bootstrap must be >= 1; got {n_bootstrap}.")
 
 
 def _resolve_labels(splits: list[SequenceSet], groups: Any) -> tuple[list[np.ndarray], str]:
@@ -215,6 +239,25 @@ def _resolve_labels(splits: list[SequenceSet], groups: Any) -> tuple[list[np.nda
     if len(labels) != len(splits) or any(lab.shape != (s.n,) for lab, s in zip(labels, splits)):
         raise InputError("groups must give one label per window of every split, in the order of `splits`.")
     return labels, desc
+
+
+def _article_namer(splits: list[SequenceSet], labels: list[np.ndarray]) -> Callable[[int], str]:
+    """Readable name of an article code: its id from the files, else its first window's row."""
+    names: dict[int, str] = {}
+    for ss, lab in zip(splits, labels):
+        lab = np.asarray(lab)
+        codes, first = np.unique(lab, return_index=True)
+        ids = ss.article_ids
+        for c, r in zip(codes.tolist(), first.tolist()):
+            if c in names:
+                continue
+            if ids is not None and ss.id_source == "given":
+                aid = ids[r]
+                title = ((ss.attrs or {}).get("article_names") or {}).get(int(aid))
+                names[c] = f"article {aid}" + (f" ({title})" if title else "")
+            else:
+                names[c] = f"group {c} ({ss.split or ss.source} row {r})"
+    return lambda code: names.get(int(code), f"group {code}")
 
 
 def _ci_estimate(value: float, replicates: np.ndarray, method: str, distance: bool = False) -> Estimate:
@@ -247,7 +290,7 @@ def analyze_divergence(
     *,
     groups: Any = None,
     reference: str = "train",
-    n_permutations: int = 200,
+    n_permutations: int | str = "auto",
     n_bootstrap: int = 200,
     rff_features: int = 512,
     bandwidth_subsample: int = 1000,
@@ -266,8 +309,9 @@ def analyze_divergence(
     groups : article labels: a ``GroupAssignment`` (``labels`` list), a list of (N_s,) arrays in the
         order of ``splits``, or None to call :func:`lvmdiag.data.groups.resolve_groups`. Passing one
         distinct label per window gives the iid-row version of every test (anti-conservative).
-    n_permutations : whole-article permutations per test (p = (b+1)/(B+1)); the same permutations
-        serve every test of a comparison
+    n_permutations : cap on whole-article permutations per test, or "auto" (enough for a lone effect in
+        the comparison's family to reach alpha/m); the same permutations serve every test of a
+        comparison, and each test stops drawing once it cannot reach ``alpha`` (lvmdiag.stats.sequential)
     n_bootstrap : stratified article-bootstrap replicates per confidence interval
     rff_features : random Fourier features approximating the RBF kernel of the MMD
     bandwidth_subsample : rows in the median-heuristic subsample (an m x m distance matrix)
@@ -318,11 +362,12 @@ def analyze_divergence(
         accumulate_split(s, n, c, fold_of_article, features, n_folds, block_rows, tick)
         for s, n, c in zip(ordered, names, split_codes)
     ]
+    names_of = _article_namer(ordered, labels)
     comparisons = []
     for other_state, other_ss in zip(states[1:], ordered[1:]):
         comparisons.append(
             _compare(states[0], ordered[0], other_state, other_ss, fold_of_article, n_permutations, n_bootstrap,
-                     ridge, block_rows, rng, tick)
+                     ridge, block_rows, rng, tick, alpha, names_of)
         )
     shared_notes = []
     ref_articles = set(np.unique(split_codes[0]).tolist())
@@ -353,7 +398,7 @@ def analyze_divergence(
     result = DivergenceResult(
         comparisons=tuple(comparisons),
         grouping=grouping,
-        n_permutations=n_permutations,
+        n_permutations=max(resolve_cap(n_permutations, len(c.tests()), alpha) for c in comparisons),
         n_bootstrap=n_bootstrap,
         rff_features=rff_features,
         bandwidths=bandwidths,
@@ -364,7 +409,8 @@ def analyze_divergence(
         notes=notes,
         warnings=tuple(shared_notes),
     )
-    return adjust_all(result)
+    # BH within each compared split's family: adding an ood split never changes val's verdicts
+    return adjust_by_family(result)
 
 
 def _compare(
@@ -373,93 +419,183 @@ def _compare(
     oth: SplitState,
     oth_ss: SequenceSet,
     fold_of_article: np.ndarray,
-    n_perm: int,
+    n_perm: int | str,
     n_boot: int,
     ridge: float,
     block_rows: int,
     rng: np.random.Generator,
     tick: Callable[[int], None],
+    alpha: float = 0.05,
+    article_names: Callable[[int], str] | None = None,
 ) -> SplitComparison:
-    """All tests of ``oth`` (sample a) against ``ref`` (sample b) over the units of both."""
+    """All tests of ``oth`` (sample a) against ``ref`` (sample b) over the units of both.
+
+    The tests form one family ("divergence: oth vs ref") and share article permutations, drawn in
+    batches up to the family's cap; each test stops once it can no longer reach ``alpha``
+    (:mod:`lvmdiag.stats.sequential`).
+    """
     in_a = np.r_[np.zeros(ref.n_units, bool), np.ones(oth.n_units, bool)]
     check_units(in_a, f"comparison of {oth.name} with {ref.name}")
     wa0, wb0 = in_a[None, :].astype(float), (~in_a)[None, :].astype(float)
-    perm = permutation_weights(in_a, n_perm, rng)
     boot_a, boot_b = bootstrap_weights(in_a, n_boot, rng)
     unit_fold = fold_of_article[np.r_[ref.unit_article, oth.unit_article]]
     tag = f"{oth.name} vs {ref.name}"
+    family = f"divergence: {tag}"
     notes: list[str] = []
 
-    def mean_tests(sums: np.ndarray, counts: np.ndarray, name: str, what: str, sqrt: bool):
-        obs = group_mean_distance(wa0, wb0, sums, counts)
-        null = group_mean_distance(perm, 1.0 - perm, sums, counts)
-        boot = group_mean_distance(boot_a, boot_b, sums, counts)
-        tr = np.sqrt if sqrt else (lambda x: x)
-        p = permutation_pvalue(float(obs.sq_distance[0]), null.sq_distance, "greater")
-        test = TestResult(name, float(tr(obs.sq_distance[0])), p,
-                          _ci_estimate(tr(obs.sq_distance[0]), tr(boot.sq_distance), "article bootstrap", True),
-                          n_perm, what)
-        return test, obs, boot, float(np.mean(tr(null.sq_distance)))
+    # every statistic: observed value (on the scale the test compares) and a function of a permutation batch
+    stats: list[dict] = []
 
-    views = []
+    def add(name: str, observed: float, null_fn: Callable[[np.ndarray], np.ndarray], **extra) -> int:
+        stats.append(dict(name=name, observed=float(observed), null_fn=null_fn, **extra))
+        return len(stats) - 1
+
+    view_parts = []
     for v in VIEWS:
         rs, os_ = ref.views[v], oth.views[v]
         counts = np.r_[rs.counts, os_.counts]
         raw = np.vstack([rs.raw, os_.raw])
-        shift, obs, boot, chance_shift = mean_tests(raw, counts, f"{tag} {v} mean shift",
-                                                    "‖mean difference‖, article permutation", True)
-        mean_cos = _cosine_estimate(float(obs.cosine[0]), boot.cosine)
-        mmd, _, _, chance_mmd = mean_tests(np.vstack([rs.rff, os_.rff]), counts, f"{tag} {v} MMD²",
-                                           "RBF MMD² (random Fourier features), article permutation", False)
-        clf, chance_auc = _classifier_test(ref, ref_ss, oth, oth_ss, v, raw, counts, unit_fold, in_a, perm,
-                                           ridge, block_rows, tag, tick)
-        views.append(ViewDivergence(v, (int(rs.counts.sum()), int(os_.counts.sum())), mean_cos, shift, mmd, clf,
-                                    {"mean_shift": chance_shift, "mmd": chance_mmd, "classifier": chance_auc}))
+        rff = np.vstack([rs.rff, os_.rff])
+        obs_raw = group_mean_distance(wa0, wb0, raw, counts)
+        boot_raw = group_mean_distance(boot_a, boot_b, raw, counts)
+        obs_rff = group_mean_distance(wa0, wb0, rff, counts)
+        boot_rff = group_mean_distance(boot_a, boot_b, rff, counts)
+        i_shift = add(f"{tag} {v} mean shift", obs_raw.sq_distance[0],
+                      lambda perm, s_=raw, c_=counts: group_mean_distance(perm, 1.0 - perm, s_, c_).sq_distance)
+        i_mmd = add(f"{tag} {v} MMD²", obs_rff.sq_distance[0],
+                    lambda perm, s_=rff, c_=counts: group_mean_distance(perm, 1.0 - perm, s_, c_).sq_distance)
+        clf = _ClassifierNull(ref, ref_ss, oth, oth_ss, v, raw, counts, unit_fold, in_a, ridge, block_rows, tick)
+        i_clf = add(f"{tag} {v} classifier AUC", clf.observed, clf)
+        view_parts.append((v, rs, os_, obs_raw, boot_raw, obs_rff, boot_rff, i_shift, i_mmd, i_clf))
 
     # per-window statistics: units of the rows, reference units first
     row_unit = np.r_[ref.unit_of_row, oth.unit_of_row + ref.n_units]
-    stats = []
+    ecdf_parts = []
     for name in ref.per_window:
         values = np.r_[ref.per_window[name], oth.per_window[name]]
         if name.endswith("norm") and values.size and np.ptp(values) < _NORM_SPREAD_MIN:
             notes.append(f"{name.replace('_', ' ')}s all lie within {_NORM_SPREAD_MIN:g} of {fmt(values.mean())} "
                          "(normalised vectors): KS/Wasserstein on norms skipped.")
             continue
-        stats.append(_ecdf_tests(name, values, row_unit, ref, oth, wa0, wb0, perm, boot_a, boot_b, tag, n_perm))
+        finite = np.isfinite(values)
+        sv = SortedValues(values[finite], row_unit[finite])
+        obs = sv.distances(wa0, wb0)
+        cache: dict = {}
+
+        def ecdf_null(perm: np.ndarray, which: str, sv_: SortedValues = sv, cache_: dict = cache) -> np.ndarray:
+            if cache_.get("perm") is not perm:  # KS and Wasserstein share one pass over the batch
+                cache_["perm"], cache_["d"] = perm, sv_.distances(perm, 1.0 - perm)
+            return getattr(cache_["d"], which)
+
+        i_ks = add(f"{tag} {name} KS", obs.ks[0], lambda perm, f=ecdf_null: f(perm, "ks"))
+        i_w = add(f"{tag} {name} Wasserstein", obs.wasserstein[0], lambda perm, f=ecdf_null: f(perm, "wasserstein"))
+        ecdf_parts.append((name, values, finite, sv, obs, i_ks, i_w))
 
     k = ref.profile.shape[1]
     prof_sums = np.zeros((in_a.size, k))
     np.add.at(prof_sums, row_unit, np.r_[ref.profile, oth.profile])
     prof_counts = np.bincount(row_unit, minlength=in_a.size).astype(float)
-    profile, _, _, profile_chance = mean_tests(prof_sums, prof_counts, f"{tag} position profile",
-                                  "‖difference of mean cos(c_i,t) profiles‖, article permutation", True)
+    obs_prof = group_mean_distance(wa0, wb0, prof_sums, prof_counts)
+    boot_prof = group_mean_distance(boot_a, boot_b, prof_sums, prof_counts)
+    i_prof = add(f"{tag} position profile", obs_prof.sq_distance[0],
+                 lambda perm: group_mean_distance(perm, 1.0 - perm, prof_sums, prof_counts).sq_distance)
+
+    cap = resolve_cap(n_perm, len(stats), alpha)
+    fam_note = floor_note(cap, len(stats), alpha, f"divergence tests of {tag}")
+    if fam_note:
+        notes.append(fam_note)
+
+    def draw(b: int, active: np.ndarray) -> np.ndarray:
+        perm = permutation_weights(in_a, b, rng)
+        out = np.full((b, len(stats)), np.nan)
+        for j, st in enumerate(stats):
+            if active[j]:
+                out[:, j] = st["null_fn"](perm)
+        return out
+
+    tests, nulls = run_curtailed(np.array([st["observed"] for st in stats]), draw, cap, alpha, "greater",
+                                 batch=_PERM_BATCH)
+
+    def null_of(j: int) -> np.ndarray:
+        col = nulls[:, j]
+        return col[np.isfinite(col)]
+
+    def mean_test(j: int, obs_sq: float, boot_sq: np.ndarray, what: str, sqrt: bool) -> tuple[TestResult, float]:
+        tr = np.sqrt if sqrt else (lambda x: x)
+        null = null_of(j)
+        chance = float(np.mean(tr(null))) if null.size else float("nan")
+        test = TestResult(stats[j]["name"], float(tr(obs_sq)),
+                          effect=_ci_estimate(tr(obs_sq), tr(boot_sq), "article bootstrap", True), method=what,
+                          family=family, **test_fields(tests.result(j)))  # a distance's CI has no null value
+        return test, chance
+
+    views = []
+    for v, rs, os_, obs_raw, boot_raw, obs_rff, boot_rff, i_shift, i_mmd, i_clf in view_parts:
+        shift, chance_shift = mean_test(i_shift, obs_raw.sq_distance[0], boot_raw.sq_distance,
+                                        "‖mean difference‖, article permutation", True)
+        mean_cos = _cosine_estimate(float(obs_raw.cosine[0]), boot_raw.cosine)
+        mmd, chance_mmd = mean_test(i_mmd, obs_rff.sq_distance[0], boot_rff.sq_distance,
+                                    "RBF MMD² (random Fourier features), article permutation", False)
+        clf_null = null_of(i_clf)
+        # The interval inverts the article permutation test around the null's mean (the "chance" column:
+        # a cross-validated AUC sits below 0.5 when there is nothing to learn). Every permutation refits the
+        # classifier, so the width includes the fit's variability. A percentile bootstrap of the fixed
+        # out-of-fold scores ignored it: on 200 null splits (articles assigned at random) that interval
+        # excluded 0.5 in 25% of them while the p-value was calibrated (5%).
+        chance_auc = float(clf_null.mean()) if clf_null.size else float("nan")
+        auc = stats[i_clf]["observed"]
+        ci = permutation_interval(auc, clf_null, chance_auc, 0.95, (0.0, 1.0))
+        clf = TestResult(stats[i_clf]["name"], auc,
+                         effect=Estimate(auc, ci, "inverted article-permutation test (refit per permutation)"),
+                         method="linear classifier AUC, CV by article, article permutation",
+                         family=family, null_value=chance_auc, **test_fields(tests.result(i_clf)))
+        views.append(ViewDivergence(v, (int(rs.counts.sum()), int(os_.counts.sum())), mean_cos, shift, mmd, clf,
+                                    {"mean_shift": chance_shift, "mmd": chance_mmd, "classifier": chance_auc}))
+
+    stat_results = [
+        _ecdf_result(name, values, finite, sv, obs, ref, oth, boot_a, boot_b, tag, family,
+                     (tests.result(i_ks), null_of(i_ks)), (tests.result(i_w), null_of(i_w)))
+        for name, values, finite, sv, obs, i_ks, i_w in ecdf_parts
+    ]
+    profile, profile_chance = mean_test(i_prof, obs_prof.sq_distance[0], boot_prof.sq_distance,
+                                        "‖difference of mean cos(c_i,t) profiles‖, article permutation", True)
+    contamination = None
+    try:
+        contamination = analyze_contamination(
+            ref.views["target"].raw, ref.views["target"].counts, oth.views["target"].raw, oth.views["target"].counts,
+            [article_names(int(a)) if article_names else str(int(a)) for a in oth.unit_article],
+            split=oth.name, reference=ref.name, n_permutations=resolve_cap(n_perm, 1, alpha), alpha=alpha,
+            rng=rng, family=f"contamination: {tag}")
+    except InputError as exc:
+        notes.append(f"Article-level contamination not tested: {exc}")
     return SplitComparison(
         reference=ref.name,
         other=oth.name,
         n_windows=(int(ref.unit_of_row.size), int(oth.unit_of_row.size)),
         n_units=(ref.n_units, oth.n_units),
         views=tuple(views),
-        statistics=tuple(stats),
+        statistics=tuple(stat_results),
         profile=profile,
         profile_chance=profile_chance,
         profile_means=(tuple(ref.profile.mean(0).tolist()), tuple(oth.profile.mean(0).tolist())),
         notes=tuple(notes),
+        contamination=contamination,
     )
 
 
-def _ecdf_tests(name, values, row_unit, ref, oth, wa0, wb0, perm, boot_a, boot_b, tag, n_perm) -> StatisticDivergence:
-    """KS and Wasserstein-1 of one per-window statistic with article permutation and bootstrap."""
-    finite = np.isfinite(values)
-    sv = SortedValues(values[finite], row_unit[finite])
-    obs = sv.distances(wa0, wb0)
-    null = sv.distances(perm, 1.0 - perm)
+def _ecdf_result(name, values, finite, sv, obs, ref, oth, boot_a, boot_b, tag, family, ks_mc, w_mc
+                 ) -> StatisticDivergence:
+    """KS and Wasserstein-1 test results of one per-window statistic, with histograms for the plot."""
     boot = sv.distances(boot_a, boot_b)
-    ks = TestResult(f"{tag} {name} KS", float(obs.ks[0]), permutation_pvalue(float(obs.ks[0]), null.ks, "greater"),
-                    _ci_estimate(obs.ks[0], boot.ks, "article bootstrap", True), n_perm, "KS D, article permutation")
+    (ks_p, ks_null), (w_p, w_null) = ks_mc, w_mc
+    ks_chance = float(ks_null.mean()) if ks_null.size else float("nan")
+    w_chance = float(w_null.mean()) if w_null.size else float("nan")
+    ks = TestResult(f"{tag} {name} KS", float(obs.ks[0]),
+                    effect=_ci_estimate(obs.ks[0], boot.ks, "article bootstrap", True),
+                    method="KS D, article permutation", family=family, **test_fields(ks_p))
     w1 = TestResult(f"{tag} {name} Wasserstein", float(obs.wasserstein[0]),
-                    permutation_pvalue(float(obs.wasserstein[0]), null.wasserstein, "greater"),
-                    _ci_estimate(obs.wasserstein[0], boot.wasserstein, "article bootstrap", True), n_perm,
-                    "Wasserstein-1, article permutation")
+                    effect=_ci_estimate(obs.wasserstein[0], boot.wasserstein, "article bootstrap", True),
+                    method="Wasserstein-1, article permutation", family=family, **test_fields(w_p))
     a_vals = ref.per_window[name][np.isfinite(ref.per_window[name])]
     b_vals = oth.per_window[name][np.isfinite(oth.per_window[name])]
     lo, hi = np.quantile(values[finite], [0.005, 0.995]) if finite.any() else (0.0, 1.0)
@@ -470,42 +606,53 @@ def _ecdf_tests(name, values, row_unit, ref, oth, wa0, wb0, perm, boot_a, boot_b
               tuple(np.histogram(np.clip(b_vals, lo, hi), edges)[0].tolist()))
     return StatisticDivergence(name, (float(a_vals.mean()) if a_vals.size else float("nan"),
                                       float(b_vals.mean()) if b_vals.size else float("nan")),
-                               ks, w1, {"ks": float(null.ks.mean()), "wasserstein": float(null.wasserstein.mean())},
+                               ks, w1, {"ks": ks_chance, "wasserstein": w_chance},
                                tuple(edges.tolist()), counts)
 
 
-def _classifier_test(ref, ref_ss, oth, oth_ss, view, raw, counts, unit_fold, in_a, perm, ridge,
-                     block_rows, tag, tick) -> tuple[TestResult, float]:
-    """Ridge/LDA classifier CV by article: observed AUC, permutation AUCs, CI from the inverted permutation test."""
-    labels = np.hstack([in_a[:, None], perm.T.astype(bool)]) * 2.0 - 1.0  # (U, 1 + B) of +-1
-    grams = ref.views[view].grams.gram + oth.views[view].grams.gram
-    model = fit_ridge_folds(grams, raw, counts, unit_fold, labels, ridge)
-    n_rows = int(counts.sum())
-    n_cols = labels.shape[1]
-    per_pass = max(1, min(n_cols, _SCORE_BUDGET_BYTES // max(4 * n_rows, 1)))
-    aucs = np.empty(n_cols)
-    for c0 in range(0, n_cols, per_pass):
-        cols = slice(c0, min(c0 + per_pass, n_cols))
-        scores = np.empty((n_rows, cols.stop - c0), dtype=np.float32)  # filled in place: no concatenation copy
-        unit = np.empty(n_rows, dtype=np.int64)
-        pos_row = 0
-        for st, ss, offset in ((ref, ref_ss, 0), (oth, oth_ss, ref.n_units)):
-            for x, u in iter_view_blocks(ss, st, view, block_rows):
-                u = u + offset
-                scores[pos_row : pos_row + u.size] = model.score(x, unit_fold[u], cols)
-                unit[pos_row : pos_row + u.size] = u
-                pos_row += u.size
-            tick(ss.n // 2)  # two score passes are budgeted per view
-        aucs[cols] = auc_per_column(scores, labels[unit, cols] > 0)
-    p = permutation_pvalue(float(aucs[0]), aucs[1:], "greater")
-    # The interval inverts the article permutation test around the null's mean (the "chance" column:
-    # a cross-validated AUC sits below 0.5 when there is nothing to learn). Every permutation refits
-    # the classifier, so the width includes the fit's variability. A percentile bootstrap of the fixed
-    # out-of-fold scores ignored it: on 200 null splits (articles assigned at random) that interval
-    # excluded 0.5 in 25% of them while the p-value was calibrated (5%).
-    chance = float(aucs[1:].mean())
-    ci = permutation_interval(float(aucs[0]), aucs[1:], chance, 0.95, (0.0, 1.0))
-    test = TestResult(f"{tag} {view} classifier AUC", float(aucs[0]), p,
-                      Estimate(float(aucs[0]), ci, "inverted article-permutation test (refit per permutation)"),
-                      int(perm.shape[0]), "linear classifier AUC, CV by article, article permutation")
-    return test, chance
+class _ClassifierNull:
+    """Ridge/LDA classifier CV by article: the observed AUC, and AUCs of permuted labels per batch.
+
+    Each call refits the per-fold classifiers for the batch's label columns (one solve per fold for
+    all columns) and scores the held-out rows in one pass over the data.
+    """
+
+    def __init__(self, ref, ref_ss, oth, oth_ss, view, raw, counts, unit_fold, in_a, ridge, block_rows, tick):
+        self.parts = (ref, ref_ss, oth, oth_ss)
+        self.view, self.raw, self.counts, self.unit_fold = view, raw, counts, unit_fold
+        self.ridge, self.block_rows, self.tick = ridge, block_rows, tick
+        self.grams = ref.views[view].grams.gram + oth.views[view].grams.gram
+        self.factors = fold_factors(self.grams, ridge)  # label-free: one factorisation for every batch
+        self.n_rows = int(counts.sum())
+        self._ticked = 0
+        self.observed = float(self._aucs(in_a[:, None].astype(float) * 2.0 - 1.0)[0])
+
+    def __call__(self, perm: np.ndarray) -> np.ndarray:
+        return self._aucs(perm.T * 2.0 - 1.0)
+
+    def _aucs(self, labels: np.ndarray) -> np.ndarray:
+        """AUC of each label column (U, C) of +-1."""
+        ref, ref_ss, oth, oth_ss = self.parts
+        model = fit_ridge_folds(self.grams, self.raw, self.counts, self.unit_fold, labels, self.ridge,
+                                factors=self.factors)
+        n_cols = labels.shape[1]
+        per_pass = max(1, min(n_cols, _SCORE_BUDGET_BYTES // max(4 * self.n_rows, 1)))
+        aucs = np.empty(n_cols)
+        for c0 in range(0, n_cols, per_pass):
+            cols = slice(c0, min(c0 + per_pass, n_cols))
+            scores = np.empty((self.n_rows, cols.stop - c0), dtype=np.float32)  # filled in place
+            unit = np.empty(self.n_rows, dtype=np.int64)
+            pos_row = 0
+            for st, ss, offset in ((ref, ref_ss, 0), (oth, oth_ss, ref.n_units)):
+                for x, u in iter_view_blocks(ss, st, self.view, self.block_rows):
+                    u = u + offset
+                    scores[pos_row : pos_row + u.size] = model.score(x, self.unit_fold[u], cols)
+                    unit[pos_row : pos_row + u.size] = u
+                    pos_row += u.size
+                if self._ticked < 2:  # two score passes are budgeted per view in the progress total
+                    self.tick(ss.n // 2)
+            self._ticked += 1
+            aucs[cols] = auc_per_column(scores, labels[unit, cols] > 0)
+        return aucs
+
+

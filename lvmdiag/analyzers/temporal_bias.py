@@ -38,6 +38,7 @@ from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.errors import InputError
 from lvmdiag.results import Estimate, TestResult
 from lvmdiag.stats.resampling import as_rng, benjamini_hochberg, group_difference_test
+from lvmdiag.stats.sequential import floor_note, resolve_cap
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -180,6 +181,8 @@ def compare_bias(
     block_rows: int = 8192,
     block_size: int | None = None,
     progress: ProgressCallback | None = None,
+    n_permutations: int | str = "auto",
+    alpha: float = 0.05,
 ) -> BiasComparison:
     """Temporal bias of every split and the difference of each statistic from the reference split.
 
@@ -191,6 +194,11 @@ def compare_bias(
         splits together (given ids, else ids recovered across the files, else contiguous blocks)
     reference : split that differences are taken against (default "train", else the first split)
     n_resamples, level, rng, block_rows, block_size, progress : as in :func:`analyze_bias`
+        (``n_resamples`` bootstrap replicates per interval)
+    n_permutations : cap on article permutations per difference test, or "auto" (enough for a lone
+        difference among the comparison's family of statistics to reach alpha/m); each test stops
+        drawing once it cannot reach ``alpha`` (:mod:`lvmdiag.stats.sequential`)
+    alpha : level the permutations are curtailed at (the family of one comparison is BH-adjusted)
 
     Returns
     -------
@@ -266,8 +274,13 @@ def compare_bias(
         all_num = np.vstack([num, ref_num])
         all_counts = np.r_[st.counts[present], ref.counts[ref_present]]
         in_a = np.r_[np.ones(num.shape[0], bool), np.zeros(ref_num.shape[0], bool)]
+        cap = resolve_cap(n_permutations, len(col_labels), alpha)
+        fam_note = floor_note(cap, len(col_labels), alpha, f"bias differences {nm} − {reference}")
+        if fam_note:
+            notes.append(fam_note)
         try:
-            gd = group_difference_test(all_num, all_counts, in_a, n_resamples=n_resamples, level=level, rng=rng)
+            gd = group_difference_test(all_num, all_counts, in_a, n_resamples=n_resamples, level=level, rng=rng,
+                                       n_permutations=cap, alpha=alpha)
         except InputError as exc:
             notes.append(f"{nm} − {reference} differences were not computed: {exc}")
             continue
@@ -284,9 +297,14 @@ def compare_bias(
                 statistic=float(gd.difference[j]),
                 pvalue=float(pvalues[j]),
                 effect=Estimate(float(gd.difference[j]), gd.ci(j), f"stratified {unit}-cluster bootstrap"),
-                n_resamples=n_resamples,
+                n_resamples=int(gd.n_permutations[j]),
                 method=f"{unit}-level permutation" + (" (below float32 resolution: p set to 1)" if below[j] else ""),
                 pvalue_adjusted=float(adjusted[j]),
+                family=f"bias: {nm} − {reference}",
+                family_size=len(col_labels),
+                null_value=0.0,
+                mc_error=float(gd.mc_error[j]),
+                n_resamples_cap=cap,
             )
             for j, label in enumerate(col_labels)
         )

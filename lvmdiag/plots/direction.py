@@ -27,13 +27,19 @@ def plot_direction(result: DirectionResult, path: str | os.PathLike[str]) -> Non
             if test is None or test.effect.ci is None:
                 continue
             v, lo, hi = test.effect.value - shift, test.effect.ci.low - shift, test.effect.ci.high - shift
+            status = test.status(result.alpha)
+            # filled marker: significant after the family's correction; hollow: not (even if the CI excludes 0)
             ax1.errorbar(i + offset, v, yerr=[[v - lo], [hi - v]], fmt="o", color=colour, capsize=4,
+                         mfc=colour if status == "significant" else "white", mew=1.5,
                          label=None if label in used else label)
+            if status != "none":
+                ax1.annotate("*" if status == "significant" else "n.s. after BH", (i + offset, hi),
+                             textcoords="offset points", xytext=(0, 4), ha="center", fontsize=8, color=colour)
             used.add(label)
     ax1.axhline(0.0, color="grey", lw=0.8)
     ax1.set_xticks(range(len(names)), names)
     ax1.set_ylabel("0 = no direction")
-    ax1.set_title("Direction classifier (95% CI)")
+    ax1.set_title("Direction (95% CI; filled/* = significant after BH in its split's family)", fontsize=9)
     if used:
         ax1.legend(fontsize=8, loc="best")
     labels = []

@@ -31,7 +31,8 @@ def plot_divergence(result: DivergenceResult, path: str | os.PathLike[str]) -> N
         labels = [t.name.replace(f"{cmp.other} vs {cmp.reference} ", "") for t in tests]
         padj = np.array([t.pvalue_adjusted if t.pvalue_adjusted is not None else t.pvalue for t in tests])
         strength = -np.log10(padj)
-        colours = ["C3" if p <= result.alpha else "C0" for p in padj]
+        palette = {"significant": "C3", "nominal": "C1", "none": "C0"}
+        colours = [palette[t.status(result.alpha)] for t in tests]
         ax.barh(range(len(tests)), strength, color=colours)
         ax.axvline(-np.log10(result.alpha), color="k", ls="--", lw=1, label=f"BH α = {result.alpha}")
         ax.axvline(np.log10(result.n_permutations + 1), color="grey", ls=":", lw=1, label="p floor 1/(B+1)")
@@ -39,7 +40,7 @@ def plot_divergence(result: DivergenceResult, path: str | os.PathLike[str]) -> N
         ax.set_yticklabels(labels, fontsize=8)
         ax.invert_yaxis()
         ax.set_xlabel("−log10 BH-adjusted p (article permutation)")
-        ax.set_title(f"{cmp.other} vs {cmp.reference}: red = significant")
+        ax.set_title(f"{cmp.other} vs {cmp.reference}: red = significant after BH, orange = only before", fontsize=9)
         ax.legend(fontsize=8, loc="lower right")
 
         ax = axes[row, 1]

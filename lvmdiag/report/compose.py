@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from lvmdiag.report.data import DataContext
+from lvmdiag.report.detectors import baselines as baselines_detector
+from lvmdiag.report.detectors.baselines import BaselineComparison
 from lvmdiag.report.detectors.data_evidence import HYPOTHESES as DATA_HYPOTHESES
 from lvmdiag.report.events import NOT_SCHEDULE, ScheduleEvent
 from lvmdiag.report.findings import CAUSES, SEVERITY_WEIGHT, DetectorResult, Finding, RuledOut, pct, rel_change
@@ -67,16 +69,23 @@ UNTESTED = {
 
 @dataclass(frozen=True)
 class RankedCause(Result):
-    """A root cause with the findings that support it; ``score`` = sum of their severity weights."""
+    """A root cause with the findings that support it; ``score`` = sum of their severity weights.
+
+    ``contradicted_by`` is non-empty when every supporting finding is contradicted by other numbers of
+    the report (e.g. a metric the loss does not target is low while the targeted ones beat the
+    baselines): such a cause is ranked after every uncontradicted cause, whatever its score.
+    """
 
     key: str
     title: str
     score: int
     findings: tuple[str, ...]  # finding titles
     evidence: tuple[str, ...]  # finding messages (each with its numbers)
+    contradicted_by: tuple[str, ...] = ()
 
     def to_markdown(self) -> str:
-        return f"{self.title} (score {self.score})"
+        text = f"{self.title} (score {self.score})"
+        return text + (f"; contradicted by {'; '.join(self.contradicted_by)}" if self.contradicted_by else "")
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,7 @@ class RunReport(Result):
     untested : ``(hypothesis, what would test it)`` for detectors that could not run
     next_steps : runnable commands
     data : data paths, baselines, notes
+    baseline_comparison : the model vs the trivial predictors, metric by metric (None without baselines)
     notes : reader notes (e.g. an unfinished epoch in a crashed run's log)
     figures : PNG file names relative to the markdown (filled when written)
     """
@@ -122,6 +132,7 @@ class RunReport(Result):
     untested: tuple[tuple[str, str], ...]
     next_steps: tuple[str, ...]
     data: DataContext
+    baseline_comparison: BaselineComparison | None = None
     notes: tuple[str, ...] = ()
     figures: tuple[str, ...] = field(default_factory=tuple)
 
@@ -181,9 +192,13 @@ def _rank_causes(findings: list[Finding]) -> tuple[RankedCause, ...]:
     ranked = []
     for key, items in groups.items():
         score = sum(SEVERITY_WEIGHT[f.severity] for f in items)
+        # contradicted only when every supporting finding is: one uncontradicted finding keeps the cause open
+        against = tuple(dict.fromkeys(c for f in items for c in f.contradicted_by)) if all(
+            f.contradicted_by for f in items) else ()
         ranked.append(RankedCause(key, CAUSES.get(key, key), score, tuple(f.title for f in items),
-                                  tuple(f.message for f in items)))
-    return tuple(sorted(ranked, key=lambda c: (-c.score, -len(c.findings), c.key)))
+                                  tuple(f.message for f in items), against))
+    # ranking rule: evidence that contradicts a cause outranks its score
+    return tuple(sorted(ranked, key=lambda c: (bool(c.contradicted_by), -c.score, -len(c.findings), c.key)))
 
 
 def _epoch_table(history: RunHistory) -> tuple[tuple[str, ...], tuple[tuple[float, ...], ...]]:
@@ -236,11 +251,15 @@ def _verdict(history: RunHistory, findings: list[Finding], causes: tuple[RankedC
         return status, (f"No problem found by the {n_detectors - n_skipped} of {n_detectors} detectors that could run "
                         f"over {scope}; {n_skipped} {'was' if n_skipped == 1 else 'were'} skipped for lack of logged series "
                         "or data (see Detectors).")
-    lead = (critical or warnings_)[0]
+    # lead with a finding nothing contradicts, when there is one
+    lead = sorted(critical or warnings_, key=lambda f: bool(f.contradicted_by))[0]
     head = "FAILED" if critical else "PROBLEMS FOUND"
     text = f"**{head}** ({scope}): {lead.message}"
-    if causes:
+    if causes and not causes[0].contradicted_by:
         text += f" Most supported root cause: {causes[0].title} (score {causes[0].score})."
+    elif causes:
+        text += (f" No root cause stands uncontradicted; the most supported, {causes[0].title} (score "
+                 f"{causes[0].score}), is contradicted by {'; '.join(causes[0].contradicted_by)}.")
     return status, text
 
 
@@ -289,7 +308,8 @@ def compose_report(history: RunHistory, events: tuple[ScheduleEvent, ...], detec
         status=status, verdict=verdict, config=config, events=events, final_metrics=_final_metrics(history),
         epoch_columns=columns, epoch_values=rows, detectors=detectors, causes=causes, ruled_out=ruled,
         untested=tuple(untested),
-        next_steps=tuple(steps), data=data, notes=history.notes + tuple(
+        next_steps=tuple(steps), data=data, baseline_comparison=baselines_detector.compare(history, data.baselines),
+        notes=history.notes + tuple(
             f"the trainer flagged '{name}' at epoch {epoch}." for epoch, names in sorted(history.logged_events.items())
             for name in names if name in NOT_SCHEDULE))
 
@@ -335,7 +355,8 @@ def render_markdown(r: RunReport) -> str:
         lines.append("Root causes, most supported first (score = sum of severity weights: critical 3, warning 2, info 1):")
         lines.append("")
         for i, c in enumerate(r.causes, 1):
-            lines.append(f"{i}. **{c.title}** (score {c.score}): {'; '.join(c.findings)}.")
+            lines.append(f"{i}. **{c.title}** (score {c.score}): {'; '.join(c.findings)}." + (
+                f" Contradicted by: {'; '.join(c.contradicted_by)}." if c.contradicted_by else ""))
     else:
         lines.append("No detector fired.")
     if r.ruled_out:
@@ -374,6 +395,8 @@ def render_markdown(r: RunReport) -> str:
         lines += ["No finding.", ""]
 
     lines += ["## Data", ""]
+    if r.baseline_comparison is not None:
+        lines += [r.baseline_comparison.to_markdown(), ""]
     if r.data.baselines:
         lines.append(md_table(["predictor", "split", "cos_next", "cos_prev", "margin", "source"],
                               [[b.predictor, b.split, fmt(b.cos_next), fmt(b.cos_prev), fmt(b.margin), b.source]

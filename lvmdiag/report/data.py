@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from lvmdiag.errors import InputError, LvmdiagError
 from lvmdiag.report.detectors.baselines import BaselineMetrics, from_baselines_json, from_bias_result
 from lvmdiag.report.detectors.data_evidence import DataSignal
@@ -133,6 +135,60 @@ def _direction_signal(result: Any) -> DataSignal:
     return DataSignal("direction", detected, summary, tuple(parts), "lvmdiag direction --train {train} --val {val}")
 
 
+def _last(values: Any) -> float | None:
+    if values is None:
+        return None
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    return float(finite[-1]) if finite.size else None
+
+
+def add_retrieval(history: RunHistory, split: str, seqs: Any, baselines: list[BaselineMetrics],
+                  source: str) -> str | None:
+    """Score copy-last and mean-of-context by recall@1 and mean rank on ``seqs`` with the trainer's own
+    evaluator (:func:`lvmdiag.train.evaluate.evaluate`: same usable rows, same pools, same candidates:
+    pool targets + c_last), in place in ``baselines``; returns a note for the report.
+
+    Only when the model logged retrieval for ``split`` (else there is nothing to compare). The pool size
+    is the model's ``n_candidates - 1`` (else the config's ``eval_pool_size``, else 64). When the model was
+    evaluated on a different number of rows (e.g. a train subsample) the rows are not the same and
+    nothing is computed: the note says so.
+    """
+    import dataclasses
+    import warnings
+
+    from lvmdiag.train.baselines import copy_last, mean_context
+    from lvmdiag.train.data import prepare_split
+    from lvmdiag.train.evaluate import evaluate
+
+    logged = history.eval.get(split, {})
+    if not any(_last(logged.get(m)) is not None for m in ("recall_at_1", "rank_mean")):
+        return None
+    n_cand = _last(logged.get("n_candidates"))
+    configured = history.config.get("eval_pool_size")
+    pool = int(n_cand) - 1 if n_cand is not None else configured if isinstance(configured, int) and configured > 0 else 64
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # dropped rows are the trainer's rule too; the reader already said so
+        arrays = prepare_split(seqs, split)
+    n_model = _last(logged.get("n"))
+    if n_model is not None and int(n_model) != arrays.n:
+        return (f"retrieval baselines for {split} not computed: the model was evaluated on {int(n_model)} rows, "
+                f"{source} has {arrays.n} usable rows (not the same rows).")
+    n_candidates = None
+    for i, b in enumerate(baselines):
+        predict = {"copy_last": copy_last, "mean_context": mean_context}.get(b.predictor)
+        if b.split != split or predict is None or b.recall_at_1 is not None:
+            continue
+        m = evaluate(predict, arrays.contexts, arrays.targets, pool_size=pool)
+        n_candidates = m.n_candidates
+        baselines[i] = dataclasses.replace(b, recall_at_1=m.recall_at_1, rank_mean=m.rank_mean,
+                                           n_candidates=m.n_candidates)
+    if n_candidates is None:
+        return None
+    return (f"retrieval baselines (recall@1, mean rank) for {split} computed on {source} by the trainer's "
+            f"evaluator ({n_candidates} candidates: pool targets + c_last).")
+
+
 def gather_data(history: RunHistory, *, train: str | Path | None = None, val: str | Path | None = None, k: int = 5,
                 allow_pickle: bool = False, rng: Any = 0, progress: ProgressCallback | None = None,
                 analyses: Sequence[str] = DEFAULT_ANALYSES) -> DataContext:
@@ -215,6 +271,9 @@ def gather_data(history: RunHistory, *, train: str | Path | None = None, val: st
             bias.append(_bias_summary(result, s))
             if not any(b.split == s for b in baselines):
                 baselines += from_bias_result(result, s, source=f"lvmdiag bias on {readable[s]}")
+                note = add_retrieval(history, s, seq, baselines, str(readable[s]))
+                if note:
+                    notes.append(note)
     if {"train", "val"} <= set(seqs):
         pair = {"train": seqs["train"], "val": seqs["val"]}
         # the assignment itself (it names its method: given or recovered) when it covers exactly the pair

@@ -59,6 +59,9 @@ class Finding(Result):
     epochs : the epochs it concerns
     cause : the :data:`CAUSES` key this finding supports (None: none)
     next_steps : commands (templates with ``{train}``, ``{val}``, ``{run_dir}``) that test or fix it
+    contradicted_by : numbers elsewhere in the report that speak against reading this finding as the
+        root cause (e.g. retrieval beats every trivial predictor); a cause whose findings are all
+        contradicted is ranked after every uncontradicted cause
     """
 
     detector: str
@@ -70,10 +73,12 @@ class Finding(Result):
     epochs: tuple[int, ...] = ()
     cause: str | None = None
     next_steps: tuple[str, ...] = ()
+    contradicted_by: tuple[str, ...] = ()
 
     def to_markdown(self) -> str:
         lines = [f"**{self.title}** ({self.severity}). {self.message}"]
         lines += [f"- {e.to_markdown()}" for e in self.evidence]
+        lines += [f"- contradicted by: {c}" for c in self.contradicted_by]
         return "\n".join(lines)
 
 

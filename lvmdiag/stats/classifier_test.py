@@ -15,6 +15,8 @@ and of each permutation.
 
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,6 +87,7 @@ def fit_ridge_folds(
     unit_fold: np.ndarray,
     labels: np.ndarray,
     ridge: float = 1e-2,
+    factors: list[tuple[Any, float]] | None = None,
 ) -> RidgeFolds:
     """Solve the per-fold ridge normal equations for all label columns at once.
 
@@ -95,6 +98,7 @@ def fit_ridge_folds(
     unit_fold : (U,) fold of each unit (all rows of a unit share its fold)
     labels : (U, C) +1 / -1 labels per unit for each column (observed, then permutations)
     ridge : penalty relative to the mean diagonal of the feature Gram (scale-free), intercept unpenalised
+    factors : the folds' factorisations from :func:`fold_factors` (computed here when None)
 
     Returns
     -------
@@ -104,16 +108,31 @@ def fit_ridge_folds(
     if np.any(np.bincount(unit_fold, minlength=n_folds) == 0):
         raise InputError("every cross-validation fold needs at least one article; use fewer folds.")
     sums_aug = np.hstack([np.asarray(unit_sums, np.float64), np.asarray(unit_counts, np.float64)[:, None]])
-    total = gram.sum(axis=0)
+    factors = fold_factors(gram, ridge) if factors is None else factors
     weights = np.empty((n_folds, p1, labels.shape[1]))
     penalties = np.empty(n_folds)
     labels = np.asarray(labels, dtype=np.float64)
     for f in range(n_folds):
+        factor, lam = factors[f]
+        train = unit_fold != f
+        rhs = sums_aug[train].T @ labels[train]  # (P+1, C): X^T y from unit sums
+        weights[f] = cho_solve(factor, rhs)
+        penalties[f] = lam
+    return RidgeFolds(weights, penalties)
+
+
+def fold_factors(gram: np.ndarray, ridge: float = 1e-2) -> list[tuple[Any, float]]:
+    """Cholesky factor and penalty of each fold's penalised training Gram matrix.
+
+    They depend only on the rows, never on the labels, so one factorisation serves the observed fit
+    and every batch of permuted labels (pass them to :func:`fit_ridge_folds` as ``factors``).
+    """
+    n_folds, p1, _ = gram.shape
+    total = gram.sum(axis=0)
+    out = []
+    for f in range(n_folds):
         a = total - gram[f]
         lam = ridge * float(np.trace(a[:-1, :-1])) / max(p1 - 1, 1) + 1e-12
         a[np.arange(p1 - 1), np.arange(p1 - 1)] += lam
-        train = unit_fold != f
-        rhs = sums_aug[train].T @ labels[train]  # (P+1, C): X^T y from unit sums
-        weights[f] = cho_solve(cho_factor(a), rhs)
-        penalties[f] = lam
-    return RidgeFolds(weights, penalties)
+        out.append((cho_factor(a), lam))
+    return out

@@ -24,6 +24,43 @@ def adjust_all(obj: Any) -> Any:
     return with_adjusted_pvalues(obj, benjamini_hochberg(np.array([t.pvalue for t in tests])))
 
 
+def adjust_by_family(obj: Any) -> Any:
+    """Copy of ``obj`` with BH applied within each family (``TestResult.family``) of the tests inside it.
+
+    A family is one question about one split ("direction: val", "divergence: val vs train", "bias:
+    val − train"), so adding or removing a split never changes another split's adjusted p-values,
+    and a command that runs one analyzer gives the same verdict as ``lvmdiag data`` running all.
+    Tests with an empty family name form one family together.
+    """
+    tests = iter_tests(obj)
+    if not tests:
+        return obj
+    pvals = np.array([t.pvalue for t in tests], dtype=float)
+    adjusted = np.empty(len(tests))
+    sizes = np.empty(len(tests), dtype=np.int64)
+    families: dict[str, list[int]] = {}
+    for i, t in enumerate(tests):
+        families.setdefault(t.family, []).append(i)
+    for idx in families.values():
+        adjusted[idx] = benjamini_hochberg(pvals[idx])
+        sizes[idx] = len(idx)
+    it = iter(zip(adjusted.tolist(), sizes.tolist()))
+
+    def apply(t: TestResult) -> TestResult:
+        adj, size = next(it)
+        return dataclasses.replace(t, pvalue_adjusted=float(adj), family_size=int(size))
+
+    return _replace_tests(obj, apply)
+
+
+def family_sizes(obj: Any) -> dict[str, int]:
+    """Family name -> number of tests inside ``obj``."""
+    out: dict[str, int] = {}
+    for t in iter_tests(obj):
+        out[t.family] = out.get(t.family, 0) + 1
+    return out
+
+
 def with_adjusted_pvalues(obj: Any, adjusted: Sequence[float]) -> Any:
     """Copy of a (nested) result with each TestResult's ``pvalue_adjusted`` set, in :func:`iter_tests` order."""
     it = iter([float(a) for a in adjusted])

@@ -111,9 +111,12 @@ class GroupDifference:
     difference: np.ndarray  # (P,) mean_a - mean_b
     low: np.ndarray
     high: np.ndarray
-    pvalue: np.ndarray  # (P,) two-sided, (b+1)/(B+1)
-    n_resamples: int
+    pvalue: np.ndarray  # (P,) two-sided, (b+1)/(B+1) over the permutations each column drew
+    n_resamples: int  # bootstrap replicates of the CI
     level: float
+    n_permutations: np.ndarray | None = None  # (P,) permutations drawn per column (curtailed)
+    mc_error: np.ndarray | None = None  # (P,) Monte-Carlo standard error of each p
+    cap: int | None = None  # most permutations any column could draw
 
     def ci(self, j: int = 0) -> ConfidenceInterval:
         return ConfidenceInterval(float(self.low[j]), float(self.high[j]), self.level)
@@ -126,12 +129,18 @@ def group_difference_test(
     n_resamples: int = 1000,
     level: float = 0.95,
     rng: np.random.Generator | int | None = None,
+    n_permutations: int | None = None,
+    alpha: float = 0.05,
 ) -> GroupDifference:
     """Compare two sets of groups (e.g. train articles vs val articles) on ratio-of-sums means.
 
-    CI: stratified cluster bootstrap (groups resampled within each set). p-value: the set labels
-    are permuted across whole groups (articles), keeping each article's rows together.
+    CI: stratified cluster bootstrap (groups resampled within each set, ``n_resamples`` replicates).
+    p-value: the set labels are permuted across whole groups (articles), keeping each article's rows
+    together, up to ``n_permutations`` (default ``n_resamples``) permutations; a column stops drawing
+    once it can no longer reach ``alpha`` (:mod:`lvmdiag.stats.sequential`).
     """
+    from lvmdiag.stats.sequential import run_curtailed
+
     sums = np.asarray(sums, dtype=np.float64)
     sums2 = sums[:, None] if sums.ndim == 1 else sums
     counts = np.asarray(counts, dtype=np.float64)
@@ -141,6 +150,7 @@ def group_difference_test(
             f"a group comparison needs at least 2 articles on each side; got {int(in_a.sum())} and {int((~in_a).sum())}."
         )
     rng = as_rng(rng)
+    cap = int(n_resamples if n_permutations is None else n_permutations)
 
     def diff_from_masks(ma: np.ndarray) -> np.ndarray:  # ma: (b, G) weights for set a; set b = complement
         mb = 1.0 - ma
@@ -157,21 +167,24 @@ def group_difference_test(
         mean_a = (wa @ sums2[ia]) / (wa @ counts[ia])[:, None]
         mean_b = (wb @ sums2[ib]) / (wb @ counts[ib])[:, None]
         boot[start : start + b] = mean_a - mean_b
-    alpha = (1 - level) / 2
+    alpha_ci = (1 - level) / 2
 
-    null = np.empty((n_resamples, sums2.shape[1]))
-    for start in range(0, n_resamples, _CHUNK):
-        b = min(_CHUNK, n_resamples - start)
+    def draw(b: int, active: np.ndarray) -> np.ndarray:
         perm = np.stack([rng.permutation(in_a) for _ in range(b)]).astype(np.float64)
-        null[start : start + b] = diff_from_masks(perm)
-    pvals = np.array([permutation_pvalue(observed[j], null[:, j]) for j in range(sums2.shape[1])])
+        return diff_from_masks(perm)
+
+    tests, _ = run_curtailed(observed, draw, cap, alpha, "two-sided", batch=_CHUNK * 2)
+    results = [tests.result(j) for j in range(sums2.shape[1])]
     return GroupDifference(
         observed,
-        np.quantile(boot, alpha, axis=0),
-        np.quantile(boot, 1 - alpha, axis=0),
-        pvals,
+        np.quantile(boot, alpha_ci, axis=0),
+        np.quantile(boot, 1 - alpha_ci, axis=0),
+        np.array([r.pvalue for r in results]),
         n_resamples,
         level,
+        n_permutations=np.array([r.n_used for r in results]),
+        mc_error=np.array([r.mc_error for r in results]),
+        cap=cap,
     )
 
 

@@ -103,8 +103,17 @@ def test_p7_with_data_rules_out_backward_prediction(p7_data):
 
 def test_real_trainer_run_is_compared_with_its_baselines():
     r = build_run_report(RUNS / "lvmdiag_trained")
-    f = r.finding("below_baseline")
-    assert f is not None and "0.800" in f.message  # copy-last cos_next from baselines.json
+    # cos_next 0.144 vs copy-last 0.800 (baselines.json), but recall@1 0.035 beats every trivial predictor
+    # (chance 0.015): a mixed warning, contradicted, never a critical "learned nothing" ranked first
+    assert r.finding("below_baseline") is None
+    f = r.finding("below_baseline_mixed")
+    assert f is not None and f.severity == "warning" and "0.800" in f.message and f.contradicted_by
+    assert r.status == "problems" and "has not learned anything" not in r.verdict
+    assert [c.key for c in r.causes] == ["loss_balance", "below_baseline"] and r.causes[1].contradicted_by
+    md = r.to_markdown()
+    assert "| recall@1 | higher | loss_rank | 0.035 | 0.000 | 0.005 | 0.015 | 0.000 | **wins** |" in md
+    assert "| mean rank | lower | loss_rank | 19.32 | 2.30 | 3.47 | 33.00 | 2.58 | **loses** |" in md
+    assert r.to_dict()["baseline_comparison"]["split"] == "val"
     assert r.finding("constant_weight") is None  # its gate is per-sample, data-determined
 
 
@@ -138,3 +147,38 @@ def test_data_analyses_that_did_not_run_stay_open_hypotheses(p7_data):
     assert "Train and val are differently distributed (split shift)" in open_
     assert "--analyses bias,divergence,leakage" in open_["Train and val are differently distributed (split shift)"]
     assert not any("share articles" in h for h in open_)  # leakage ran: it is ruled out or found, not open
+
+
+def test_issue18_run_status_line_follows_the_objective(make_history):
+    """A ranking-loss run whose cos_next trails mean-of-context while its retrieval beats every trivial
+    predictor: the report must not claim it learned nothing, nor rank the cos_next symptom as a cause."""
+    from lvmdiag.report import run_detectors, schedule_events
+    from lvmdiag.report.compose import compose_report
+    from lvmdiag.report.data import DataContext
+    from .detectors.test_baselines import R_COPY, R_MEAN, RANKING_CONFIG, RANKING_LOG, RANKING_VAL
+
+    h = make_history(val=RANKING_VAL, train_log={**RANKING_LOG, "loss": [3.3, 2.7, 2.5]}, config=RANKING_CONFIG)
+    events = schedule_events(h)
+    r = compose_report(h, events, run_detectors(h, events, DataContext(paths={}, baselines=(R_COPY, R_MEAN))),
+                       DataContext(paths={}, baselines=(R_COPY, R_MEAN)))
+    assert not any(f.severity == "critical" for f in r.findings)
+    assert "has not learned anything" not in r.verdict and "below_baseline" not in [c.key for c in r.causes]
+    f = r.finding("untargeted_below_baseline")
+    assert f is not None and f.title.startswith("cos_next below") and "recall@1 0.118" in f.message
+    md = r.to_markdown()
+    assert "The model wins on: margin, recall@1, mean rank; it loses on: cos_next." in md
+
+
+def test_contradicted_causes_rank_after_uncontradicted_ones():
+    from lvmdiag.report.compose import _rank_causes
+    from lvmdiag.report.findings import Finding
+
+    symptom = Finding("baselines", "x", "critical", "low cos_next", "m", cause="below_baseline",
+                      contradicted_by=("recall@1 wins",))
+    other = Finding("imbalance", "y", "warning", "flat term", "m", cause="loss_balance")
+    ranked = _rank_causes([symptom, other])
+    assert [c.key for c in ranked] == ["loss_balance", "below_baseline"]
+    assert ranked[1].score == 3 and ranked[1].contradicted_by == ("recall@1 wins",)
+    # one uncontradicted finding keeps the cause in its place by score
+    plain = Finding("baselines", "z", "warning", "b", "m", cause="below_baseline")
+    assert [c.key for c in _rank_causes([symptom, plain, other])][0] == "below_baseline"

@@ -110,3 +110,33 @@ def test_divergence_and_direction_signals(tmp_path):
 def test_unknown_analysis_is_an_input_error():
     with pytest.raises(InputError, match="unknown data analysis 'bogus'"):
         build_run_report(RUNS / "p7_baseline", analyses=("bias", "bogus"))
+
+
+def test_retrieval_baselines_from_data_match_the_trainers(tmp_path):
+    """`lvmdiag report --train/--val` on a run without baselines.json scores copy-last and mean-of-context by
+    recall@1 and mean rank with the trainer's candidate sets: the same numbers the trainer wrote."""
+    from lvmdiag.synthetic import make_splits, make_store
+
+    run = tmp_path / "run"
+    shutil.copytree(RUNS / "lvmdiag_trained", run)
+    trainer = json.loads((run / "baselines.json").read_text())
+    (run / "baselines.json").unlink()
+    # the fixture's data, regenerated exactly as fixtures/runs/make_trained_run.py made it
+    splits = make_splits(make_store(n_articles=60, d=32, rho=0.8, length=(12, 30), rng=0), k=5, ratios=(0.8, 0.2), rng=0)
+    paths = {s: _save(tmp_path / f"{s}.npz", splits[s]) for s in ("train", "val")}
+    ctx = gather_data(read_run_history(run), train=paths["train"], val=paths["val"], analyses=("bias",))
+    rows = {(b.predictor, b.split): b for b in ctx.baselines}
+    for p in ("copy_last", "mean_context"):
+        b = rows[(p, "val")]
+        assert b.recall_at_1 == pytest.approx(trainer["val"][p]["recall_at_1"], abs=1e-12)
+        assert b.rank_mean == pytest.approx(trainer["val"][p]["rank_mean"], abs=1e-12)
+        assert b.n_candidates == 65 and b.cos_next == pytest.approx(trainer["val"][p]["cos_next"], abs=1e-6)
+        # train_eval_size 2000 > 764 rows: the trainer evaluated all of train, so train is computed too
+        assert rows[(p, "train")].rank_mean == pytest.approx(trainer["train"][p]["rank_mean"], abs=1e-12)
+    assert any("retrieval baselines (recall@1, mean rank) for val" in n and "65 candidates" in n for n in ctx.notes)
+    # on other rows than the model's, nothing is computed and the note says why
+    h = read_run_history(run)
+    fewer = make_splits(make_store(n_articles=20, d=32, rho=0.8, length=(12, 30), rng=1), k=5, ratios=(0.8, 0.2), rng=0)
+    ctx = gather_data(h, val=_save(tmp_path / "other.npz", fewer["val"]), analyses=("bias",))
+    assert all(b.recall_at_1 is None for b in ctx.baselines)
+    assert any("the model was evaluated on 199 rows" in n for n in ctx.notes)

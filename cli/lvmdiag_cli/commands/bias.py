@@ -12,6 +12,7 @@ from lvmdiag_cli._common import (
     BlockRowsOption,
     JsonOption,
     KOption,
+    NPermutationsOption,
     OodOption,
     OptionalValOption,
     OutOption,
@@ -39,7 +40,8 @@ def bias_cmd(
     out: OutOption = None,
     json_path: JsonOption = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the PNG here (default: beside --out, same stem).")] = None,
-    n_resamples: Annotated[int, ranged(V.COUNT, "--n-resamples", help="Article bootstrap resamples and permutations.")] = 1000,
+    n_resamples: Annotated[int, ranged(V.COUNT, "--n-resamples", help="Article bootstrap resamples per interval.")] = 1000,
+    n_permutations: NPermutationsOption = "auto",
     seed: SeedOption = 0,
     block_rows: BlockRowsOption = 8192,
     direction: Annotated[bool, typer.Option("--direction/--no-direction",
@@ -55,7 +57,8 @@ def bias_cmd(
         check_outputs({"--out": out, "--json": json_path, "--plot" if plot is not None else "PNG": png}, inputs)
         splits = load_named_splits(train, val, ood, k, allow_pickle)
         with progress_bar("bias", enabled=not quiet) as bar:
-            report = analyze_bias_report(splits, direction=direction, n_resamples=n_resamples, rng=seed,
+            report = analyze_bias_report(splits, direction=direction, n_resamples=n_resamples,
+                                         n_permutations=n_permutations, rng=seed,
                                          block_rows=block_rows, progress=bar)
         markdown = report.to_markdown()
         with output_set() as outputs:

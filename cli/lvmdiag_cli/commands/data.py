@@ -41,7 +41,7 @@ def data_cmd(
     fail_on: Annotated[Optional[str], typer.Option(
         "--fail-on", help="Exit 1 when any of these findings is present: comma list of leakage, divergence, bias, "
                           "direction, no-direction, or any.")] = None,
-    n_permutations: NPermutationsOption = 200,
+    n_permutations: NPermutationsOption = "auto",
     n_bootstrap: NBootstrapOption = 200,
     threshold: ThresholdOption = 0.98,
     alpha: AlphaOption = 0.05,

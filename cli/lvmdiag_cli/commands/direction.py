@@ -36,7 +36,7 @@ def direction_cmd(
     ood: OodOption = None,
     k: KOption = 5,
     seed: SeedOption = 0,
-    permutations: NPermutationsOption = 499,
+    permutations: NPermutationsOption = "auto",
     max_windows: Annotated[int, ranged(V.Range(10, integer=True), "--max-windows",
                                        help="At most this many windows per split feed the classifier.")] = 100_000,
     allow_pickle: AllowPickleOption = False,

@@ -40,7 +40,7 @@ def diverge_cmd(
     allow_pickle: AllowPickleOption = False,
     out: OutOption = None,
     json_path: JsonOption = None,
-    n_permutations: NPermutationsOption = 200,
+    n_permutations: NPermutationsOption = "auto",
     n_bootstrap: NBootstrapOption = 200,
     rff_features: Annotated[int, ranged(V.COUNT, "--rff-features", help="Random Fourier features for the RBF MMD.")] = 512,
     seed: SeedOption = 0,
