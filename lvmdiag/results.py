@@ -16,8 +16,9 @@ import numpy as np
 
 def to_jsonable(obj: Any) -> Any:
     """Convert dataclasses, numpy values, tuples and non-finite floats into JSON-safe Python objects."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):  # fields marked json=False stay out
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if f.metadata.get("json", True)}
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -235,3 +236,16 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     for row in rows:
         lines.append("| " + " | ".join(str(c) for c in row) + " |")
     return "\n".join(lines)
+
+
+#: version of the JSON layout every command writes; bumped when a documented key changes meaning or goes
+SCHEMA_VERSION = 1
+
+
+def with_schema(payload: Any) -> dict[str, Any]:
+    """``payload`` (a JSON-safe dict) with ``schema_version`` and ``lvmdiag_version`` first (docs/JSON.md)."""
+    from lvmdiag import __version__
+
+    body = payload if isinstance(payload, dict) else {"result": payload}
+    body = {k: v for k, v in body.items() if k not in ("schema_version", "lvmdiag_version")}
+    return {"schema_version": SCHEMA_VERSION, "lvmdiag_version": __version__, **body}

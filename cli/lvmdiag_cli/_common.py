@@ -1,8 +1,11 @@
-"""Shared CLI plumbing: error-to-exit-code mapping, progress bars on stderr, atomic output."""
+"""Shared CLI plumbing: error-to-exit-code mapping, progress bars on stderr, checked options and outputs."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,8 +13,10 @@ from typing import Annotated, Any, Callable, Iterator, Optional
 
 import typer
 
+from lvmdiag import _validate as V
 from lvmdiag._atomic import write_json_atomic, write_text_atomic
-from lvmdiag.errors import LvmdiagError, LvmdiagWarning
+from lvmdiag.errors import InputError, LvmdiagError, LvmdiagWarning
+from lvmdiag.results import with_schema
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -78,21 +83,34 @@ def progress_bar(description: str, enabled: bool = True) -> Iterator[ProgressCal
         yield update
 
 
-def emit(markdown: str, out: Path | None, payload: Any | None = None, json_path: Path | None = None) -> None:
-    """Write the markdown to ``out`` (atomically) or stdout, and the JSON twin to ``json_path`` ('-' = stdout)."""
+def emit(markdown: str, out: Path | None, payload: Any | None = None, json_path: Path | None = None,
+         outputs: "OutputSet | None" = None) -> None:
+    """Write the markdown to ``out`` (atomically) or stdout, and the JSON twin to ``json_path`` ('-' = stdout).
+
+    The JSON carries ``schema_version`` and ``lvmdiag_version`` at the top (see docs/JSON.md). With
+    ``outputs`` the files are staged in its temporary directory and appear together when it commits.
+    """
+    stage = outputs.stage if outputs is not None else (lambda p: p)
+    if payload is not None:
+        payload = with_schema(payload)
     if json_path is not None and str(json_path) == "-":
         if out is not None:
-            write_text_atomic(out, markdown)
+            write_text_atomic(stage(out), markdown)
+        if outputs is not None:
+            outputs.commit()
         typer.echo(json.dumps(payload, indent=2, allow_nan=False))
         return
     if out is not None:
-        write_text_atomic(out, markdown)
-        typer.echo(f"wrote {out}", err=True)
+        write_text_atomic(stage(out), markdown)
     else:
         typer.echo(markdown)
     if json_path is not None:
-        write_json_atomic(json_path, payload)
-        typer.echo(f"wrote {json_path}", err=True)
+        write_json_atomic(stage(json_path), payload)
+    if outputs is not None:
+        outputs.commit()
+    for path in (out, json_path):
+        if path is not None:
+            typer.echo(f"wrote {path}", err=True)
 
 
 def refuse_overwrite_input(output: Path | None, inputs: list[Path | None]) -> None:
@@ -105,6 +123,159 @@ def refuse_overwrite_input(output: Path | None, inputs: list[Path | None]) -> No
             raise LvmdiagError(f"output {output} is also an input; choose another path (inputs are never overwritten).")
 
 
+def check_outputs(outputs: dict[str, Path | None], inputs: list[Path | None]) -> None:
+    """Check every output path before any work: not a directory, not under a regular file, not an input,
+    no two outputs the same. Messages name the user's path and option (``{"--out": path, ...}``)."""
+    seen: dict[Path, str] = {}
+    real_inputs = [Path(p) for p in inputs if p is not None]
+    for label, path in outputs.items():
+        if path is None or str(path) == "-":
+            continue
+        path = Path(path)
+        if path.is_dir():
+            raise InputError(f"{label} {path} is a directory; give a file path (e.g. {path / _example(label)}).")
+        for parent in path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise InputError(f"{label} {path}: {parent} is a file, not a directory; choose another path.")
+                if not os.access(parent, os.W_OK | os.X_OK):
+                    raise InputError(f"{label} {path}: cannot write in {parent} (permission denied).")
+                break
+        resolved = path.resolve()
+        for p in real_inputs:
+            if p.resolve() == resolved:
+                raise InputError(f"{label} {path} is also an input; choose another path (inputs are never overwritten).")
+            if p.is_dir() and p.resolve() in resolved.parents:
+                raise InputError(f"{label} {path} lies inside the input directory {p}; choose another path.")
+        if resolved in seen:
+            raise InputError(f"{label} {path} is also {seen[resolved]}; give two different files.")
+        seen[resolved] = label
+
+
+def check_output_dir(label: str, path: Path) -> None:
+    """An output *directory* must not be a file nor lie under one (checked before any work)."""
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "is a file" if p == path else f"lies under the file {p}"
+                raise InputError(f"{label} {path} {where}; give a directory path.")
+            return
+
+
+def _example(label: str) -> str:
+    return {"--json": "result.json", "--plot": "plot.png"}.get(label, "report.md")
+
+
+_STAGE_PREFIX = ".lvmdiag-"
+#: seconds to sleep before each move into place: a test hook for killing a run mid-commit
+COMMIT_SLEEP_ENV = "LVMDIAG_TEST_COMMIT_SLEEP"
+
+
+class OutputSet:
+    """Stage a command's output files (markdown, JSON, PNGs) in a temporary directory beside each target
+    and move them into place together at the end, the markdown last.
+
+    A run killed before :meth:`commit` leaves its targets untouched (old or absent) and only a hidden
+    ``.lvmdiag-<pid>-<n>.tmp`` directory, which the next run writing beside the same targets removes.
+    """
+
+    def __init__(self) -> None:
+        self._dirs: dict[Path, Path] = {}
+
+    def stage(self, target: Path) -> Path:
+        """The temporary path at which to write ``target`` (nothing is created at ``target`` itself)."""
+        target = Path(target)
+        parent = target.parent.absolute()
+        if parent not in self._dirs:
+            home = next(p for p in (parent, *parent.parents) if p.exists())  # a missing parent is made at commit
+            _remove_stale_stages(home)
+            tmp = home / f"{_STAGE_PREFIX}{os.getpid()}-{len(self._dirs)}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            self._dirs[parent] = tmp
+        return self._dirs[parent] / target.name
+
+    def commit(self) -> None:
+        """Move every staged file into place (PNGs and JSON first, markdown last) and drop the stages."""
+        moves = [(f, parent / f.name) for parent, tmp in self._dirs.items()
+                 for f in sorted(tmp.iterdir()) if not f.name.startswith(".")]
+        moves.sort(key=lambda m: m[0].suffix == ".md")
+        delay = float(os.environ.get(COMMIT_SLEEP_ENV) or 0)
+        for src, dst in moves:
+            if delay:
+                time.sleep(delay)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+        self.discard()
+
+    def discard(self) -> None:
+        for tmp in self._dirs.values():
+            shutil.rmtree(tmp, ignore_errors=True)
+        self._dirs.clear()
+
+
+def _remove_stale_stages(parent: Path) -> None:
+    """Remove stage directories left in ``parent`` by killed runs (their process no longer exists)."""
+    for stale in parent.glob(f"{_STAGE_PREFIX}*.tmp"):
+        try:
+            pid = int(stale.name[len(_STAGE_PREFIX):].split("-")[0].split(".")[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(stale, ignore_errors=True)
+        except (ValueError, OSError):  # not ours, or a live process of another user
+            continue
+
+
+@contextmanager
+def output_set() -> Iterator[OutputSet]:
+    """An :class:`OutputSet` whose stages are removed when the command fails before committing."""
+    outputs = OutputSet()
+    try:
+        yield outputs
+    finally:
+        outputs.discard()
+
+
+# ---- numeric options: one range per option, checked while parsing (before any work starts) ----
+def ranged(allowed: V.Range, *decls: str, help: str, words: tuple[str, ...] = (), **kwargs: Any) -> Any:
+    """A ``typer.Option`` whose value must lie in ``allowed`` (lvmdiag._validate); the help shows the range.
+
+    With ``words`` (e.g. ``("auto",)``) the option is text: one of the words, or a number in range.
+    """
+    name = decls[0]
+    what = allowed.describe() + "".join(f" or '{w}'" for w in words)
+
+    def check(value: Any) -> Any:
+        if value is None or (words and str(value).strip().lower() in words):
+            return value
+        number = value
+        if isinstance(value, str):
+            try:
+                number = int(value) if allowed.integer else float(value)
+            except ValueError:
+                number = None
+        if not allowed.contains(number):
+            raise typer.BadParameter(f"must be {what}; got {value!r}.", param_hint=f"'{name}'")
+        return value
+
+    check.lvmdiag_range = allowed  # type: ignore[attr-defined]  # lets a test find unchecked options
+    from rich.markup import escape  # help text is rich markup: "[0, 1]" would otherwise vanish as a tag
+
+    return typer.Option(*decls, help=escape(f"{help} ({what})"), callback=check, **kwargs)
+
+
+SeedOption = Annotated[int, ranged(V.SEED, "--seed", help="Seed for every random step (same seed, same numbers).")]
+BlockRowsOption = Annotated[int, ranged(V.COUNT, "--block-rows", help="Windows read per block (memory bound).")]
+NPermutationsOption = Annotated[str, ranged(
+    V.N_PERMUTATIONS, "--n-permutations", "--permutations", words=("auto",), metavar="N|auto",
+    help="Cap on whole-article permutations (flips, for direction) per test, or auto (each test stops once it "
+         "cannot reach alpha; auto lets a lone effect reach alpha/m in its family).")]
+NBootstrapOption = Annotated[int, ranged(V.N_BOOTSTRAP, "--n-bootstrap", help="Article-bootstrap replicates per interval.")]
+AlphaOption = Annotated[float, ranged(V.PROBABILITY_OPEN, "--alpha", help="Level of the findings (BH-adjusted p).")]
+ThresholdOption = Annotated[float, ranged(V.COSINE_THRESHOLD, "--threshold",
+                                          help="Cosine at or above which a chunk is a near-duplicate.")]
+
+
 # ---- options shared by the data commands (one definition, the same help everywhere) ----
 TrainOption = Annotated[Path, typer.Option("--train", help="Training sequences (.npz, .npy dir or article store).")]
 ValOption = Annotated[Path, typer.Option("--val", help="Validation sequences (may be the same two-split file).")]
@@ -114,7 +285,7 @@ OptionalValOption = Annotated[
 OodOption = Annotated[
     Optional[Path], typer.Option("--ood", help="Out-of-distribution sequences, also compared with train.")
 ]
-KOption = Annotated[int, typer.Option("--k", help="Window length K when reading an article store.")]
+KOption = Annotated[int, ranged(V.COUNT, "--k", help="Window length K when reading an article store.")]
 AllowPickleOption = Annotated[
     bool, typer.Option("--allow-pickle", help="Read object arrays (can run code from the file).")
 ]
@@ -129,12 +300,14 @@ HtmlOption = Annotated[
 ]
 
 
-def emit_html(result: Any, html_path: Path | None, inputs: list[Path | None]) -> None:
-    """Write ``result.to_html()`` atomically to ``html_path`` (when given); inputs are never overwritten."""
+def emit_html(result: Any, html_path: Path | None, inputs: list[Path | None],
+              outputs: "OutputSet | None" = None) -> None:
+    """Write ``result.to_html()`` to ``html_path`` (when given): staged in ``outputs`` so it appears with the
+    command's other files, else atomically on its own; inputs are never overwritten."""
     if html_path is None:
         return
     refuse_overwrite_input(html_path, inputs)
-    write_text_atomic(html_path, result.to_html())
+    write_text_atomic(outputs.stage(html_path) if outputs is not None else html_path, result.to_html())
     typer.echo(f"wrote {html_path}", err=True)
 
 

@@ -46,8 +46,10 @@ def comparison_markdown(c: SplitComparison) -> list[str]:
     means = [
         [_STAT_LABELS.get(s.statistic, s.statistic), fmt(s.mean[0]), fmt(s.mean[1])] for s in c.statistics
     ]
+    listed = {s.statistic for s in c.statistics}
     for i, (pa, pb) in enumerate(zip(*c.profile_means)):
-        means.append([f"cos(c_{i}, t)", fmt(pa), fmt(pb)])
+        if f"cos(c_{i},t)" not in listed:  # one row per quantity: the per-window statistics may list it already
+            means.append([f"cos(c_{i},t)", fmt(pa), fmt(pb)])
     lines += [md_table(["mean of", c.reference, c.other], means), ""]
     lines += [f"- {n}" for n in c.notes]
     if c.notes:

@@ -18,11 +18,11 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from lvmdiag.data.sequences import SequenceSet
+from lvmdiag._validate import check_options
 from lvmdiag.errors import InputError
 from lvmdiag.results import Result, fmt_p
 from lvmdiag.stats.multiple_testing import adjust_by_family, family_sizes, iter_tests
 from lvmdiag.stats.resampling import as_rng
-from lvmdiag.stats.sequential import resolve_cap
 
 SECTIONS = ("bias", "direction", "divergence", "leakage")
 #: finding kinds ``--fail-on`` accepts ("any" = every kind)
@@ -267,9 +267,7 @@ def analyze_data(
     DataReport with the section results (their TestResults carry ``pvalue_adjusted`` within their family),
     the findings, and why any section is missing (``skipped``).
     """
-    resolve_cap(n_permutations, 1, alpha)  # "auto" or a positive integer, checked before any work
-    if int(n_bootstrap) < 1:
-        raise InputError(f"n_bootstrap must be >= 1; got {n_bootstrap}.")
+    check_options(n_permutations=n_permutations, n_bootstrap=n_bootstrap, threshold=threshold, alpha=alpha, rng=rng)
     loaded = _load_all(splits, k, allow_pickle)
     _iv(loaded, sections, reference)
     names = [reference] + [n for n in loaded if n != reference]

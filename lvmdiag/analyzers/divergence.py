@@ -37,6 +37,7 @@ from lvmdiag.analyzers.contamination import Contamination, analyze_contamination
 from lvmdiag.stats.multiple_testing import adjust_by_family, iter_tests
 from lvmdiag.stats.resampling import as_rng
 from lvmdiag.stats.sequential import floor_note, resolve_cap, run_curtailed, test_fields
+from lvmdiag._validate import COUNT, check
 from lvmdiag.stats.two_sample import (
     SortedValues,
     auc_per_column,
@@ -339,6 +340,7 @@ def analyze_divergence(
     ``pvalue_adjusted`` (Benjamini-Hochberg across all tests of the result).
     """
     _divergence_iv(splits, reference, n_permutations, n_bootstrap)
+    check("block_rows", block_rows, COUNT)
     rng = as_rng(rng)
     names = [reference] + [n for n in splits if n != reference]
     ordered = [splits[n] for n in names]

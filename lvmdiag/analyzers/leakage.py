@@ -23,6 +23,7 @@ import numpy as np
 
 from lvmdiag.analyzers.leakage_index import SplitKeys, gather_queries, hash_split, search_train
 from lvmdiag.data.sequences import SequenceSet
+from lvmdiag._validate import COSINE_THRESHOLD, check
 from lvmdiag.data.texts import one_line, window_text
 from lvmdiag.errors import InputError
 from lvmdiag.results import Result, fmt, md_table
@@ -216,8 +217,7 @@ def _analyze_leakage_iv(splits: Mapping[str, SequenceSet], reference: str, thres
             raise TypeError(f"split {name!r} must be a SequenceSet; got {type(s).__name__}.")
         if (s.k, s.d) != (ref.k, ref.d):
             raise InputError(f"split {name!r} ({s.source}) has K={s.k}, D={s.d}; {reference} has K={ref.k}, D={ref.d}.")
-    if not -1.0 <= threshold <= 1.0:
-        raise InputError(f"threshold is a cosine and must lie in [-1, 1]; got {threshold}.")
+    check("threshold (a cosine)", threshold, COSINE_THRESHOLD)
     if max_examples < 0 or block_rows < 1:
         raise InputError(f"max_examples must be >= 0 and block_rows >= 1; got {max_examples}, {block_rows}.")
 

@@ -111,6 +111,22 @@ def load_split_files(
     return _load(path, k=k, allow_pickle=allow_pickle, want=None, single=False, scan=scan, columns=columns)
 
 
+def split_names(path: str | os.PathLike[str]) -> list[str]:
+    """The split names of a two-split file (e.g. ``["train", "val"]``); ``[]`` for any other form.
+
+    Reads only the archive's key list, so a ``split=`` choice can be checked before any loading.
+    """
+    p = Path(path)
+    if not p.is_file():
+        return []
+    with NpzArchive(p, file_label(path)) as arc:
+        keys = arc.keys
+        if not keys or detect_store_form(keys) is not None:
+            return []
+        layout = _split_layout(keys)
+    return list(layout) if len(layout) > 1 else []
+
+
 # ---------------------------------------------------------------------------------------------
 # dispatch
 

@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from lvmdiag._atomic import write_json_atomic, write_text_atomic
+from lvmdiag.results import with_schema
 from lvmdiag.errors import InputError
 from lvmdiag.report.compose import RunReport, compose_report
 from lvmdiag.report.data import DEFAULT_ANALYSES, DataContext, gather_data
@@ -139,7 +140,7 @@ def write_run_report(run_dir: PathLike, *, out: PathLike | None = None, json_pat
         report = dataclasses.replace(report, figures=(png_path.name,))
     write_text_atomic(md_path, report.to_markdown())
     if json_path is not None:
-        write_json_atomic(json_path, report.to_dict())
+        write_json_atomic(json_path, with_schema(report.to_dict()))
     return report
 
 from lvmdiag._callable import make_callable as _make_callable

@@ -120,10 +120,15 @@ class ResplitResult(Result):
 # validation
 
 
+def default_split_names(n: int) -> tuple[str, ...]:
+    """Split names for ``n`` ratios: train, val, ood, then split3, split4, ..."""
+    return ("train", "val", "ood", *(f"split{i}" for i in range(3, n)))[:n]
+
+
 def _resplit_iv(
     inputs: Sequence[str | os.PathLike[str]],
     ratios: Sequence[float],
-    names: Sequence[str],
+    names: Sequence[str] | None,
     stratify: Sequence[str],
     out_dir: str | os.PathLike[str],
     force: bool,
@@ -149,7 +154,7 @@ def _resplit_iv(
             raise InputError(f"{p} is given twice (also as {seen[p.resolve()]}); give each input once.")
         seen[p.resolve()] = p
     r = _ratios_iv(ratios)
-    names = tuple(str(n) for n in names)
+    names = default_split_names(r.size) if names is None else tuple(str(n) for n in names)
     if len(names) != r.size:
         raise InputError(f"give one split name per ratio: {r.size} ratios but names {list(names)}.")
     if len(set(names)) != len(names):
@@ -214,7 +219,7 @@ def resplit(
     out_dir: str | os.PathLike[str],
     by: str = "article",
     ratios: Sequence[float] = (0.8, 0.1, 0.1),
-    names: Sequence[str] = ("train", "val", "ood"),
+    names: Sequence[str] | None = None,
     stratify: Sequence[str] | str = ("length", "delta"),
     seed: int = 0,
     force: bool = False,
@@ -238,7 +243,8 @@ def resplit(
         input or inside one
     by : "article" (given or recovered article ids) or a per-window column / metadata key
     ratios : target share of windows per split (positive, summing to 1)
-    names : one name per split (output files are ``<name>.npz`` or ``<name>/`` for .npy directories)
+    names : one name per split (output files are ``<name>.npz`` or ``<name>/`` for .npy directories);
+        default train, val, ood, split3, ... for as many splits as ``ratios`` has
     stratify : per-article variables to balance: "length", "delta", "topic" and/or metadata keys
         ("none" or empty for no stratification)
     seed : fixes tie-breaking, k-means and report resampling: same seed, byte-identical outputs

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lvmdiag._validate import check_seed
 from lvmdiag.errors import InputError
 from lvmdiag.results import ConfidenceInterval
 
@@ -19,6 +20,7 @@ _CHUNK = 64  # resamples per matrix product; bounds memory at _CHUNK x G
 
 def as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     """Normalise a seed or generator once (the only way randomness enters lvmdiag)."""
+    check_seed(rng)  # a negative seed: one clear InputError, not numpy's ValueError deep in an analysis
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 

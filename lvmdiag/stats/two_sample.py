@@ -78,8 +78,9 @@ def group_mean_distance(wa: np.ndarray, wb: np.ndarray, sums: np.ndarray, counts
     """
     wa = np.atleast_2d(wa)
     wb = np.atleast_2d(wb)
-    mean_a = (wa @ sums) / (wa @ counts)[:, None]  # (B, P)
-    mean_b = (wb @ sums) / (wb @ counts)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):  # a replicate with no windows on a side is NaN, dropped later
+        mean_a = (wa @ sums) / (wa @ counts)[:, None]  # (B, P)
+        mean_b = (wb @ sums) / (wb @ counts)[:, None]
     diff = mean_a - mean_b
     sq = np.einsum("bp,bp->b", diff, diff)
     na = np.sqrt(np.einsum("bp,bp->b", mean_a, mean_a))
@@ -125,9 +126,10 @@ class SortedValues:
             ra = wa[s : s + step][:, self.unit]  # (b, N) row weights in sorted order
             rb = wb[s : s + step][:, self.unit]
             fa = np.cumsum(ra, axis=1)
-            fa /= fa[:, -1:]
             fb = np.cumsum(rb, axis=1)
-            fb /= fb[:, -1:]
+            with np.errstate(invalid="ignore", divide="ignore"):  # an empty side: NaN replicate, dropped later
+                fa /= fa[:, -1:]
+                fb /= fb[:, -1:]
             fa -= fb
             np.abs(fa, out=fa)
             ks[s : s + step] = fa[:, self.breaks].max(axis=1) if self.breaks.size else 0.0

@@ -130,8 +130,13 @@ def evaluate_file(checkpoint: str | Path, data_path: str | Path, *, split: str |
                   allow_pickle: bool = False, device: str = "cpu", pool_size: int | None = None) -> CheckpointEvaluation:
     """``lvmdiag evaluate``: read ``data_path`` (windows of the checkpoint's K) and evaluate the model on it,
     beside copy-last and mean-of-context on the same rows."""
-    from lvmdiag.data.readers import load_sequences
+    from lvmdiag.data.readers import load_sequences, split_names
 
+    if split is not None and Path(data_path).exists():  # on a one-split file --split would be silently ignored
+        held = split_names(data_path)
+        if split not in held:
+            where = f"holds the splits {', '.join(held)}" if held else "holds one split, so --split does not apply"
+            raise InputError(f"--split {split}: {data_path} {where}.")
     model, config, ckpt = load_model(checkpoint, device)
     data = load_sequences(data_path, split=split, k=config.context_length, allow_pickle=allow_pickle)
     config, arrays = _prepare_eval(ckpt["model_config"], config, data, pool_size)

@@ -203,6 +203,9 @@ def train(config: TrainConfig | None, train_set: SequenceSet, val_set: SequenceS
         splits["ood"] = prepare_split(ood_set, "ood")
     d_in = check_shapes(config, splits)
     tr = splits["train"]
+    if tr.n < 2:  # InfoNCE ranks each target against the other targets of its batch: one window has none
+        raise InputError(f"{train_set.source}: training needs at least 2 usable windows (InfoNCE ranks each target "
+                         f"against the others in its batch); got {tr.n}.")
     eval_rows = subsample_rows(tr.n, config.train_eval_size, config.seed)
     eval_splits = {"train": tr.rows(eval_rows), **{k: v for k, v in splits.items() if k != "train"}}
     sampler = None

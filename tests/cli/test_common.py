@@ -2,6 +2,8 @@
 
 import json
 
+import lvmdiag
+
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -47,7 +49,9 @@ def test_errors_exit_2_with_one_line(exc, needle):
 
 def test_emit_json_to_stdout_is_pure_json(tmp_path, capsys):
     emit("# md", tmp_path / "r.md", {"x": 1}, json_path=__import__("pathlib").Path("-"))
-    assert json.loads(capsys.readouterr().out) == {"x": 1}
+    payload = json.loads(capsys.readouterr().out)
+    assert payload == {"schema_version": 1, "lvmdiag_version": lvmdiag.__version__, "x": 1}
+    assert list(payload)[:2] == ["schema_version", "lvmdiag_version"]
     assert (tmp_path / "r.md").read_text() == "# md"
 
 

@@ -167,7 +167,7 @@ def test_refusals_and_force(inputs, tmp_path):
     with pytest.raises(InputError, match="holds the input|lies inside"):
         resplit(inputs, out_dir=inputs[0], force=True, analyses=False)
     with pytest.raises(InputError, match="one split name per ratio"):
-        resplit(inputs, out_dir=tmp_path / "x", ratios=(0.5, 0.5), analyses=False)
+        resplit(inputs, out_dir=tmp_path / "x", ratios=(0.5, 0.5), names=NAMES, analyses=False)
     with pytest.raises(InputError, match="no per-window column"):
         resplit(inputs, out_dir=tmp_path / "x", by="colour", analyses=False)
     assert not (tmp_path / "x").exists()

@@ -10,20 +10,26 @@ import typer
 from lvmdiag_cli._common import (
     HtmlOption,
     AllowPickleOption,
+    BlockRowsOption,
     JsonOption,
     KOption,
+    NPermutationsOption,
     OodOption,
     OptionalValOption,
     OutOption,
     QuietOption,
+    SeedOption,
     TrainOption,
+    V,
     attach_plot,
+    check_outputs,
     emit,
     emit_html,
     handle_errors,
     load_named_splits,
+    output_set,
     progress_bar,
-    refuse_overwrite_input,
+    ranged,
 )
 
 
@@ -37,10 +43,10 @@ def bias_cmd(
     json_path: JsonOption = None,
     html: HtmlOption = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the PNG here (default: beside --out, same stem).")] = None,
-    n_resamples: Annotated[int, typer.Option("--n-resamples", help="Article bootstrap resamples per interval.")] = 1000,
-    n_permutations: Annotated[str, typer.Option("--n-permutations", metavar="N|auto", help="Cap on article permutations (differences) and flips (direction) per test, or auto (each test stops once it cannot reach alpha; auto lets a lone effect reach alpha/m in its family).")] = "auto",
-    seed: Annotated[int, typer.Option("--seed", help="Seed for bootstraps and permutations.")] = 0,
-    block_rows: Annotated[int, typer.Option("--block-rows", help="Windows read per block (memory bound).")] = 8192,
+    n_resamples: Annotated[int, ranged(V.COUNT, "--n-resamples", help="Article bootstrap resamples per interval.")] = 1000,
+    n_permutations: NPermutationsOption = "auto",
+    seed: SeedOption = 0,
+    block_rows: BlockRowsOption = 8192,
     direction: Annotated[bool, typer.Option("--direction/--no-direction",
                                             help="Add the arrow-of-time test (Δ alone cannot see direction).")] = True,
     quiet: QuietOption = False,
@@ -51,21 +57,21 @@ def bias_cmd(
 
         inputs = [train, val, ood]
         png = plot if plot is not None else (out.with_suffix(".png") if out is not None else None)
-        for output in (out, json_path, png):
-            refuse_overwrite_input(output, inputs)
+        check_outputs({"--out": out, "--json": json_path, "--html": html, "--plot" if plot is not None else "PNG": png}, inputs)
         splits = load_named_splits(train, val, ood, k, allow_pickle)
         with progress_bar("bias", enabled=not quiet) as bar:
             report = analyze_bias_report(splits, direction=direction, n_resamples=n_resamples,
                                          n_permutations=n_permutations, rng=seed,
                                          block_rows=block_rows, progress=bar)
         markdown = report.to_markdown()
-        if png is not None:
-            from lvmdiag.plots.bias import plot_bias
+        with output_set() as outputs:
+            if png is not None:
+                from lvmdiag.plots.bias import plot_bias
 
-            markdown = attach_plot(markdown, png, out, "position and lag profiles",
-                                   lambda p: plot_bias(report.bias, p))
-        emit(markdown, out, report.to_dict(), json_path)
-        emit_html(report, html, inputs)
+                markdown = attach_plot(markdown, png, out, "position and lag profiles",
+                                       lambda p: plot_bias(report.bias, outputs.stage(p)))
+            emit_html(report, html, inputs, outputs)
+            emit(markdown, out, report.to_dict(), json_path, outputs)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,23 +8,30 @@ from typing import Annotated, Optional
 import typer
 
 from lvmdiag_cli._common import (
-    HtmlOption,
-    AllowPickleOption,
     EXIT_FINDING,
+    AllowPickleOption,
+    AlphaOption,
     EngineOption,
+    HtmlOption,
     KOption,
+    NBootstrapOption,
+    NPermutationsOption,
     OodOption,
     OutOption,
     QuietOption,
     SchedulerOption,
+    SeedOption,
+    ThresholdOption,
     TrainOption,
     ValOption,
+    check_outputs,
     emit,
     emit_html,
     handle_errors,
+    output_set,
     progress_bar,
     check_engine,
-    refuse_overwrite_input,
+    sibling_png,
 )
 
 
@@ -38,13 +45,13 @@ def data_cmd(
     html: HtmlOption = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON ('-' = stdout).")] = None,
     fail_on: Annotated[Optional[str], typer.Option(
-        "--fail-on", help="Exit 1 when any of these findings is present: comma list of leakage, divergence, bias, "
-                          "direction, no-direction, or any.")] = None,
-    n_permutations: Annotated[str, typer.Option("--n-permutations", metavar="N|auto", help="Cap on whole-article permutations per test, or auto (each test stops once it cannot reach alpha; auto lets a lone effect reach alpha/m in its family).")] = "auto",
-    n_bootstrap: Annotated[int, typer.Option("--n-bootstrap", help="Article-bootstrap replicates per interval.")] = 200,
-    threshold: Annotated[float, typer.Option("--threshold", help="Near-duplicate cosine for leakage.")] = 0.98,
-    alpha: Annotated[float, typer.Option("--alpha", help="Level of the findings (BH-adjusted p).")] = 0.05,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for every resampling in the report.")] = 0,
+        "--fail-on", help="Exit 1 when any of these findings is present: comma list of leakage, divergence, "
+                          "contamination, bias, direction, no-direction, or any.")] = None,
+    n_permutations: NPermutationsOption = "auto",
+    n_bootstrap: NBootstrapOption = 200,
+    threshold: ThresholdOption = 0.98,
+    alpha: AlphaOption = 0.05,
+    seed: SeedOption = 0,
     quiet: QuietOption = False,
     engine: EngineOption = "local",
     scheduler: SchedulerOption = None,
@@ -55,16 +62,16 @@ def data_cmd(
 
         gate = parse_fail_on(fail_on)
         check_engine(engine, scheduler)
-        refuse_overwrite_input(out, [train, val, ood])
-        refuse_overwrite_input(json_path, [train, val, ood])
+        pngs = {f"PNG {s}": sibling_png(out, s) for s in ("bias", "direction", "divergence", "leakage")}
+        check_outputs({"--out": out, "--json": json_path, "--html": html, **pngs}, [train, val, ood])
         with progress_bar("data report", enabled=not quiet) as bar:
             report = analyze_data({"train": train, "val": val, "ood": ood}, k=k, allow_pickle=allow_pickle,
                                   n_permutations=n_permutations, n_bootstrap=n_bootstrap, threshold=threshold,
-                                  alpha=alpha, rng=seed, progress=bar, engine=engine,
-                                  scheduler=scheduler)
-        images = write_plots(report, out) if out is not None else {}
-        emit(report.to_markdown(images), out, report.to_dict(), json_path)
-        emit_html(report, html, [train, val, ood])
+                                  alpha=alpha, rng=seed, progress=bar, engine=engine, scheduler=scheduler)
+        with output_set() as outputs:
+            images = write_plots(report, outputs.stage(out)) if out is not None else {}
+            emit_html(report, html, [train, val, ood], outputs)
+            emit(report.to_markdown(images), out, report.to_dict(), json_path, outputs)
     hit = sorted(gate & report.finding_kinds())
     if hit:
         typer.echo(f"failing: finding(s) present: {', '.join(hit)}", err=True)

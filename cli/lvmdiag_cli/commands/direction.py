@@ -11,18 +11,23 @@ from lvmdiag_cli._common import (
     AllowPickleOption,
     JsonOption,
     KOption,
+    NPermutationsOption,
     OodOption,
     OptionalValOption,
     OutOption,
     QuietOption,
+    SeedOption,
     TrainOption,
+    V,
     attach_plot,
+    check_outputs,
     emit,
     emit_html,
     handle_errors,
     load_named_splits,
+    output_set,
     progress_bar,
-    refuse_overwrite_input,
+    ranged,
     sibling_png,
 )
 
@@ -32,9 +37,10 @@ def direction_cmd(
     val: OptionalValOption = None,
     ood: OodOption = None,
     k: KOption = 5,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for folds, permutations and bootstraps.")] = 0,
-    permutations: Annotated[str, typer.Option("--n-permutations", "--permutations", metavar="N|auto", help="Cap on article flips per test, or auto (each test stops once it cannot reach alpha; auto lets a lone effect reach alpha/m in its split's family).")] = "auto",
-    max_windows: Annotated[int, typer.Option("--max-windows", help="At most this many windows per split feed the classifier.")] = 100_000,
+    seed: SeedOption = 0,
+    permutations: NPermutationsOption = "auto",
+    max_windows: Annotated[int, ranged(V.Range(10, integer=True), "--max-windows",
+                                       help="At most this many windows per split feed the classifier.")] = 100_000,
     allow_pickle: AllowPickleOption = False,
     out: OutOption = None,
     json_path: JsonOption = None,
@@ -46,19 +52,20 @@ def direction_cmd(
         from lvmdiag.analyzers.direction import analyze_direction
 
         png = sibling_png(out, "direction")
-        for output in (out, json_path, png):
-            refuse_overwrite_input(output, [train, val, ood])
+        check_outputs({"--out": out, "--json": json_path, "--html": html, "PNG": png}, [train, val, ood])
         splits = load_named_splits(train, val, ood, k, allow_pickle)
         with progress_bar("direction", enabled=not no_progress) as bar:
             result = analyze_direction(splits, n_permutations=permutations, max_windows=max_windows,
                                        rng=seed, progress=bar)
         markdown = result.to_markdown()
-        if png is not None:
-            from lvmdiag.plots.direction import plot_direction
+        with output_set() as outputs:
+            if png is not None:
+                from lvmdiag.plots.direction import plot_direction
 
-            markdown = attach_plot(markdown, png, out, "direction", lambda p: plot_direction(result, p))
-        emit(markdown, out, result.to_dict(), json_path)
-        emit_html(result, html, [train, val, ood])
+                markdown = attach_plot(markdown, png, out, "direction",
+                                       lambda p: plot_direction(result, outputs.stage(p)))
+            emit_html(result, html, [train, val, ood], outputs)
+            emit(markdown, out, result.to_dict(), json_path, outputs)
 
 
 def register(app: typer.Typer) -> None:

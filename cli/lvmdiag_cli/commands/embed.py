@@ -8,8 +8,10 @@ from typing import Annotated, Iterator, Optional
 
 import typer
 
+from lvmdiag import _validate as V
 from lvmdiag.errors import InputError
 from lvmdiag_cli._common import (
+    ranged,
     AllowPickleOption,
     JsonOption,
     QuietOption,
@@ -56,10 +58,10 @@ def embed_cmd(
         "--model", help="Local model directory or cached Hugging Face name (default: the bundled all-MiniLM-L6-v2; "
                         "never downloads).")] = None,
     chunk_words: Annotated[str, typer.Option("--chunk-words", help="MIN,MAX words per chunk.")] = "40,120",
-    min_chunks: Annotated[int, typer.Option("--min-chunks", help="Drop (and count) articles with fewer chunks; "
-                                                                 "6 = one window at K = 5.")] = 6,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Texts per encoder forward pass.")] = 32,
-    checkpoint: Annotated[int, typer.Option("--checkpoint-every", help="Chunks per checkpoint (resume unit).")] = 1024,
+    min_chunks: Annotated[int, ranged(V.COUNT, "--min-chunks", help="Drop (and count) articles with fewer chunks; "
+                                                                   "6 = one window at K = 5.")] = 6,
+    batch_size: Annotated[int, ranged(V.COUNT, "--batch-size", help="Texts per encoder forward pass.")] = 32,
+    checkpoint: Annotated[int, ranged(V.COUNT, "--checkpoint-every", help="Chunks per checkpoint (resume unit).")] = 1024,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, ... (default: automatic).")] = None,
     normalize: Annotated[bool, typer.Option("--normalize/--no-normalize", help="L2-normalise the vectors.")] = True,
     reverse: Annotated[bool, typer.Option("--reverse", help="Also write the reversed-article control store "

@@ -8,15 +8,19 @@ from typing import Annotated, Optional
 
 import typer
 
-from lvmdiag.errors import InputError
+from lvmdiag.results import with_schema
 from lvmdiag_cli._common import (
     HtmlOption,
     QuietOption,
+    SeedOption,
+    V,
+    check_outputs,
     emit,
     emit_html,
     handle_errors,
+    output_set,
     progress_bar,
-    refuse_overwrite_input,
+    ranged,
 )
 
 FORMAT_HELP = ("History format: auto, lvmdiag-run, p7-history, history-object, history-list, csv, jsonl, p7-log, "
@@ -28,7 +32,7 @@ def report_cmd(
                                                  "stdout log) or one history file.")],
     train: Annotated[Optional[Path], typer.Option("--train", help="Training data (default: the config's train_npz).")] = None,
     val: Annotated[Optional[Path], typer.Option("--val", help="Validation data (default: the config's val_npz).")] = None,
-    k: Annotated[int, typer.Option("--k", help="Window length K when the data is an article store.")] = 5,
+    k: Annotated[int, ranged(V.COUNT, "--k", help="Window length K when the data is an article store.")] = 5,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the markdown here; the PNG of the curves goes "
                                                                "beside it (<stem>_curves.png). Default: markdown to stdout, no PNG.")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the JSON twin here ('-' = stdout).")] = None,
@@ -39,7 +43,7 @@ def report_cmd(
     analyses: Annotated[str, typer.Option("--analyses", help="Data analyses when data is readable, comma-separated: "
                                                              "bias, leakage, divergence, direction.")] = "bias,leakage",
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Read object arrays in the data (can run code from the file).")] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for the data analyses' resampling.")] = 0,
+    seed: SeedOption = 0,
     quiet: QuietOption = False,
 ) -> None:
     """Find why a run failed: collapse at schedule events, train/val metric definitions, inert mechanisms, loss imbalance, baselines, context drift, overfitting, divergence, chance-level ranking.
@@ -54,27 +58,31 @@ def report_cmd(
         options = dict(train=train, val=val, k=k, allow_pickle=allow_pickle, rng=seed, fmt=fmt, analyses=wanted)
         inputs = [train, val, *_run_inputs(run_dir, detect_format)]
         to_stdout = json_path is not None and str(json_path) == "-"
-        for output in (out, None if to_stdout else json_path):
-            refuse_overwrite_input(output, inputs)
-            if output is not None and output.is_dir():  # checked before the work, not as a traceback after it
-                example = output / ("REPORT.md" if output is out else "report.json")
-                raise InputError(f"output {output} is a directory; give a file path (e.g. {example}).")
-        if out is not None and json_path is not None and not to_stdout and out.resolve() == json_path.resolve():
-            raise InputError(f"--out and --json both name {out}; give two different files.")
-        with progress_bar("report", enabled=not quiet) as bar:
-            if in_run_dir or out is not None:
-                report = write_run_report(run_dir, out=out, json_path=None if to_stdout else json_path,
-                                          progress=bar, **options)
-            else:
-                report = build_run_report(run_dir, progress=bar, **options)
-        emit_html(report, html, inputs)
-        if in_run_dir or out is not None:
-            written = out or (run_dir if run_dir.is_dir() else run_dir.parent) / "REPORT.md"
-            typer.echo(f"wrote {written}" + (f" and {written.with_name(report.figures[0])}" if report.figures else ""),
-                       err=True)
-            if to_stdout:
-                typer.echo(json.dumps(report.to_dict(), indent=2, allow_nan=False))
-            return
+        home = run_dir if run_dir.is_dir() else run_dir.parent
+        md = out if out is not None else (home / "REPORT.md" if in_run_dir else None)
+        js = None if to_stdout else json_path
+        if js is None and in_run_dir and out is None and not to_stdout:
+            js = home / "report.json"
+        png = md.with_name(f"{md.stem}_curves.png") if md is not None else None
+        check_outputs({"--out": md, "--json": js, "--html": html, "PNG": png}, inputs)
+        with output_set() as outputs:
+            with progress_bar("report", enabled=not quiet) as bar:
+                if md is not None:
+                    report = write_run_report(run_dir, out=outputs.stage(md),
+                                              json_path=None if js is None else outputs.stage(js),
+                                              progress=bar, **options)
+                else:
+                    report = build_run_report(run_dir, progress=bar, **options)
+            emit_html(report, html, inputs, outputs)
+            if md is None:
+                outputs.commit()  # the HTML, when asked for; the markdown goes to stdout below
+            if md is not None:
+                outputs.commit()
+                typer.echo(f"wrote {md}" + (f" and {md.with_name(report.figures[0])}" if report.figures else ""),
+                           err=True)
+                if to_stdout:
+                    typer.echo(json.dumps(with_schema(report.to_dict()), indent=2, allow_nan=False))
+                return
         emit(report.to_markdown(), None, report.to_dict(), json_path)
 
 

@@ -11,11 +11,15 @@ from lvmdiag.errors import InputError
 from lvmdiag_cli._common import (
     HtmlOption,
     QuietOption,
+    SeedOption,
+    V,
+    check_output_dir,
+    check_outputs,
     emit,
     emit_html,
     handle_errors,
     progress_bar,
-    refuse_overwrite_input,
+    ranged,
 )
 
 
@@ -35,13 +39,14 @@ def resplit_cmd(
     out: Annotated[Path, typer.Option("--out", help="Output directory: new or empty (or an earlier resplit output, with --force).")],
     by: Annotated[str, typer.Option("--by", help="'article', or a per-window column / metadata key to group by.")] = "article",
     ratios: Annotated[str, typer.Option("--ratios", help="Window share per split, summing to 1.")] = "0.8,0.1,0.1",
-    names: Annotated[str, typer.Option("--names", help="Split names, one per ratio.")] = "train,val,ood",
+    names: Annotated[Optional[str], typer.Option("--names", help="Split names, one per ratio (default: train,val "
+                                                   "for 2 ratios, train,val,ood for 3, then split3, split4, ...).")] = None,
     stratify: Annotated[str, typer.Option("--stratify", help="length, delta, topic and/or metadata keys; 'none' to switch off.")] = "length,delta",
-    seed: Annotated[int, typer.Option("--seed", help="Same seed, byte-identical outputs.")] = 0,
+    seed: SeedOption = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace an earlier resplit output in --out (one with its "
                                                    "manifest.json); other non-empty directories are never replaced.")] = False,
-    k: Annotated[int, typer.Option("--k", help="Window length for article-store inputs.")] = 5,
-    n_bins: Annotated[int, typer.Option("--bins", help="Bins per stratification variable.")] = 4,
+    k: Annotated[int, ranged(V.COUNT, "--k", help="Window length for article-store inputs.")] = 5,
+    n_bins: Annotated[int, ranged(V.COUNT, "--bins", help="Bins per stratification variable.")] = 4,
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Read object arrays (metadata; can run code from the file).")] = False,
     analyses: Annotated[bool, typer.Option("--analyses/--no-analyses", help="Bias, divergence and leakage sections in the report.")] = True,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the result summary as JSON ('-' = stdout).")] = None,
@@ -54,17 +59,20 @@ def resplit_cmd(
     with handle_errors():
         from lvmdiag.resplit import resplit
 
-        refuse_overwrite_input(json_path, list(inputs))
+        check_output_dir("--out", out)
+        check_outputs({"--json": json_path, "--html": html}, list(inputs))
+        split_names = None if names is None else _words(names)
         if json_path is not None and str(json_path) != "-":
-            if json_path.is_dir():
-                # checked now: after the (long) resplit it would only end in a traceback
-                raise InputError(f"--json {json_path} is a directory; give a file path (e.g. {json_path / 'resplit.json'}).")
-            written = {"manifest.json", "resplit_report.md"} | {f"{n}{ext}" for n in _words(names) for ext in ("", ".npz", ".parquet")}
+            ratio_values = _floats(ratios, "--ratios")
+            from lvmdiag.resplit.dataset import default_split_names
+
+            shown = split_names or default_split_names(len(ratio_values))
+            written = {"manifest.json", "resplit_report.md"} | {f"{n}{ext}" for n in shown for ext in ("", ".npz", ".parquet")}
             if json_path.resolve().parent == out.resolve() and json_path.name in written:
                 raise InputError(f"--json {json_path} would overwrite the resplit's own {json_path.name}; choose another path.")
         with progress_bar("resplit", enabled=not no_progress) as bar:
             result = resplit(
-                list(inputs), out_dir=out, by=by, ratios=_floats(ratios, "--ratios"), names=_words(names),
+                list(inputs), out_dir=out, by=by, ratios=_floats(ratios, "--ratios"), names=split_names,
                 stratify=_words(stratify), seed=seed, force=force, k=k, n_bins=n_bins,
                 allow_pickle=allow_pickle, analyses=analyses, progress=bar, out_format=out_format,
             )

@@ -6,6 +6,12 @@ in every epoch with all values finite (at least ``min_epochs``), the logged term
 optimised objective (another scale, another subset of samples, a missing term or a gate weighting),
 so conclusions drawn from the individual terms are uncertain; the detector says so (info). Silent
 when the sum matches in any epoch or when a term's weight is unknown.
+
+When the ratio total / S_e equals a logged weight (a ``train_log`` series named ``*weight*``, e.g.
+``gate_weight_mean``) within ``match_tol`` at the last epoch, the finding names it (and in how many
+epochs it matches): the whole
+weighted loss was scaled by that weight, which explains the accounting (and, for a gate, is evidence
+that it acts as a constant multiplier rather than a per-sample filter).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ class AccountingParams:
 
     rel_tol: float = 0.10
     min_epochs: int = 2
+    match_tol: float = 0.03  # relative: total / sum vs a logged weight (logs round to ~3 digits)
 
 
 def rule(p: AccountingParams) -> str:
@@ -61,11 +68,43 @@ def detect(history: RunHistory, events: tuple[ScheduleEvent, ...] = (), params: 
                 Evidence(f"{formula} at epoch {int(history.epochs[i_last])}", float(summed[i_last])),
                 Evidence("smallest relative mismatch over epochs", f"{rel.min():.0%}"))
     if np.all(rel > p.rel_tol):
-        return DetectorResult(NAME, rule(p), (Finding(
-            NAME, "loss_terms_do_not_add_up", "info", "The logged loss terms do not add up to the logged total",
+        message = (
             f"At epoch {int(history.epochs[i_last])} the total loss is {fmt(float(total[i_last]))} but {formula} = "
             f"{fmt(float(summed[i_last]))} (mismatch at least {rel.min():.0%} in all {int(ok.sum())} epochs): the terms are "
-            "logged on another scale or subset than the optimised loss, so per-term conclusions carry that uncertainty.",
-            evidence, tuple(int(e) for e in history.epochs[ok]), None),))
+            "logged on another scale or subset than the optimised loss, so per-term conclusions carry that uncertainty.")
+        scale = _matching_weight(history, total, summed, ok, terms, p)
+        if scale is not None:
+            key, n_match = scale
+            ratio, weight = float(total[i_last] / summed[i_last]), float(history.train_log[key][i_last])
+            message += (f" The ratio total / sum = {fmt(ratio)} equals the logged `{key}` = {fmt(weight)} (within "
+                        f"{p.match_tol:.0%} in {n_match} of {int(ok.sum())} epochs, the last included): the whole weighted "
+                        "loss appears multiplied by that weight, "
+                        "which explains the accounting")
+            message += (" and is more evidence that the gate is a constant multiplier, not a per-sample filter."
+                         if "gate" in key else ".")
+            evidence += (Evidence(f"total / ({formula}) at epoch {int(history.epochs[i_last])}", ratio),
+                         Evidence(f"logged {key} at epoch {int(history.epochs[i_last])}", weight))
+        return DetectorResult(NAME, rule(p), (Finding(
+            NAME, "loss_terms_do_not_add_up", "info", "The logged loss terms do not add up to the logged total",
+            message, evidence, tuple(int(e) for e in history.epochs[ok]), None),))
     return DetectorResult(NAME, rule(p), ruled_out=(RuledOut(
         NAME, "The logged loss terms are not what was optimised", "the total equals the weighted sum of the terms", evidence),))
+
+
+def _matching_weight(history: RunHistory, total: np.ndarray, summed: np.ndarray, ok: np.ndarray,
+                     terms: list[str], p: AccountingParams) -> tuple[str, int] | None:
+    """The logged ``*weight*`` series equal to total / sum at the last epoch where both are known, if any,
+    with the number of epochs in which they agree."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = total / summed
+    for key in sorted(history.train_log):
+        if "weight" not in key or key in terms or key == "loss":
+            continue
+        w = np.asarray(history.train_log[key], dtype=float)
+        both = ok & np.isfinite(w) & np.isfinite(ratio) & (np.abs(w) > 0)
+        if not both.any():
+            continue
+        close = both & (np.abs(ratio - w) <= p.match_tol * np.abs(w))
+        if close[np.flatnonzero(both)[-1]]:
+            return key, int(close.sum())
+    return None
