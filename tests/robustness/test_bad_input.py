@@ -269,3 +269,58 @@ def test_every_numeric_option_has_a_checked_range():
             if any(t in (int, float) for t in inner) and not getattr(param.callback, "lvmdiag_range", None):
                 unchecked.append(f"{name} {param.opts[0]}")
     assert not unchecked, unchecked
+
+
+def _text_world(w):
+    """Text inputs for `lvmdiag embed` beside the corpus (created once, before the snapshot)."""
+    root = w.root / "text"
+    if not root.exists():
+        root.mkdir()
+        long_text = " ".join(f"word{i}." for i in range(400))
+        (root / "good.jsonl").write_text('{"article_id": 1, "text": "%s"}\n' % long_text)
+        (root / "empty.jsonl").write_text("")
+        (root / "not_json.jsonl").write_text("this is not json\n")
+        (root / "no_id.jsonl").write_text('{"text": "%s"}\n' % long_text)
+        (root / "no_text.jsonl").write_text('{"article_id": 1}\n')
+        (root / "short.jsonl").write_text('{"article_id": 1, "text": "only a few words here"}\n')
+        (root / "list.jsonl").write_text('[1, 2, 3]\n')
+        (root / "no_files").mkdir()
+    return root
+
+
+def embed_cases(w):
+    t = _text_world(w)
+    good = str(t / "good.jsonl")
+    out = str(w.root / "emb.npz")
+    base = ["embed", good, "--out", out, "--quiet"]
+    cases = [("embed", ["embed", str(t / name), "--out", out, "--quiet"], name)
+             for name in ("missing.jsonl", "empty.jsonl", "not_json.jsonl", "no_id.jsonl", "no_text.jsonl",
+                          "short.jsonl", "list.jsonl", "no_files")]
+    cases += _range_cases("embed", base, "--min-chunks", NOT_COUNTS)
+    cases += _range_cases("embed", base, "--batch-size", NOT_COUNTS)
+    cases += _range_cases("embed", base, "--checkpoint-every", NOT_COUNTS)
+    cases += _range_cases("embed", base, "--chunk-words", ("abc", "10", "50,20", "0,10", "-5,10", ""))
+    cases += [("embed", ["embed", good, "--out", str(w.good["outdir"]), "--quiet"], "outdir"),
+              ("embed", ["embed", good, "--out", str(w.good["plain_file"] / "e.npz"), "--quiet"], "notes.txt"),
+              ("embed", ["embed", good, "--out", good, "--quiet"], "good.jsonl"),
+              ("embed", [*base, "--json", str(w.good["outdir"])], "outdir"),
+              ("embed", [*base, "--json", good], "good.jsonl"),
+              ("embed", [*base, "--no-such-option"], "--no-such-option"),
+              ("embed", ["embed", "--out", out], "INPUT"),
+              ("embed", ["embed", good], "--out")]
+    return cases
+
+
+def test_embed_bad_inputs_are_one_line_exit_2_and_leave_no_file(world, monkeypatch):
+    """`lvmdiag embed` joined the commands after the corpus was written: its inputs and options too."""
+    monkeypatch.chdir(world.root)
+    cases = embed_cases(world)
+    assert len(cases) >= 30
+    before = snapshot(world.root)
+    failures = []
+    for cmd, args, needle in cases:
+        problems, lines = _check(world, before, cmd, args, needle)
+        if problems:
+            failures.append(f"{' '.join(args)} -> {'; '.join(problems)}: {lines[:3]}")
+            before = snapshot(world.root)
+    assert not failures, f"{len(failures)} of {len(cases)} cases failed:\n" + "\n".join(failures)

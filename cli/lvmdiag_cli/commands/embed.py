@@ -11,6 +11,7 @@ import typer
 from lvmdiag import _validate as V
 from lvmdiag.errors import InputError
 from lvmdiag_cli._common import (
+    check_outputs,
     ranged,
     AllowPickleOption,
     JsonOption,
@@ -75,8 +76,7 @@ def embed_cmd(
     with handle_errors():
         from lvmdiag.embed import embed_text
 
-        refuse_overwrite_input(out, [input_path])
-        refuse_overwrite_input(json_path, [input_path, out])
+        check_outputs({"--out": out, "--json": json_path}, [input_path])
         with _chunk_bar(not quiet) as bar:
             result = embed_text(input_path, out, model=model, chunk_words=_word_range(chunk_words),
                                 min_chunks=min_chunks, batch_size=batch_size, checkpoint_chunks=checkpoint,
@@ -95,8 +95,7 @@ def reverse_cmd(
     with handle_errors():
         from lvmdiag.embed import reverse_store
 
-        refuse_overwrite_input(out, [store])
-        refuse_overwrite_input(json_path, [store, out])
+        check_outputs({"--out": out, "--json": json_path}, [store])
         result = reverse_store(store, out, allow_pickle=allow_pickle)
         emit(result.to_markdown(), None, result.to_dict(), json_path)
 
