@@ -21,7 +21,8 @@ runner = CliRunner()
 
 # fields that name where data came from or how long it took, not what was found
 _PLACE = {"source", "sources", "path", "paths", "files", "out_dir", "seconds", "elapsed", "wall_s", "run_dir",
-          "stream_seconds", "state_bytes"}
+          "stream_seconds", "state_bytes",
+          "schema_version", "lvmdiag_version"}  # the CLI's JSON envelope (docs/JSON.md), not a result field
 
 
 def _strip(obj):
