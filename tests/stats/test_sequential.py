@@ -12,12 +12,13 @@ from lvmdiag.stats.sequential import CurtailedTests, floor_note, resolve_cap, ru
 def test_auto_cap_lets_a_lone_effect_reach_alpha_over_m():
     for m in (1, 2, 11, 21, 35, 100):
         cap = resolve_cap("auto", m, 0.05)
-        assert 1 / (cap + 1) <= 0.05 / (2 * m)
+        assert 1 / (cap + 1) * m <= 0.05 / 1.05  # BH p of a lone effect at the floor passes, with room to spare
         assert cap >= 199
+        assert cap == 199 or 1 / cap * m > 0.05 / 1.1 - 1e-12  # the smallest such cap: no extra cost
     assert resolve_cap(500, 35, 0.05) == 500
-    assert resolve_cap("auto", 35, 0.05) == 1399
+    assert resolve_cap("auto", 21, 0.05) == 461
     assert "cannot be reported" in floor_note(200, 35, 0.05, "x")  # the old default could never do it
-    assert floor_note(1399, 35, 0.05, "x") == ""
+    assert floor_note(769, 35, 0.05, "x") == ""
     for bad in (0, -3, "abc", 2.5j):
         with pytest.raises(InputError):
             resolve_cap(bad, 3, 0.05)
@@ -61,7 +62,7 @@ def test_decisions_equal_the_fixed_cap_test_at_every_level_up_to_alpha(alternati
 
 def test_stopping_saves_replicates_on_null_tests():
     rng = np.random.default_rng(0)
-    cap = 1399
+    cap = 769
     stream = rng.standard_normal((cap, 200))
     _, tests = _fixed_and_curtailed(rng.standard_normal(200), stream, cap, 0.05, "two-sided", 100)
     used = np.array([tests.result(j).n_used for j in range(200)])
