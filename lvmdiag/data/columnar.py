@@ -9,7 +9,7 @@ import numpy as np
 
 from lvmdiag.data.lazy import BlockRows, GatherRows
 from lvmdiag.data.sequences import SequenceSet
-from lvmdiag.data.store import ArticleStore, store_summary, store_windows_rows
+from lvmdiag.data.store import ArticleStore, store_windows_rows
 from lvmdiag.data.validate import CONTEXT_ALIASES, TARGET_ALIASES, scan_sequences
 from lvmdiag.errors import InputError
 
@@ -95,23 +95,7 @@ def store_to_lazy_windows(
     contexts = GatherRows(vectors, ctx_rows)
     targets = GatherRows(vectors, tgt_rows)
     report = scan_sequences(contexts, targets, fname, "vectors", "vectors", [note] if note else [], scan=scan)
-    return SequenceSet(
-        contexts=contexts,
-        targets=targets,
-        article_ids=store.article_keys[codes].astype(np.int64),
-        id_source="given",
-        source=fname,
-        split=split,
-        fmt="article_store",
-        extras={"context_indices": ctx_rows.astype(np.int64), "target_indices": tgt_rows.astype(np.int64)},
-        attrs={
-            "keys": {"contexts": "vectors", "targets": "vectors", "article_ids": "article_ids"},
-            "store": store_summary(store),
-            "article_names": {int(key): str(name) for key, name in zip(store.article_keys, store.article_names)},
-            "k": k,
-            "validation": report.summary(),
-            "dtype": str(store.vectors.dtype),
-            "columnar": info,
-        },
-        valid=report.valid,
-    )
+    from lvmdiag.data.readers import store_window_set
+
+    return store_window_set(store, contexts, targets, ctx_rows, tgt_rows, codes, fname, split, k, report,
+                            {"columnar": info})

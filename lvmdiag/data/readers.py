@@ -422,6 +422,13 @@ def _store_to_sequences(store: ArticleStore, k: int, fname: str, split: str | No
         )
     contexts, targets = gather_windows(store, ctx_rows, tgt_rows)
     report = scan_sequences(contexts, targets, fname, "vectors", "vectors", scan=scan)
+    return store_window_set(store, contexts, targets, ctx_rows, tgt_rows, codes, fname, split, k, report)
+
+
+def store_window_set(store: ArticleStore, contexts: Any, targets: Any, ctx_rows: np.ndarray, tgt_rows: np.ndarray,
+                     codes: np.ndarray, fname: str, split: str | None, k: int, report: Any,
+                     extra_attrs: dict | None = None) -> SequenceSet:
+    """The SequenceSet of a store's windows (every store reader, npz or columnar, builds it the same way)."""
     return SequenceSet(
         contexts=contexts,
         targets=targets,
@@ -438,6 +445,7 @@ def _store_to_sequences(store: ArticleStore, k: int, fname: str, split: str | No
             "k": k,
             "validation": report.summary(),
             "dtype": str(store.vectors.dtype),
+            **(extra_attrs or {}),
         },
         valid=report.valid,
     )
