@@ -26,7 +26,7 @@ from lvmdiag.errors import InputError
 from lvmdiag.results import Estimate, TestResult
 from lvmdiag.stats.group_kfold import assign_group_folds
 from lvmdiag.stats.resampling import as_rng
-from lvmdiag.stats.sequential import test_fields
+from lvmdiag.stats.sequential import run_curtailed, test_fields
 from lvmdiag.stats.reversal import odd_auc
 from lvmdiag.stats.two_sample import permutation_interval
 
@@ -166,7 +166,7 @@ def cv_direction_test(phi: np.ndarray, groups: np.ndarray, *, n_permutations: in
             progress(drawn[0], n_permutations)
         return out
 
-    tests, nulls = _run(observed, draw, n_permutations, alpha, "greater")
+    tests, nulls = run_curtailed(np.array([observed]), draw, n_permutations, alpha, "greater", batch=_BATCH)
     mc = tests.result(0)
     null = nulls[:, 0]
     ci = permutation_interval(observed, null, 0.5, level, (0.0, 1.0))
@@ -179,19 +179,6 @@ def cv_direction_test(phi: np.ndarray, groups: np.ndarray, *, n_permutations: in
         family=family, null_value=0.5, **test_fields(mc),
     )
     return test, observed_scores
-
-
-def _run(observed: float, draw, cap: int, alpha: float, alternative: str):
-    """Curtailed flips for one statistic (see :func:`lvmdiag.stats.sequential.run_curtailed`)."""
-    from lvmdiag.stats.sequential import CurtailedTests
-
-    tests = CurtailedTests(np.array([observed]), cap, alpha, alternative)
-    chunks = []
-    while (b := tests.next_batch_size(_BATCH)) > 0:
-        null = np.asarray(draw(b, tests.active), dtype=np.float64).reshape(b, 1)
-        tests.update(null)
-        chunks.append(null)
-    return tests, (np.vstack(chunks) if chunks else np.zeros((0, 1)))
 
 
 def signed_direction_test(scores: np.ndarray, groups: np.ndarray, *, n_permutations: int,
@@ -218,7 +205,7 @@ def signed_direction_test(scores: np.ndarray, groups: np.ndarray, *, n_permutati
         signs = _random_signs(rng, b, g)
         return 2 * odd_auc(scores[:, None] * signs[:, groups].T) - 1
 
-    tests, nulls = _run(observed, draw, n_permutations, alpha, "two-sided")
+    tests, nulls = run_curtailed(np.array([observed]), draw, n_permutations, alpha, "two-sided", batch=_BATCH)
     ci = permutation_interval(observed, nulls[:, 0], 0.0, level, (-1.0, 1.0))
     return TestResult(
         name="signed direction score vs reference",
