@@ -9,7 +9,7 @@ import numpy as np
 
 from lvmdiag.data.lazy import BlockRows, GatherRows
 from lvmdiag.data.sequences import SequenceSet
-from lvmdiag.data.store import ArticleStore, store_windows_rows
+from lvmdiag.data.store import ArticleStore, checked_window_rows
 from lvmdiag.data.validate import CONTEXT_ALIASES, TARGET_ALIASES, scan_sequences
 from lvmdiag.errors import InputError
 
@@ -71,14 +71,7 @@ def store_to_lazy_windows(
     reads the file about once. A store whose articles are scattered over the file is read into
     memory first (its vectors, not its windows).
     """
-    if k < 1:
-        raise InputError(f"window length k must be >= 1; got {k}.")
-    ctx_rows, tgt_rows, codes = store_windows_rows(store, k)
-    if tgt_rows.size == 0:
-        raise InputError(
-            f"{fname}: no article has more than k = {k} chunks, so no window of {k} context chunks plus a target "
-            "exists; use a smaller k."
-        )
+    ctx_rows, tgt_rows, codes = checked_window_rows(store, k, fname)
     order = np.argsort(ctx_rows[:, 0], kind="stable")
     if not np.array_equal(order, np.arange(order.size)):
         ctx_rows, tgt_rows, codes = ctx_rows[order], tgt_rows[order], codes[order]

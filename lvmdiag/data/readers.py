@@ -27,7 +27,7 @@ from lvmdiag.data.store import (
     gather_windows,
     load_article_store,
     store_summary,
-    store_windows_rows,
+    checked_window_rows,
     _read_store,
 )
 from lvmdiag.data.validate import (
@@ -412,14 +412,7 @@ def _ids_from_metadata(meta: np.ndarray, fname: str, key: str) -> np.ndarray | N
 
 
 def _store_to_sequences(store: ArticleStore, k: int, fname: str, split: str | None, scan: str = "auto") -> SequenceSet:
-    if k < 1:
-        raise InputError(f"window length k must be >= 1; got {k}.")
-    ctx_rows, tgt_rows, codes = store_windows_rows(store, k)
-    if tgt_rows.size == 0:
-        raise InputError(
-            f"{fname}: no article has more than k = {k} chunks, so no window of {k} context chunks plus a target "
-            "exists; use a smaller k."
-        )
+    ctx_rows, tgt_rows, codes = checked_window_rows(store, k, fname)
     contexts, targets = gather_windows(store, ctx_rows, tgt_rows)
     report = scan_sequences(contexts, targets, fname, "vectors", "vectors", scan=scan)
     return store_window_set(store, contexts, targets, ctx_rows, tgt_rows, codes, fname, split, k, report)

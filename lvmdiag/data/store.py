@@ -262,6 +262,19 @@ def _check_chunk_order(article: np.ndarray, chunk: np.ndarray, fname: str) -> No
         )
 
 
+def checked_window_rows(store: "ArticleStore", k: int, fname: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`store_windows_rows` for a reader: a k below 1, or no article long enough, is an InputError."""
+    if k < 1:
+        raise InputError(f"window length k must be >= 1; got {k}.")
+    ctx_rows, tgt_rows, codes = store_windows_rows(store, k)
+    if tgt_rows.size == 0:
+        raise InputError(
+            f"{fname}: no article has more than k = {k} chunks, so no window of {k} context chunks plus a target "
+            "exists; use a smaller k."
+        )
+    return ctx_rows, tgt_rows, codes
+
+
 def store_windows_rows(store: ArticleStore, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(context_rows (W, k), target_rows (W,), window_code (W,)) of every stride-1 window of ``store``."""
     return window_indices(store.article_ids, k, store.chunk_index)
