@@ -267,8 +267,6 @@ def result_html(result: Any, *, figures: bool = True) -> str:
 
         markdown = dataclasses.replace(result, figures=tuple(figs.values())).to_markdown() if figs else result.to_markdown()
         figs = {}
-    elif hasattr(result, "summary_markdown"):  # ResplitResult: its report file holds the full text
-        markdown = result.to_markdown()
     else:
         markdown = result.to_markdown()
     for name, uri in figs.items():

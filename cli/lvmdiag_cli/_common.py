@@ -93,11 +93,14 @@ def emit(markdown: str, out: Path | None, payload: Any | None = None, json_path:
     stage = outputs.stage if outputs is not None else (lambda p: p)
     if payload is not None:
         payload = with_schema(payload)
+    extra = list(outputs.announce) if outputs is not None else []
     if json_path is not None and str(json_path) == "-":
         if out is not None:
             write_text_atomic(stage(out), markdown)
         if outputs is not None:
             outputs.commit()
+        for path in ([out] if out is not None else []) + extra:
+            typer.echo(f"wrote {path}", err=True)
         typer.echo(json.dumps(payload, indent=2, allow_nan=False))
         return
     if out is not None:
@@ -108,9 +111,8 @@ def emit(markdown: str, out: Path | None, payload: Any | None = None, json_path:
         write_json_atomic(stage(json_path), payload)
     if outputs is not None:
         outputs.commit()
-    for path in (out, json_path):
-        if path is not None:
-            typer.echo(f"wrote {path}", err=True)
+    for path in [p for p in (out, json_path) if p is not None] + extra:
+        typer.echo(f"wrote {path}", err=True)
 
 
 def refuse_overwrite_input(output: Path | None, inputs: list[Path | None]) -> None:
@@ -181,6 +183,7 @@ class OutputSet:
 
     def __init__(self) -> None:
         self._dirs: dict[Path, Path] = {}
+        self.announce: list[Path] = []  # staged files the command names after commit (beside --out/--json)
 
     def stage(self, target: Path) -> Path:
         """The temporary path at which to write ``target`` (nothing is created at ``target`` itself)."""
@@ -306,9 +309,13 @@ def emit_html(result: Any, html_path: Path | None, inputs: list[Path | None],
     command's other files, else atomically on its own; inputs are never overwritten."""
     if html_path is None:
         return
-    refuse_overwrite_input(html_path, inputs)
-    write_text_atomic(outputs.stage(html_path) if outputs is not None else html_path, result.to_html())
-    typer.echo(f"wrote {html_path}", err=True)
+    refuse_overwrite_input(html_path, inputs)  # commands check it up front too; this guards direct callers
+    if outputs is None:
+        write_text_atomic(html_path, result.to_html())
+        typer.echo(f"wrote {html_path}", err=True)
+        return
+    write_text_atomic(outputs.stage(html_path), result.to_html())
+    outputs.announce.append(html_path)  # "wrote" is said once the set is in place
 
 
 def load_named_splits(

@@ -74,16 +74,15 @@ def report_cmd(
                 else:
                     report = build_run_report(run_dir, progress=bar, **options)
             emit_html(report, html, inputs, outputs)
-            if md is None:
-                outputs.commit()  # the HTML, when asked for; the markdown goes to stdout below
-            if md is not None:
-                outputs.commit()
-                typer.echo(f"wrote {md}" + (f" and {md.with_name(report.figures[0])}" if report.figures else ""),
-                           err=True)
-                if to_stdout:
-                    typer.echo(json.dumps(with_schema(report.to_dict()), indent=2, allow_nan=False))
+            if md is None:  # markdown to stdout; JSON and HTML files staged and moved into place together
+                emit(report.to_markdown(), None, report.to_dict(), json_path, outputs)
                 return
-        emit(report.to_markdown(), None, report.to_dict(), json_path)
+            outputs.commit()
+            written = [md] + [md.with_name(f) for f in report.figures] + ([js] if js is not None else [])
+            for path in written + outputs.announce:
+                typer.echo(f"wrote {path}", err=True)
+            if to_stdout:
+                typer.echo(json.dumps(with_schema(report.to_dict()), indent=2, allow_nan=False))
 
 
 def _run_inputs(run_dir: Path, detect_format) -> list[Path]:  # noqa: ANN001
