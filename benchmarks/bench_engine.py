@@ -116,7 +116,7 @@ def single(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         loaded = {n: load_sequences(p[0], split=n, scan="full") for n, p in paths.items()}
         groups = resolve_groups(list(loaded.values()))
-        data_report._run_bias(loaded, groups, "train", args.perms, 1, None)
+        data_report._run_bias(loaded, groups, "train", args.perms, args.perms, 0.05, 1, None)
         data_report._run_direction(loaded, groups, "train", args.perms, args.perms, 0.05, 2, None)
         data_report._run_divergence(loaded, groups, "train", args.perms, args.perms, 0.05, 3, None)
         data_report._run_leakage(loaded, groups, "train", 0.98, None)

@@ -101,11 +101,6 @@ def _fmt_test_p(test: TestResult | None) -> str:
     return text + f", {test.n_resamples} flips"
 
 
-def _p(test: TestResult) -> float:
-    """The BH-adjusted p-value when a family correction was applied, else the raw one."""
-    return test.pvalue_adjusted if test.pvalue_adjusted is not None else test.pvalue
-
-
 @dataclass(frozen=True)
 class DirectionResult(Result):
     """Output of :func:`analyze_direction`.

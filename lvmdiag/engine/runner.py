@@ -35,7 +35,8 @@ class RunSummary(Result):
         rows = ", ".join(f"{k} {v}" for k, v in self.rows_read.items())
         return (f"One streaming pass ({self.engine} engine, {self.n_parts} part(s), {self.n_blocks} block(s)) fed every "
                 f"section; windows read: {rows}. Each section states the windows its statistics used (zero or "
-                "non-finite vectors excluded); the divergence classifier re-reads the splits to score held-out rows.")
+                "non-finite vectors excluded); the divergence classifier re-reads the splits to score held-out rows "
+                "(once for the observed fit and once per permutation batch).")
 
 
 def split_phase(analyzers: Sequence[Any], split: str) -> int:

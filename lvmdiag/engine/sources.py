@@ -171,7 +171,9 @@ def shard_paths(value: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
     p = Path(value)
     if p.is_dir() and not (p / "contexts.npy").exists():
         subs = sorted(x for x in p.iterdir() if x.is_dir())
-        if subs:
+        # only .npy shard directories: a datasets DatasetDict or a partitioned Parquet directory is read
+        # by the ordinary readers
+        if subs and all((x / "contexts.npy").exists() for x in subs):
             return subs
     return None
 

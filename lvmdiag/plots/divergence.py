@@ -25,18 +25,19 @@ def plot_divergence(result: DivergenceResult, path: str | os.PathLike[str] | Non
         ax = axes[row, 0]
         tests = cmp.tests()
         labels = [t.name.replace(f"{cmp.other} vs {cmp.reference} ", "") for t in tests]
-        padj = np.array([t.pvalue_adjusted if t.pvalue_adjusted is not None else t.pvalue for t in tests])
+        padj = np.array([t.p for t in tests])
         strength = -np.log10(padj)
         palette = {"significant": "C3", "nominal": "C1", "none": "C0"}
         colours = [palette[t.status(result.alpha)] for t in tests]
         ax.barh(range(len(tests)), strength, color=colours)
         ax.axvline(-np.log10(result.alpha), color="k", ls="--", lw=1, label=f"BH α = {result.alpha}")
-        ax.axvline(np.log10(result.n_permutations + 1), color="grey", ls=":", lw=1, label="p floor 1/(B+1)")
+        cap = max((t.n_resamples_cap or t.n_resamples) for t in tests) if tests else result.n_permutations
+        ax.axvline(np.log10(cap + 1), color="grey", ls=":", lw=1, label="p floor 1/(B+1), this comparison's cap")
         ax.set_yticks(range(len(tests)))
         ax.set_yticklabels(labels, fontsize=8)
         ax.invert_yaxis()
         ax.set_xlabel("−log10 BH-adjusted p (article permutation)")
-        ax.set_title(f"{cmp.other} vs {cmp.reference}: red = significant after BH, orange = only before", fontsize=9)
+        ax.set_title(f"{cmp.other} vs {cmp.reference}: red = significant after BH, orange = interval or raw p only", fontsize=9)
         ax.legend(fontsize=8, loc="lower right")
 
         ax = axes[row, 1]

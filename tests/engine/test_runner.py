@@ -119,3 +119,19 @@ def test_files_are_validated_inside_the_single_pass(splits, tmp_path, monkeypatc
     assert any(issubclass(w.category, LvmdiagWarning) and "1 of" in str(w.message) and "all-zero" in str(w.message)
                for w in caught)
     assert rep.direction.split("val").n_used == splits["val"].n - 1  # the zero row is excluded, not analysed
+
+
+def test_only_npy_shard_directories_count_as_a_sharded_split(tmp_path):
+    """A DatasetDict or partitioned Parquet directory (sub-folders without contexts.npy) goes to the readers."""
+    from lvmdiag.engine.sources import shard_paths
+
+    dd = tmp_path / "dataset_dict"
+    for name in ("train", "val"):
+        (dd / name).mkdir(parents=True)
+        (dd / name / "data-00000-of-00001.arrow").write_bytes(b"")
+    assert shard_paths(dd) is None
+    shards = tmp_path / "shards"
+    for name in ("part0", "part1"):
+        (shards / name).mkdir(parents=True)
+        np.save(shards / name / "contexts.npy", np.zeros((2, 3, 4), np.float32))
+    assert shard_paths(shards) == [shards / "part0", shards / "part1"]
