@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from lvmdiag._hash import file_sha256
 from lvmdiag.errors import InputError
 
 TEXT_SUFFIXES = (".txt", ".md")
@@ -158,14 +159,6 @@ def input_sha256(path: str | os.PathLike[str]) -> str:
     if p.is_dir():
         h = hashlib.sha256()
         for f in _text_files(p):
-            h.update(f.relative_to(p).as_posix().encode("utf-8") + b"\0" + _file_sha256(f).encode("ascii") + b"\n")
+            h.update(f.relative_to(p).as_posix().encode("utf-8") + b"\0" + file_sha256(f).encode("ascii") + b"\n")
         return h.hexdigest()
-    return _file_sha256(p)
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(p)

@@ -11,7 +11,6 @@ Every file is written atomically and deterministically (same arrays, same bytes)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from lvmdiag._atomic import atomic_path, write_text_atomic
+from lvmdiag._hash import file_sha256
 from lvmdiag.data.store import load_article_store
 from lvmdiag.data.texts import StoreTexts, find_texts, texts_path_for
 from lvmdiag.data.writers import write_npz
@@ -64,14 +64,6 @@ def write_store(out: str | os.PathLike[str], vectors: np.ndarray, article_ids: n
     with atomic_path(target, suffix=".npz") as tmp:
         write_npz(tmp, arrays)
     return target, texts_path, prov_path
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

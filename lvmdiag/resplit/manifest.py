@@ -3,7 +3,6 @@ timestamps, so the same seed gives a byte-identical file."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import numpy as np
 
 import lvmdiag
+from lvmdiag._hash import file_sha256
 from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.resplit.assign import Assignment
 from lvmdiag.resplit.strata import ArticleStats, Strata
@@ -24,11 +24,7 @@ def sha256_files(path: Path) -> list[dict[str, str]]:
     files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
     out = []
     for f in files:
-        h = hashlib.sha256()
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(4 << 20), b""):
-                h.update(chunk)
-        out.append({"file": str(f.relative_to(path)) if path.is_dir() else f.name, "sha256": h.hexdigest()})
+        out.append({"file": str(f.relative_to(path)) if path.is_dir() else f.name, "sha256": file_sha256(f)})
     return out
 
 
