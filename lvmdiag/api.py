@@ -97,7 +97,7 @@ def _windows(contexts: Any, targets: Any, ids: Any, label: str, name: str):  # n
 
 def _store(vectors: Any, ids: Any, chunk_index: Any, label: str):  # noqa: ANN202
     """An ArticleStore from in-memory chunk vectors and their article ids (string ids hashed as in files)."""
-    from lvmdiag.data.store import ArticleStore, string_key
+    from lvmdiag.data.store import ArticleStore, ids_to_keys
     from lvmdiag.data.validate import require_float
 
     v = _array(vectors, f"{label} vectors")
@@ -107,14 +107,7 @@ def _store(vectors: Any, ids: Any, chunk_index: Any, label: str):  # noqa: ANN20
     raw = _array(ids, f"{label} article_ids")
     if raw.ndim != 1 or raw.shape[0] != v.shape[0]:
         raise InputError(f"article_ids of {label} must have one entry per vector ({v.shape[0]}); got shape {raw.shape}.")
-    names_by_key: dict[int, str] = {}
-    if raw.dtype.kind in "iu":
-        keys = raw.astype(np.int64)
-    else:
-        uniq, inv = np.unique(raw.astype(str), return_inverse=True)
-        ukeys = np.array([string_key(s) for s in uniq], dtype=np.int64)
-        keys = ukeys[inv.reshape(-1)]
-        names_by_key = {int(k): str(s) for k, s in zip(ukeys, uniq)}
+    keys, names_by_key = ids_to_keys(raw)
     chunk = None if chunk_index is None else _array(chunk_index, f"{label} chunk_index").astype(np.int64)
     ukeys, codes = np.unique(keys, return_inverse=True)
     return ArticleStore(vectors=v, article_ids=codes.reshape(-1).astype(np.int64), chunk_index=chunk,

@@ -72,6 +72,15 @@ class ArticleStore:
         return int(self.vectors.shape[1])
 
 
+def ids_to_keys(raw: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
+    """Article ids as int64 keys: integers as they are, strings by :func:`string_key` (with their names)."""
+    if raw.dtype.kind in "iu":
+        return raw.astype(np.int64), {}
+    uniq, inv = np.unique(raw.astype(str), return_inverse=True)
+    ukeys = np.array([string_key(s) for s in uniq], dtype=np.int64)
+    return ukeys[inv.reshape(-1)], {int(k): str(s) for k, s in zip(ukeys, uniq)}
+
+
 def string_key(text: str) -> int:
     """A stable non-negative 63-bit integer key for a string article id."""
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little") >> 1
@@ -200,13 +209,8 @@ def _read_store(arc: NpzArchive, fname: str, allow_pickle: bool) -> ArticleStore
     else:  # arxiv_store: string ids, row order is chunk order
         raw = per_chunk("article_ids", "article id", True)
         chunk_index = None
-        if raw.dtype.kind in "iu":
-            raw_keys = raw.astype(np.int64)
-        else:
-            uniq, inv = np.unique(raw.astype(str), return_inverse=True)
-            ukeys = np.array([string_key(s) for s in uniq], dtype=np.int64)
-            raw_keys = ukeys[inv.reshape(-1)]
-            names_by_key.update({int(kk): str(s) for kk, s in zip(ukeys, uniq)})
+        raw_keys, string_names = ids_to_keys(raw)
+        names_by_key.update(string_names)
         text_keys = ("concept_texts",)
     extras: dict[str, np.ndarray] = {}
     for key in text_keys:
