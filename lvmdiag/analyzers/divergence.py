@@ -25,12 +25,11 @@ from lvmdiag.analyzers.divergence_pass import (
     SplitState,
     accumulate_split,
     bandwidth_sample,
-    iter_view_blocks,
 )
 from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.errors import InputError
 from lvmdiag.results import ConfidenceInterval, Estimate, Result, TestResult, fmt, fmt_p
-from lvmdiag.stats.classifier_test import fit_ridge_folds, fold_factors
+from lvmdiag.stats.classifier_test import fit_ridge_folds, fold_factors, held_out_auc
 from lvmdiag.stats.group_kfold import assign_group_folds
 from lvmdiag.stats.mmd import RandomFourierFeatures, median_bandwidth
 from lvmdiag.analyzers.contamination import Contamination, analyze_contamination
@@ -40,7 +39,6 @@ from lvmdiag.stats.sequential import floor_note, resolve_cap, run_curtailed, tes
 from lvmdiag._validate import COUNT, check
 from lvmdiag.stats.two_sample import (
     SortedValues,
-    auc_per_column,
     bootstrap_weights,
     check_units,
     group_mean_distance,
@@ -49,10 +47,9 @@ from lvmdiag.stats.two_sample import (
     permutation_weights,
 )
 
-_SCORE_BUDGET_BYTES = 128 * 2**20  # out-of-fold score matrix held at once (rows x permutation columns)
 _NORM_SPREAD_MIN = 1e-4  # norms all within this of each other: vectors were normalised, norm tests skipped
 _PERM_BATCH = 100  # article permutations in the first batch; tests that cannot reach alpha stop between batches
-_PERM_BATCH_LATER = 400  # later batches: each costs a scoring pass per view, so they are few and large
+_PERM_BATCH_LATER = 400  # later batches: few and large (each refits the classifiers of every view)
 
 
 @dataclass(frozen=True)
@@ -348,8 +345,7 @@ def analyze_divergence(
     fold_of_article, split_codes, features, bandwidths, m_used = plan_divergence(
         ordered, labels, n_folds, rff_features, bandwidth_subsample, rng)
 
-    n_cmp = len(names) - 1
-    total = sum(s.n for s in ordered) + n_cmp * 2 * (ordered[0].n + max(s.n for s in ordered[1:]))
+    total = sum(s.n for s in ordered)
     done = [0]
 
     def tick(rows: int) -> None:
@@ -399,8 +395,7 @@ def finalize_divergence(states: list[SplitState], ordered: list[Any], names: lis
                         tick: Callable[[int], None]) -> DivergenceResult:
     """The finalize phase of :func:`analyze_divergence` from merged per-split states (reference first).
 
-    ``ordered`` are the splits' row sources: the classifier test re-reads them to score held-out rows
-    (see :mod:`lvmdiag.engine.divergence`); every other test uses the states alone.
+    Every test uses the states alone (``ordered`` supplies article names and chunk texts, not rows).
     """
     reference = names[0]
     names_of = _article_namer(ordered, split_codes)
@@ -429,7 +424,9 @@ def finalize_divergence(states: list[SplitState], ordered: list[Any], names: lis
         f"entries differ from the exact RBF by ≈ {1 / np.sqrt(rff_features):.3f} (1/√D) typically, which changes the "
         "power slightly, never the false-positive rate (the permutation test is exact for the kernel it uses).",
         f"Classifier: ridge least squares (penalty {ridge} × mean diagonal of XᵀX, intercept free) = LDA direction, "
-        f"{n_folds}-fold cross-validation with whole articles per fold; AUC of pooled out-of-fold scores. "
+        f"{n_folds}-fold cross-validation with whole articles per fold; binormal AUC Φ(d/√2) of the pooled "
+        "out-of-fold scores (d: their exact standardised mean difference, computed from per-article sums and "
+        "per-fold Gram matrices, so the rows are read once). "
         "Its interval inverts the article-permutation test (the AUC plus/minus the permutation null's spread "
         "around chance; every permutation refits the classifier), so it excludes chance exactly when the "
         "two-sided test rejects.",
@@ -505,7 +502,7 @@ def _compare(
                       lambda perm, s_=raw, c_=counts: group_mean_distance(perm, 1.0 - perm, s_, c_).sq_distance)
         i_mmd = add(f"{tag} {v} MMD²", obs_rff.sq_distance[0],
                     lambda perm, s_=rff, c_=counts: group_mean_distance(perm, 1.0 - perm, s_, c_).sq_distance)
-        clf = _ClassifierNull(ref, ref_ss, oth, oth_ss, v, raw, counts, unit_fold, in_a, ridge, block_rows, tick)
+        clf = _ClassifierNull(ref, oth, v, raw, counts, unit_fold, in_a, ridge)
         i_clf = add(f"{tag} {v} classifier AUC", clf.observed, clf)
         view_parts.append((v, rs, os_, obs_raw, boot_raw, obs_rff, boot_rff, i_shift, i_mmd, i_clf))
 
@@ -588,7 +585,7 @@ def _compare(
         ci = permutation_interval(auc, clf_null, chance_auc, 0.95, (0.0, 1.0))
         clf = TestResult(stats[i_clf]["name"], auc,
                          effect=Estimate(auc, ci, "inverted article-permutation test (refit per permutation)"),
-                         method="linear classifier AUC, CV by article, article permutation",
+                         method="linear classifier, binormal AUC of out-of-fold scores, CV by article, article permutation",
                          family=family, null_value=chance_auc, **test_fields(tests.result(i_clf)))
         views.append(ViewDivergence(v, (int(rs.counts.sum()), int(os_.counts.sum())), mean_cos, shift, mmd, clf,
                                     {"mean_shift": chance_shift, "mmd": chance_mmd, "classifier": chance_auc}))
@@ -666,48 +663,29 @@ def _ecdf_result(name, values, finite, sv, obs, ref, oth, boot_a, boot_b, tag, f
 
 
 class _ClassifierNull:
-    """Ridge/LDA classifier CV by article: the observed AUC, and AUCs of permuted labels per batch.
+    """Ridge/LDA classifier CV by article: the observed held-out AUC, and that of permuted labels per batch.
 
-    Each call refits the per-fold classifiers for the batch's label columns (one solve per fold for
-    all columns) and scores the held-out rows in one pass over the data.
+    Computed from the merged sums alone, with no re-read of the rows. For label column c and fold f the
+    weights are w_fc (:func:`fit_ridge_folds`); unit u's held-out score sum is S_u·w_{f(u)c}, so the mean
+    held-out score of each sample is exact, and so is the sum of squared held-out scores, Σ_f w_fcᵀ G_f w_fc
+    with G_f the fold's own Gram matrix. The law of total variance then gives the pooled within-sample
+    variance, hence Cohen's d of the held-out scores, exactly; the statistic is the binormal AUC Φ(d/√2)
+    (equal to the rank AUC when the scores of each sample are normal with a common variance; the test is a
+    permutation test of d either way, so it is exact whatever the scores' shape).
     """
 
-    def __init__(self, ref, ref_ss, oth, oth_ss, view, raw, counts, unit_fold, in_a, ridge, block_rows, tick):
-        self.parts = (ref, ref_ss, oth, oth_ss)
-        self.view, self.raw, self.counts, self.unit_fold = view, raw, counts, unit_fold
-        self.ridge, self.block_rows, self.tick = ridge, block_rows, tick
+    def __init__(self, ref, oth, view, raw, counts, unit_fold, in_a, ridge):
+        self.raw, self.counts, self.unit_fold, self.ridge = raw, counts, unit_fold, ridge
         self.grams = ref.views[view].grams.gram + oth.views[view].grams.gram
         self.factors = fold_factors(self.grams, ridge)  # label-free: one factorisation for every batch
-        self.n_rows = int(counts.sum())
-        self._ticked = 0
+        self.sums_aug = np.hstack([np.asarray(raw, np.float64), np.asarray(counts, np.float64)[:, None]])
         self.observed = float(self._aucs(in_a[:, None].astype(float) * 2.0 - 1.0)[0])
 
     def __call__(self, perm: np.ndarray) -> np.ndarray:
         return self._aucs(perm.T * 2.0 - 1.0)
 
     def _aucs(self, labels: np.ndarray) -> np.ndarray:
-        """AUC of each label column (U, C) of +-1."""
-        ref, ref_ss, oth, oth_ss = self.parts
+        """Binormal held-out AUC of each label column (U, C) of +-1."""
         model = fit_ridge_folds(self.grams, self.raw, self.counts, self.unit_fold, labels, self.ridge,
                                 factors=self.factors)
-        n_cols = labels.shape[1]
-        per_pass = max(1, min(n_cols, _SCORE_BUDGET_BYTES // max(4 * self.n_rows, 1)))
-        aucs = np.empty(n_cols)
-        for c0 in range(0, n_cols, per_pass):
-            cols = slice(c0, min(c0 + per_pass, n_cols))
-            scores = np.empty((self.n_rows, cols.stop - c0), dtype=np.float32)  # filled in place
-            unit = np.empty(self.n_rows, dtype=np.int64)
-            pos_row = 0
-            for st, ss, offset in ((ref, ref_ss, 0), (oth, oth_ss, ref.n_units)):
-                for x, u in iter_view_blocks(ss, st, self.view, self.block_rows):
-                    u = u + offset
-                    scores[pos_row : pos_row + u.size] = model.score(x, self.unit_fold[u], cols)
-                    unit[pos_row : pos_row + u.size] = u
-                    pos_row += u.size
-                if self._ticked < 2:  # two score passes are budgeted per view in the progress total
-                    self.tick(ss.n // 2)
-            self._ticked += 1
-            aucs[cols] = auc_per_column(scores, labels[unit, cols] > 0)
-        return aucs
-
-
+        return held_out_auc(model.weights, self.grams, self.sums_aug, self.counts, self.unit_fold, labels > 0)

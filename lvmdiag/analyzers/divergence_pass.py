@@ -192,17 +192,6 @@ def accumulate_split(
     return acc.finish()
 
 
-def iter_view_blocks(ss: SequenceSet, state: SplitState, view: str, block_rows: int):
-    """Re-read the used rows of one view block by block, yielding ``(x, unit)`` as in the first pass."""
-    pos = 0
-    for start, ctx, tgt in ss.iter_blocks(block_rows):
-        ok = state.ok[start : start + ctx.shape[0]]
-        n_ok = int(ok.sum())
-        unit = state.unit_of_row[pos : pos + n_ok]
-        pos += n_ok
-        yield view_rows(view, ctx[ok], tgt[ok], unit)
-
-
 def bandwidth_sample(
     splits: list[SequenceSet], view: str, m: int, rng: np.random.Generator
 ) -> np.ndarray:

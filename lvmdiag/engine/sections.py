@@ -8,12 +8,9 @@ What cannot be streamed exactly, and what is done instead:
 - direction keeps per-window features of every usable window (O(N x (D + K)) float32, as the
   one-shot pass does); the ``max_windows`` random subset is drawn in finalize, so the result is
   identical, but the state shipped to the client grows with N (see docs/ENGINE.md).
-- divergence's classifier AUC needs every held-out row's score under weights that exist only after
-  the pass, so its finalize re-reads both splits of a comparison, per view: once for the observed
-  fit and once per permutation batch (a first batch of 100, then batches of 400, until every test
-  of the comparison has settled or reached its cap; 1 + 1 to 3 reads at the default caps). Other
-  tests use the states alone. A sums-only replacement (a cross-validated mean score difference)
-  would remove these reads but be a different test; it is left open (issue 9).
+- divergence's classifier works from the merged per-article sums and per-fold Gram matrices alone
+  (the held-out scores' standardised mean difference is exact from them; see
+  ``lvmdiag.stats.classifier_test.held_out_auc``), so no test re-reads the rows.
 """
 
 from __future__ import annotations

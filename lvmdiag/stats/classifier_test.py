@@ -9,8 +9,9 @@ within-class covariance give proportional solutions). Per fold f the normal equa
 and only the right-hand side depends on the labels. Labels are constant within an article-in-split
 (a "unit"), so X^T y = sum_u y_u S_u with per-unit row sums S_u: one pass over the data collects the
 per-fold Gram matrices and the unit sums, and every permutation of whole units is one extra column
-of the right-hand side. Out-of-fold scores of all columns then give the AUC of the observed labels
-and of each permutation.
+of the right-hand side. The out-of-fold scores' mean per sample and their sum of squares are exact
+from the same sums (:func:`held_out_auc`), so the observed labels and every permutation are scored
+without reading a row again.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.linalg.blas import ssyrk
+from scipy.special import ndtr
 
 from lvmdiag.errors import InputError
 
@@ -136,3 +138,31 @@ def fold_factors(gram: np.ndarray, ridge: float = 1e-2) -> list[tuple[Any, float
         a[np.arange(p1 - 1), np.arange(p1 - 1)] += lam
         out.append((cho_factor(a), lam))
     return out
+
+
+def held_out_auc(weights: np.ndarray, grams: np.ndarray, sums_aug: np.ndarray, counts: np.ndarray,
+                 unit_fold: np.ndarray, in_a: np.ndarray) -> np.ndarray:
+    """Φ(d/√2) of the out-of-fold scores per label column, from unit sums and per-fold Grams.
+
+    weights (F, P+1, C); grams (F, P+1, P+1) of augmented rows per fold; sums_aug (U, P+1) unit row sums
+    with the row count last; counts (U,); unit_fold (U,); in_a (U, C) bool, True for sample a.
+    """
+    n_cols = weights.shape[2]
+    unit_score = np.empty((sums_aug.shape[0], n_cols))  # sum of held-out scores over each unit's rows
+    sq = np.zeros(n_cols)
+    for f in range(weights.shape[0]):
+        rows = unit_fold == f
+        unit_score[rows] = sums_aug[rows] @ weights[f]
+        sq += np.einsum("pc,pc->c", grams[f] @ weights[f], weights[f])
+    counts = np.asarray(counts, np.float64)
+    n = counts.sum()
+    n_a = counts @ in_a
+    n_b = n - n_a
+    sum_a = np.einsum("uc,uc->c", unit_score, in_a)
+    total = unit_score.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        diff = sum_a / n_a - (total - sum_a) / n_b
+        p_a = n_a / n
+        within = sq / n - (total / n) ** 2 - p_a * (1.0 - p_a) * diff**2
+        d = diff / np.sqrt(np.maximum(within, 1e-300))
+    return ndtr(d / np.sqrt(2.0))

@@ -203,21 +203,6 @@ def test_bad_inputs_raise_input_errors():
         analyze_divergence({"train": splits["train"], "val": "val.npz"})
 
 
-def test_score_passes_split_by_memory_budget_give_the_same_aucs(monkeypatch):
-    import lvmdiag.analyzers.divergence as dv
-
-    splits = _null_splits(9)
-    whole = analyze_divergence(splits, rng=1, **FAST)
-    # a budget of ~7 score columns per pass forces 15 passes over the data for 101 columns
-    n_rows = max(v.n_rows[0] + v.n_rows[1] for v in whole.comparisons[0].views)
-    monkeypatch.setattr(dv, "_SCORE_BUDGET_BYTES", 4 * n_rows * 7)
-    parts = analyze_divergence(splits, rng=1, **FAST)
-    for va, vb in zip(whole.comparisons[0].views, parts.comparisons[0].views):
-        assert va.classifier.statistic == pytest.approx(vb.classifier.statistic)
-        assert va.classifier.pvalue == vb.classifier.pvalue
-        assert va.chance["classifier"] == pytest.approx(vb.chance["classifier"])
-
-
 def test_planted_change_of_lag_decay_is_detected_by_the_per_window_tests():
     # val articles decay faster (rho 0.6 vs 0.8): Δ and adjacent coherence shift, the embeddings do not
     train = make_store(n_articles=40, d=16, rho=0.8, article_rho_sd=0.05, rng=0)

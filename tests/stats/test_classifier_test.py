@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from lvmdiag.stats.classifier_test import FoldGrams, augment, fit_ridge_folds
+from scipy.stats import norm
+
+from lvmdiag.stats.classifier_test import FoldGrams, augment, fit_ridge_folds, held_out_auc
 
 
 def _data(seed=0, n_units=12, d=5):
@@ -69,3 +71,33 @@ def test_separable_units_give_high_scores_for_the_positive_class():
     s = model.score(x, unit_fold[unit])[:, 0]
     assert s[pos_unit[unit]].min() > s[~pos_unit[unit]].max() - 1.0
     assert s[pos_unit[unit]].mean() > 0 > s[~pos_unit[unit]].mean()
+
+
+def test_held_out_auc_from_sums_equals_the_row_by_row_computation():
+    # the slow, obvious way: score every held-out row, then Cohen's d with the pooled within-sample variance
+    x, unit = _data(seed=5, n_units=16, d=4)
+    x[unit % 2 == 1] += 0.4  # units of sample a sit a little apart, so d is not ~0
+    n_units, d = unit.max() + 1, x.shape[1]
+    unit_fold = (np.arange(n_units) // 2) % 4  # one unit of each sample per fold
+    fold = unit_fold[unit]
+    grams = FoldGrams(d, 4)
+    for s in range(0, x.shape[0], 11):
+        grams.update(x[s : s + 11], fold[s : s + 11])
+    sums = np.zeros((n_units, d))
+    np.add.at(sums, unit, x.astype(np.float64))
+    counts = np.bincount(unit).astype(float)
+    rng = np.random.default_rng(3)
+    labels = np.where(rng.random((n_units, 5)) < 0.5, 1.0, -1.0)
+    labels[:, 0] = np.where(np.arange(n_units) % 2 == 1, 1.0, -1.0)  # the planted labelling first
+    model = fit_ridge_folds(grams.gram, sums, counts, unit_fold, labels, ridge=0.1)
+    got = held_out_auc(model.weights, grams.gram, np.hstack([sums, counts[:, None]]), counts, unit_fold, labels > 0)
+    for c in range(labels.shape[1]):
+        scores = np.array([augment(x[i : i + 1])[0].astype(np.float64) @ model.weights[fold[i], :, c]
+                           for i in range(x.shape[0])])
+        a = labels[unit, c] > 0
+        n_a, n_b = a.sum(), (~a).sum()
+        pooled = (((scores[a] - scores[a].mean()) ** 2).sum() + ((scores[~a] - scores[~a].mean()) ** 2).sum()) / a.size
+        expect = norm.cdf((scores[a].mean() - scores[~a].mean()) / np.sqrt(pooled) / np.sqrt(2))
+        # float32 row products (Gram, weights from float32-accumulated sums) against float64 rows: 1e-5
+        np.testing.assert_allclose(got[c], expect, rtol=1e-5, atol=1e-5)
+    assert got[0] > 0.6  # ideal Φ(0.8/√2) = 0.71; the planted labelling separates; the check above is not comparing two constants
