@@ -38,7 +38,7 @@ from lvmdiag.analyzers.direction_classifier import (
     fit_direction,
     signed_direction_test,
 )
-from lvmdiag.analyzers.direction_pass import LagMatched, delta_estimate, lag_matched_stats, stream_split
+from lvmdiag.analyzers.direction_pass import LagMatched, delta_estimate, dense_labels, lag_matched_stats, stream_split
 from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.errors import InputError
 from lvmdiag.results import Estimate, Result, TestResult, fmt, fmt_p, md_table
@@ -300,8 +300,9 @@ def analyze_direction(
     n_bootstrap : article-bootstrap replicates per confidence interval
     n_folds : folds of whole articles for the classifier's cross-validation
     ridge : classifier shrinkage, lam = ridge * mean Gram diagonal, per feature block
-    max_windows : at most this many windows per split feed the classifier (a random subset; the
-        cost of each permutation is linear in it); None = all
+    max_windows : at most this many windows per split feed the classifier (a uniform random sample,
+        the same however the data are blocked or sharded; the cost of each permutation is linear in it
+        and so is the memory); None = all
     reference : split whose given order defines "forward" (default "train", else the first split)
     block_rows : rows read per block (memory is bounded by the block plus the classifier features)
     alpha : level for the verdict
@@ -332,8 +333,9 @@ def analyze_direction(
     # independent streams per split and per part, so one part's draws never shift another's
     seeds = rng.integers(0, 2**63 - 1, size=(len(splits), 5))
     streams = {name: [np.random.default_rng(int(x)) for x in row] for name, row in zip(splits, seeds)}
-    stats = {name: stream_split(s, lab, block_rows, max_windows, streams[name][0], tick)
-             for (name, s), lab in zip(splits.items(), labels)}
+    # the classifier sample's hash salt per split is that split's first seed (see DirectionAccumulator)
+    stats = {name: stream_split(s, dense_labels(lab), block_rows, max_windows, int(row[0]), tick)
+             for (name, s), lab, row in zip(splits.items(), labels, seeds)}
     first = next(iter(splits.values()))
     return finalize_direction(stats, streams, ref=ref, k=first.k, d=first.d, method=method, gnote=gnote,
                               n_permutations=n_permutations, n_bootstrap=n_bootstrap, n_folds=n_folds,
@@ -379,12 +381,12 @@ def finalize_direction(stats: dict[str, Any], streams: dict[str, list[np.random.
         fam_note = floor_note(caps[name], 1 if name == ref else 2, alpha, f"direction tests of {name}")
         if fam_note:
             notes.append(fam_note)
-        if st.phi.shape[0] < st.delta.size:
-            notes.append(f"classifier on a random subset of {st.phi.shape[0]} of {st.delta.size} windows.")
-        if st.delta.size < st.n_windows:
-            notes.append(f"{st.n_windows - st.delta.size} windows with a zero or non-finite vector excluded.")
+        if st.phi.shape[0] < st.n_used:
+            notes.append(f"classifier on a uniform random sample of {st.phi.shape[0]} of {st.n_used} windows.")
+        if st.n_used < st.n_windows:
+            notes.append(f"{st.n_windows - st.n_used} windows with a zero or non-finite vector excluded.")
         out.append(SplitDirection(
-            split=name, n_windows=st.n_windows, n_used=int(st.delta.size), n_classifier=int(st.phi.shape[0]),
+            split=name, n_windows=st.n_windows, n_used=int(st.n_used), n_classifier=int(st.phi.shape[0]),
             n_articles=st.n_groups, classifier=classifier, signed=signed,
             delta=delta_estimate(st, n_bootstrap, streams[name][3]),
             lag_matched=lag_matched_stats(st, k, caps[name], n_bootstrap, streams[name][4]),

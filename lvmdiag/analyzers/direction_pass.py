@@ -2,7 +2,8 @@
 
 One pass over a split's row blocks computes, per usable window, the classifier's odd features (vector
 slopes and cosine slopes), Δ = cos(c_last, t) - cos(c_0, t) and the forward/backward cosines at equal
-lags; memory is O(N x (D + K)) for the features (capped by ``max_windows``) and O(N) for the rest.
+lags. Memory is bounded: per-article sums for Δ and the lags, and a uniform bottom-k sample of at most
+``max_windows`` classifier rows (:class:`DirectionAccumulator`), so the state does not grow with N.
 """
 
 from __future__ import annotations
@@ -37,14 +38,17 @@ class LagMatched(Result):
 
 @dataclass
 class SplitStats:
-    """Per-window quantities of one split's usable windows (the classifier rows may be a subset)."""
+    """One split's direction statistics: per-article sums (articles with a usable window, in label order)
+    and the classifier rows (a uniform sample of at most ``max_windows`` usable windows, in row order)."""
 
-    phi: np.ndarray  # (n_cls, D) float32 features of the classifier rows
-    phi_groups: np.ndarray  # (n_cls,) dense group codes
-    delta: np.ndarray  # (n_used,) per-window Δ
-    lag_fwd: np.ndarray  # (n_used, L) forward cosines per lag statistic
-    lag_bwd: np.ndarray  # (n_used, L)
-    groups: np.ndarray  # (n_used,) dense group codes
+    phi: np.ndarray  # (n_cls, D + K - 1) float32 features of the classifier rows
+    phi_groups: np.ndarray  # (n_cls,) dense article codes of the classifier rows
+    counts: np.ndarray  # (G,) usable windows per article
+    delta_sums: np.ndarray  # (G,) sum of Δ per article
+    fwd_sums: np.ndarray  # (G, L) sums of forward cosines per lag statistic
+    bwd_sums: np.ndarray  # (G, L)
+    diff_sums: np.ndarray  # (G, L) sums of forward - backward, each rounded to 1e-7
+    n_used: int
     n_groups: int
     n_windows: int
 
@@ -79,42 +83,115 @@ def block_values(ctx: np.ndarray, tgt: np.ndarray, valid: np.ndarray, specs: lis
     return phi[ok], ok, window_delta(wc)[ok], fwd[ok], bwd[ok]
 
 
-def assemble_split(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
-                   labels: np.ndarray, n_windows: int, d: int, k: int, max_windows: int | None,
-                   rng: np.random.Generator) -> SplitStats:
-    """SplitStats from the per-block values of a split, in row order (``labels``: every row of the split)."""
-    specs = lag_specs(k)
-    phis, oks, deltas, fwds, bwds = (list(x) for x in zip(*parts)) if parts else ([], [], [], [], [])
-    ok_all = np.concatenate(oks) if oks else np.zeros(0, bool)
-    _, groups = np.unique(np.asarray(labels)[ok_all], return_inverse=True)
-    groups = groups.astype(np.int64).ravel()
-    phi = np.concatenate(phis) if phis else np.zeros((0, d + max(k - 1, 0)), np.float32)
-    n_used = phi.shape[0]
-    if max_windows is not None and n_used > max_windows:
-        keep = np.sort(rng.choice(n_used, size=max_windows, replace=False))
-        phi, phi_groups = phi[keep], groups[keep]
-        _, phi_groups = np.unique(phi_groups, return_inverse=True)
-    else:
-        phi_groups = groups
-    return SplitStats(
-        phi=phi, phi_groups=phi_groups.astype(np.int64).ravel(),
-        delta=np.concatenate(deltas) if deltas else np.zeros(0),
-        lag_fwd=np.concatenate(fwds) if fwds else np.zeros((0, len(specs))),
-        lag_bwd=np.concatenate(bwds) if bwds else np.zeros((0, len(specs))),
-        groups=groups, n_groups=int(groups.max()) + 1 if groups.size else 0, n_windows=n_windows,
-    )
+def dense_labels(labels: np.ndarray) -> np.ndarray:
+    """Article labels of any kind as dense int64 codes 0..G-1 in sorted label order."""
+    _, codes = np.unique(np.asarray(labels), return_inverse=True)
+    return codes.astype(np.int64).ravel()
+
+
+def sample_keys(salt: int, rows: np.ndarray) -> np.ndarray:
+    """A 64-bit pseudo-random key per row index (splitmix64 of salt + row): the sample is the rows with the
+    smallest keys, so it is uniform, fixed by the seed, and the same however the rows are blocked or sharded."""
+    z = np.asarray(rows, dtype=np.uint64) + np.uint64(salt % 2**64)
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+class DirectionAccumulator:
+    """Mergeable state of one split's direction pass, bounded in memory.
+
+    Per article (by label value): the count of usable windows and the sums of Δ, of the forward and
+    backward lag cosines and of their differences rounded to 1e-7 (every statistic but the classifier
+    needs only these). The classifier rows are a bottom-k sample: the ``max_windows`` usable windows with
+    the smallest :func:`sample_keys`, a uniform sample without replacement, mergeable exactly. Memory:
+    O(articles x (2 + 3L)) float64 + O(max_windows x (D + K)) float32, whatever N.
+    """
+
+    def __init__(self, k: int, d: int, max_windows: int | None, salt: int) -> None:
+        self.specs = lag_specs(k)
+        self.k, self.d, self.max_windows, self.salt = k, d, max_windows, int(salt)
+        self.sums = np.zeros((0, 2 + 3 * len(self.specs)))  # count, Δ, fwd (L), bwd (L), rounded diff (L)
+        self.n_used = 0
+        self._sample: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # (keys, rows, labels, phi)
+        self._n_sample = 0
+
+    def update(self, start: int, ctx: np.ndarray, tgt: np.ndarray, valid: np.ndarray, labels: np.ndarray) -> None:
+        """Add one block of rows ``start ..``; ``labels`` are the block rows' article labels."""
+        phi, ok, delta, fwd, bwd = block_values(ctx, tgt, valid, self.specs)
+        lab = np.asarray(labels, dtype=np.int64)[ok]
+        if lab.size == 0:
+            return
+        values = np.column_stack([np.ones(lab.size), delta, fwd, bwd, np.round(fwd - bwd, 7)])
+        self._grow(int(lab.max()) + 1)
+        np.add.at(self.sums, lab, values)
+        self.n_used += int(lab.size)
+        rows = start + np.flatnonzero(ok)
+        self._add_sample(sample_keys(self.salt, rows), rows.astype(np.int64), lab, phi)
+
+    def merge(self, other: "DirectionAccumulator") -> "DirectionAccumulator":
+        """Both parts' sums and the bottom-k of both samples (rows of distinct parts are distinct)."""
+        self._grow(other.sums.shape[0])
+        self.sums[: other.sums.shape[0]] += other.sums
+        self.n_used += other.n_used
+        for part in other._sample:
+            self._add_sample(*part)
+        return self
+
+    def finish(self, n_windows: int) -> "SplitStats":
+        """The split's statistics: article sums in label order, the sample in row order."""
+        self._compact()
+        keys, rows, labels, phi = self._concat()
+        order = np.argsort(rows, kind="stable")
+        _, phi_groups = np.unique(labels[order], return_inverse=True)
+        present = self.sums[:, 0] > 0
+        L = len(self.specs)
+        s = self.sums[present]
+        return SplitStats(phi=phi[order], phi_groups=phi_groups.astype(np.int64).ravel(),
+                          counts=s[:, 0], delta_sums=s[:, 1], fwd_sums=s[:, 2 : 2 + L], bwd_sums=s[:, 2 + L : 2 + 2 * L],
+                          diff_sums=s[:, 2 + 2 * L :], n_used=self.n_used, n_groups=int(present.sum()),
+                          n_windows=n_windows)
+
+    def _grow(self, n: int) -> None:
+        if n > self.sums.shape[0]:
+            self.sums = np.vstack([self.sums, np.zeros((n - self.sums.shape[0], self.sums.shape[1]))])
+
+    def _add_sample(self, keys: np.ndarray, rows: np.ndarray, labels: np.ndarray, phi: np.ndarray) -> None:
+        self._sample.append((keys, rows, labels, phi))
+        self._n_sample += keys.size
+        if self.max_windows is not None and self._n_sample > 2 * self.max_windows:
+            self._compact()
+
+    def _concat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if not self._sample:
+            return (np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                    np.zeros((0, self.d + max(self.k - 1, 0)), np.float32))
+        if len(self._sample) == 1:
+            return self._sample[0]
+        return tuple(np.concatenate(c) for c in zip(*self._sample))  # type: ignore[return-value]
+
+    def _compact(self) -> None:
+        keys, rows, labels, phi = self._concat()
+        if self.max_windows is not None and keys.size > self.max_windows:
+            keep = np.argpartition(keys, self.max_windows - 1)[: self.max_windows]
+            keys, rows, labels, phi = keys[keep], rows[keep], labels[keep], phi[keep]
+        self._sample = [(keys, rows, labels, phi)]
+        self._n_sample = keys.size
 
 
 def stream_split(seq: SequenceSet, labels: np.ndarray, block_rows: int, max_windows: int | None,
-                  rng: np.random.Generator, tick: Callable[[int], None]) -> SplitStats:
-    """One pass over a split's blocks: features, Δ and lag-matched cosines of its usable windows."""
-    specs = lag_specs(seq.k)
+                 salt: int, tick: Callable[[int], None]) -> SplitStats:
+    """One pass over a split's blocks: article sums of Δ and lag-matched cosines, and the classifier sample."""
+    acc = DirectionAccumulator(seq.k, seq.d, max_windows, salt)
     valid = np.ones(seq.n, bool) if seq.valid is None else np.asarray(seq.valid, bool)
-    parts = []
+    labels = np.asarray(labels, dtype=np.int64)
     for start, ctx, tgt in seq.iter_blocks(block_rows):
-        parts.append(block_values(ctx, tgt, valid[start : start + ctx.shape[0]], specs))
+        stop = start + ctx.shape[0]
+        acc.update(start, ctx, tgt, valid[start:stop], labels[start:stop])
         tick(ctx.shape[0])
-    return assemble_split(parts, labels, seq.n, seq.d, seq.k, max_windows, rng)
+    return acc.finish(seq.n)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -124,10 +201,9 @@ def stream_split(seq: SequenceSet, labels: np.ndarray, block_rows: int, max_wind
 def delta_estimate(st: SplitStats, n_bootstrap: int, rng: np.random.Generator) -> Estimate:
     """Mean Δ over usable windows with an article-bootstrap CI (none with fewer than 2 articles)."""
     if st.n_groups < 2:
-        return Estimate(float(np.mean(st.delta)) if st.delta.size else float("nan"), None, "mean over windows")
-    sums = np.bincount(st.groups, weights=st.delta, minlength=st.n_groups)
-    counts = np.bincount(st.groups, minlength=st.n_groups).astype(float)
-    boot = cluster_bootstrap_ratio(sums, counts, n_resamples=n_bootstrap, rng=rng)
+        return Estimate(float(st.delta_sums.sum() / st.n_used) if st.n_used else float("nan"), None,
+                        "mean over windows")
+    boot = cluster_bootstrap_ratio(st.delta_sums, st.counts, n_resamples=n_bootstrap, rng=rng)
     return Estimate(float(boot.estimate[0]), boot.ci(0), "mean over windows, article bootstrap CI")
 
 
@@ -140,14 +216,11 @@ def lag_matched_stats(st: SplitStats, k: int, n_permutations: int, n_bootstrap: 
                       rng: np.random.Generator) -> tuple[LagMatched, ...]:
     """Forward - backward cosine at equal lags: article-bootstrap CI, and an article sign-flip p for pooled pivots."""
     specs = lag_specs(k)
-    if st.delta.size == 0:
+    if st.n_used == 0:
         return ()
-    # cosines from float32 dot products carry ~1e-7 rounding error; rounding the differences keeps
-    # that noise from being reported (and tested) as an asymmetry
-    diff = np.round(st.lag_fwd - st.lag_bwd, 7)  # (n, L)
-    counts = np.bincount(st.groups, minlength=st.n_groups).astype(float)
-    sums = np.zeros((st.n_groups, len(specs)))
-    np.add.at(sums, st.groups, diff)
+    # cosines from float32 dot products carry ~1e-7 rounding error; the per-window differences were
+    # rounded to 1e-7 before summing, which keeps that noise from being reported (and tested) as an asymmetry
+    counts, sums = st.counts, st.diff_sums
     boot = cluster_bootstrap_ratio(sums, counts, n_resamples=n_bootstrap, rng=rng) if st.n_groups >= 2 else None
     # the mean of differences rounded to 1e-7 can still land at ~1e-9 (not zero) in exactly symmetric
     # data; round the reported value and interval to the same resolution so noise never shows as an effect
@@ -160,7 +233,7 @@ def lag_matched_stats(st: SplitStats, k: int, n_permutations: int, n_bootstrap: 
         p = permutation_pvalue(observed[c], null[:, c]) if pivot == "all" else None
         out.append(LagMatched(
             pivot=pivot, lag=lag,
-            forward=float(st.lag_fwd[:, c].mean()), backward=float(st.lag_bwd[:, c].mean()),
+            forward=float(st.fwd_sums[:, c].sum() / st.n_used), backward=float(st.bwd_sums[:, c].sum() / st.n_used),
             difference=Estimate(float(observed[c]), _rounded(boot.ci(c)) if boot is not None else None,
                                 "article bootstrap CI"),
             pvalue=p, n_resamples=n_permutations if p is not None else 0,

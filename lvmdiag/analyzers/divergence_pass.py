@@ -134,13 +134,15 @@ class SplitAccumulator:
         wc = window_cosines(ctx, tgt)
         ok = wc.ok & valid
         self.ok_all[start:stop] = ok
-        ctx, tgt = ctx[ok], tgt[ok]
+        if not ok.all():  # copies only when some rows are excluded
+            ctx, tgt = ctx[ok], tgt[ok]
         unit = self.unit_all[start:stop][ok]
         self.units.append(unit)
         self.prof_parts.append(position_cosines(wc)[ok])
         self.coh_parts.append(adjacent_coherence(wc)[ok])  # same definition as the bias report's lag 1
-        self.tn_parts.append(np.linalg.norm(tgt.astype(np.float64), axis=1))
-        self.cn_parts.append(np.linalg.norm(ctx.astype(np.float64), axis=2).mean(axis=1))
+        # float64 accumulation without a float64 copy of the block
+        self.tn_parts.append(np.sqrt(np.einsum("nd,nd->n", tgt, tgt, dtype=np.float64)))
+        self.cn_parts.append(np.sqrt(np.einsum("nkd,nkd->nk", ctx, ctx, dtype=np.float64)).mean(axis=1))
         for v, st in self.views.items():
             x, u = view_rows(v, ctx, tgt, unit)
             group_sum_into(st.raw, u, x)

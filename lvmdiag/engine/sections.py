@@ -5,9 +5,9 @@ finalize function, so a result through the engine is the one-shot function's res
 
 What cannot be streamed exactly, and what is done instead:
 
-- direction keeps per-window features of every usable window (O(N x (D + K)) float32, as the
-  one-shot pass does); the ``max_windows`` random subset is drawn in finalize, so the result is
-  identical, but the state shipped to the client grows with N (see docs/ENGINE.md).
+- direction keeps per-article sums and a bottom-k sample of ``max_windows`` classifier rows by a hash
+  of the row (``DirectionAccumulator``): bounded whatever N, and the same sample however the data are
+  sharded (the one-shot function uses the same accumulator).
 - divergence's classifier works from the merged per-article sums and per-fold Gram matrices alone
   (the held-out scores' standardised mean difference is exact from them; see
   ``lvmdiag.stats.classifier_test.held_out_auc``), so no test re-reads the rows.
@@ -85,19 +85,16 @@ class BiasAnalyzer(SinglePhase):
 
 @dataclass
 class DirectionPartState:
-    """Per-block values of the direction pass, kept with their row offsets (merge concatenates)."""
+    """A split part's :class:`~lvmdiag.analyzers.direction_pass.DirectionAccumulator` (bounded; merge adds)."""
 
-    specs: list
-    parts: list = field(default_factory=list)  # (start, (phi, ok, delta, fwd, bwd))
+    acc: Any
 
-    def update(self, block: Block) -> None:
-        from lvmdiag.analyzers.direction_pass import block_values
-
+    def update(self, block: Block) -> None:  # block.labels: the global article codes (>= 0) of the rows
         valid = np.ones(block.n, bool) if block.valid is None else np.asarray(block.valid, bool)
-        self.parts.append((block.start, block_values(block.contexts, block.targets, valid, self.specs)))
+        self.acc.update(block.start, block.contexts, block.targets, valid, block.labels)
 
     def merge(self, other: "DirectionPartState") -> "DirectionPartState":
-        self.parts.extend(other.parts)
+        self.acc.merge(other.acc)
         return self
 
 
@@ -121,14 +118,20 @@ class DirectionAnalyzer(SinglePhase):
     seed: Any = 0
     name: str = "direction"
 
-    def new_state(self, part: Part) -> DirectionPartState:
-        from lvmdiag.analyzers.direction_pass import lag_specs
+    def __post_init__(self) -> None:
+        from lvmdiag.stats.resampling import as_rng
 
-        return DirectionPartState(lag_specs(self.k))
+        # drawn once, as analyze_direction draws them: the sample salts (column 0) and the finalize streams
+        self._seeds = as_rng(self.seed).integers(0, 2**63 - 1, size=(len(self.splits), 5))
+
+    def new_state(self, part: Part) -> DirectionPartState:
+        from lvmdiag.analyzers.direction_pass import DirectionAccumulator
+
+        salt = int(self._seeds[self.splits.index(part.split), 0])
+        return DirectionPartState(DirectionAccumulator(self.k, self.d, self.max_windows, salt))
 
     def finalize(self, states: Mapping[str, DirectionPartState], sources: Mapping[str, Any]) -> Any:
         from lvmdiag.analyzers.direction import finalize_direction
-        from lvmdiag.analyzers.direction_pass import assemble_split
         from lvmdiag.errors import InputError
         from lvmdiag.stats.resampling import as_rng
 
@@ -137,14 +140,8 @@ class DirectionAnalyzer(SinglePhase):
         resolve_cap(self.n_permutations, 1, self.alpha)  # "auto" or a positive integer
         if self.n_bootstrap < 1:
             raise InputError(f"n_bootstrap must be >= 1; got {self.n_bootstrap}.")
-        rng = as_rng(self.seed)
-        seeds = rng.integers(0, 2**63 - 1, size=(len(self.splits), 5))
-        streams = {name: [np.random.default_rng(int(x)) for x in row] for name, row in zip(self.splits, seeds)}
-        stats = {}
-        for name in self.splits:
-            parts = [p for _, p in sorted(states[name].parts, key=lambda sp: sp[0])]
-            stats[name] = assemble_split(parts, self.labels[name], int(self.labels[name].size), self.d, self.k,
-                                         self.max_windows, streams[name][0])
+        streams = {name: [np.random.default_rng(int(x)) for x in row] for name, row in zip(self.splits, self._seeds)}
+        stats = {name: states[name].acc.finish(int(self.labels[name].size)) for name in self.splits}
         method, gnote = self.method, self.note
         result = finalize_direction(stats, streams, ref=self.reference, k=self.k, d=self.d, method=method,
                                     gnote=gnote, n_permutations=self.n_permutations, n_bootstrap=self.n_bootstrap,

@@ -43,7 +43,9 @@ def slope_features(contexts: np.ndarray, targets: np.ndarray) -> tuple[np.ndarra
     inv = np.zeros_like(sq)
     np.divide(1.0, np.sqrt(sq, where=ok[:, None], out=np.ones_like(sq)), out=inv, where=ok[:, None])
     w = position_weights(k)[None, :] * inv  # (B, K+1) slope weight / norm
-    phi = np.einsum("bj,bjd->bd", w.astype(np.float32), np.nan_to_num(seq, nan=0.0, posinf=0.0, neginf=0.0))
+    if not ok.all():  # unusable rows may hold NaN/inf: zero them (their phi is 0 anyway); usable rows are finite
+        seq[~ok] = 0.0
+    phi = np.einsum("bj,bjd->bd", w.astype(np.float32), seq)
     phi[~ok] = 0.0
     return phi.astype(np.float32, copy=False), ok
 
