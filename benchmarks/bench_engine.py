@@ -6,6 +6,7 @@ Run by hand, never in the tests (each part in its own process; generated data un
     python benchmarks/bench_engine.py single --n 20000 --d 768     # lvmdiag data: engine vs old path
     python benchmarks/bench_engine.py dask --n 20000 --d 768 --shards 8
     python benchmarks/bench_engine.py ann --n-train 200000 --n-val 20000 --d 768
+    python benchmarks/bench_engine.py plan --shards 100 --n-per-shard 1000000   # the simulated 10^8 plan
 
 Full scale (issue 9): ``single``/``dask`` at --n 1000000 (18 GB memory-mapped, not in page cache),
 ``ann`` at --n-train 1000000 --n-val 100000. Data: random-walk articles (adjacent cosine ~0.71,
@@ -22,6 +23,15 @@ Full scale (issue 9): ``single``/``dask`` at --n 1000000 (18 GB memory-mapped, n
 - ann: planted near-duplicates (10% of val chunks are a train chunk plus noise, cos ~0.99); exact
   ``BlockedNearest`` vs ``IVFNearest`` (k-means cells on the queries, BLAS per cell); recall of pairs with
   exact cos >= 0.98 over all queries, both in one run.
+
+- plan: a corpus that exists only as a seed (``_lazy_corpus.py``): ``--shards`` train shards of
+  ``--n-per-shard`` windows (val a quarter of that), generated block by block on the Dask workers;
+  bias + divergence states through ``run_dask`` on a ``LocalCluster(2 x 1 thread)``, tree-merged on the
+  workers, finalized on the client. Reports the client's peak memory (it holds the article labels, 8 bytes
+  per window, never a vector), the state each analyzer ships, and the windows counted per split.
+
+Cold cache: ``--cold`` evicts every data file from the page cache (``posix_fadvise(DONTNEED)``, no root
+needed) before the bare read and again before the engine, so both read from disk.
 
 Memory: peak RssAnon above the value after imports (page cache of the maps excluded).
 """
@@ -87,6 +97,21 @@ def gen(n: int, d: int, shards: int = 1) -> dict[str, list[Path]]:
     return out
 
 
+def evict(paths: dict[str, list[Path]]) -> None:
+    """Drop the data files from the page cache (clean pages: allowed without root)."""
+    import os
+
+    os.sync()
+    for ps in paths.values():
+        for d_ in ps:
+            for f in d_.glob("*.npy"):
+                fd = os.open(f, os.O_RDONLY)
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
+
+
 def bare_read(paths: dict[str, list[Path]]) -> float:
     from lvmdiag.engine.sources import open_sharded
 
@@ -105,27 +130,34 @@ def single(args: argparse.Namespace) -> None:
 
     paths = gen(args.n, args.d)
     kw = dict(n_permutations=args.perms, n_bootstrap=args.perms)
+    if args.cold:
+        evict(paths)
     read_s = bare_read(paths)
+    if args.cold:
+        evict(paths)
     with AnonPeak() as peak:
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         rep = analyze_data({n: p[0] for n, p in paths.items()}, **kw)
-        eng_total = time.perf_counter() - t0
+        eng_total, eng_cpu = time.perf_counter() - t0, time.process_time() - c0
     eng_mem = peak.peak_mb
     stream = rep.engine.stream_seconds
-    with AnonPeak() as peak:
-        t0 = time.perf_counter()
-        loaded = {n: load_sequences(p[0], split=n, scan="full") for n, p in paths.items()}
-        groups = resolve_groups(list(loaded.values()))
-        data_report._run_bias(loaded, groups, "train", args.perms, args.perms, 0.05, 1, None)
-        data_report._run_direction(loaded, groups, "train", args.perms, args.perms, 0.05, 2, None)
-        data_report._run_divergence(loaded, groups, "train", args.perms, args.perms, 0.05, 3, None)
-        data_report._run_leakage(loaded, groups, "train", 0.98, None)
-        old_total = time.perf_counter() - t0
-    old_mem = peak.peak_mb
+    old = "not run (--skip-old)"
+    if not args.skip_old:
+        with AnonPeak() as peak:
+            t0 = time.perf_counter()
+            loaded = {n: load_sequences(p[0], split=n, scan="full") for n, p in paths.items()}
+            groups = resolve_groups(list(loaded.values()))
+            data_report._run_bias(loaded, groups, "train", args.perms, args.perms, 0.05, 1, None)
+            data_report._run_direction(loaded, groups, "train", args.perms, args.perms, 0.05, 2, None)
+            data_report._run_divergence(loaded, groups, "train", args.perms, args.perms, 0.05, 3, None)
+            data_report._run_leakage(loaded, groups, "train", 0.98, None)
+            old = f"total {time.perf_counter() - t0:.1f} s, peak anon {peak.peak_mb:.0f} MB"
     gb = sum(p.stat().st_size for ps in paths.values() for d_ in ps for p in d_.glob("*.npy")) / 2**30
-    print(f"| {args.n:,} + {args.n // 4:,} windows, {args.d}-d ({gb:.2f} GB, page cache warm) | bare read {read_s:.1f} s "
+    arts = -(-args.n // ART) + -(-(args.n // 4) // ART)  # ART windows per article
+    print(f"| {args.n:,} + {args.n // 4:,} windows ({arts:,} articles), {args.d}-d ({gb:.2f} GB, "
+          f"{'cold: evicted from page cache' if args.cold else 'page cache warm'}) | bare read {read_s:.1f} s "
           f"| engine: stream {stream:.1f} s ({stream / read_s:.2f}x read), finalize {eng_total - stream:.1f} s, total "
-          f"{eng_total:.1f} s, peak anon {eng_mem:.0f} MB | old path total {old_total:.1f} s, peak anon {old_mem:.0f} MB |")
+          f"{eng_total:.1f} s (process CPU {eng_cpu:.1f} s), peak anon {eng_mem:.0f} MB | old path {old} |")
 
 
 def dask_vs_local(args: argparse.Namespace) -> None:
@@ -185,9 +217,49 @@ def ann(args: argparse.Namespace) -> None:
           f"{int((a_cos[pairs] >= 0.98).sum())} of {int(pairs.sum())} = {rec:.4f} |")
 
 
+def plan(args: argparse.Namespace) -> None:
+    import distributed
+
+    from _lazy_corpus import LazySplit
+    from lvmdiag.data.groups import resolve_groups
+    from lvmdiag.engine.block import Part
+    from lvmdiag.engine.dask_runner import run_dask
+    from lvmdiag.engine.data import BLOCK_ROWS, plan_sections
+    from lvmdiag.engine.runner import finalize_all
+
+    n_train = args.shards * args.n_per_shard
+    splits = {"train": LazySplit("train", 1, n_train, K, args.d),
+              "val": LazySplit("val", 2, n_train // 4, K, args.d, first_article=10**9)}
+    with AnonPeak() as client:
+        t0 = time.perf_counter()
+        groups = resolve_groups(list(splits.values()))
+        analyzers, skipped = plan_sections(splits, groups, ["bias", "divergence"], "train", n_permutations=args.perms,
+                                           n_bootstrap=args.perms, threshold=0.98, alpha=0.05,
+                                           seeds={"bias": 0, "divergence": 1})
+        assert not skipped, skipped
+        parts = []
+        for (name, sp), lab in zip(splits.items(), groups.labels):
+            for sh in sp.shards(args.shards if name == "train" else max(1, args.shards // 4)):
+                parts.append(Part(name, sh.start, sh, lab[sh.start : sh.start + sh.n], None))
+        t_plan = time.perf_counter() - t0
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cl:
+            prepared, states, summ = run_dask(parts, analyzers, block_rows=BLOCK_ROWS, scheduler=cl.scheduler_address)
+        t0 = time.perf_counter()
+        results, failed = finalize_all(prepared, states, splits)
+        t_fin = time.perf_counter() - t0
+    assert not failed, failed
+    rows = ", ".join(f"{k} {v:,}" for k, v in summ.rows_read.items())
+    sizes = ", ".join(f"{k} {v / 2**20:.1f} MB" for k, v in summ.state_bytes.items())
+    print(f"| {len(parts)} lazy shards, {n_train + n_train // 4:,} windows, {args.d}-d "
+          f"({(n_train + n_train // 4) * (K + 1) * args.d * 4 / 2**30:.1f} GB if stored) | plan {t_plan:.1f} s, stream "
+          f"(Dask, 2 workers) {summ.stream_seconds:.1f} s, finalize {t_fin:.1f} s | windows read: {rows} | "
+          f"states shipped: {sizes} | client peak anon {client.peak_mb:.0f} MB |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["single", "dask", "ann"])
+    ap.add_argument("what", choices=["single", "dask", "ann", "plan"])
     ap.add_argument("--n", type=int, default=20_000)
     ap.add_argument("--d", type=int, default=768)
     ap.add_argument("--shards", type=int, default=8)
@@ -195,10 +267,13 @@ def main() -> None:
     ap.add_argument("--n-train", type=int, default=200_000)
     ap.add_argument("--n-val", type=int, default=20_000)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--cold", action="store_true", help="evict the data files from the page cache before reads")
+    ap.add_argument("--skip-old", action="store_true", help="single: do not time the pre-engine path")
+    ap.add_argument("--n-per-shard", type=int, default=10_000)
     args = ap.parse_args()
     shutil.rmtree(DATA, ignore_errors=True)
     try:
-        {"single": single, "dask": dask_vs_local, "ann": ann}[args.what](args)
+        {"single": single, "dask": dask_vs_local, "ann": ann, "plan": plan}[args.what](args)
     finally:
         if not args.keep:
             shutil.rmtree(DATA, ignore_errors=True)
