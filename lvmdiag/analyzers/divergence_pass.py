@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from lvmdiag.analyzers.window_cosines import adjacent_coherence, position_cosines, window_cosines
+from lvmdiag.data.hashing import hash_rows
 from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.stats.classifier_test import FoldGrams
 from lvmdiag.stats.mmd import RandomFourierFeatures
@@ -34,6 +35,23 @@ def group_sum_into(out: np.ndarray, unit: np.ndarray, x: np.ndarray) -> None:
     starts = np.r_[0, np.flatnonzero(us[1:] != us[:-1]) + 1]
     # reduce within the block in the input dtype (float32: <= block rows terms), accumulate in float64
     out[us[starts]] += np.add.reduceat(xs, starts, axis=0)
+
+
+def distinct_rows(keys: np.ndarray, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """First row (in row order) and multiplicity of each distinct chunk among rows with exact-content ``keys``.
+
+    None when every row is distinct, or when one chunk occurs in two units (duplicated content in two
+    articles: the block is then processed row by row, so every unit keeps its own rows). Keys are 64-bit
+    content hashes (:func:`lvmdiag.data.hashing.hash_rows`); two different chunks of one block share a
+    key with probability ~ rows² / 2^65 (< 1e-10 for a block).
+    """
+    if keys.size == 0:
+        return None
+    _, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+    if first.size == keys.size or not np.array_equal(unit[first][inverse.ravel()], unit):
+        return None
+    order = np.argsort(first)
+    return first[order], counts[order]
 
 
 def view_rows(view: str, ctx: np.ndarray, tgt: np.ndarray, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -127,15 +145,21 @@ class SplitAccumulator:
         self.tn_parts: list[np.ndarray] = []
         self.cn_parts: list[np.ndarray] = []
 
-    def update(self, start: int, ctx: np.ndarray, tgt: np.ndarray, valid: np.ndarray) -> None:
-        """Fold in rows ``[start, start + B)`` of the part (``start`` relative to the part)."""
+    def update(self, start: int, ctx: np.ndarray, tgt: np.ndarray, valid: np.ndarray,
+               context_keys: np.ndarray | None = None) -> None:
+        """Fold in rows ``[start, start + B)`` of the part (``start`` relative to the part).
+
+        ``context_keys`` (B, K) are the exact-content keys of the context chunks (hashed here when None).
+        """
         stop = start + ctx.shape[0]
         n_units = self.uniq.size
         wc = window_cosines(ctx, tgt)
         ok = wc.ok & valid
         self.ok_all[start:stop] = ok
+        if context_keys is None:
+            context_keys = hash_rows(ctx.reshape(-1, ctx.shape[2])).reshape(ctx.shape[:2])
         if not ok.all():  # copies only when some rows are excluded
-            ctx, tgt = ctx[ok], tgt[ok]
+            ctx, tgt, context_keys = ctx[ok], tgt[ok], context_keys[ok]
         unit = self.unit_all[start:stop][ok]
         self.units.append(unit)
         self.prof_parts.append(position_cosines(wc)[ok])
@@ -145,10 +169,23 @@ class SplitAccumulator:
         self.cn_parts.append(np.sqrt(np.einsum("nkd,nkd->nk", ctx, ctx, dtype=np.float64)).mean(axis=1))
         for v, st in self.views.items():
             x, u = view_rows(v, ctx, tgt, unit)
-            group_sum_into(st.raw, u, x)
-            group_sum_into(st.rff, u, self.features[v].transform(x))
-            st.counts += np.bincount(u, minlength=n_units)
-            st.grams.update(x, self.unit_fold[u])
+            mult = None
+            if v == "context":  # stride-1 windows repeat each chunk in up to K windows: do the work once per chunk
+                distinct = distinct_rows(context_keys.reshape(-1), u)
+                if distinct is not None:
+                    first, mult = distinct
+                    x, u = x[first], u[first]
+            if mult is None:
+                group_sum_into(st.raw, u, x)
+                group_sum_into(st.rff, u, self.features[v].transform(x))
+                st.counts += np.bincount(u, minlength=n_units)
+                st.grams.update(x, self.unit_fold[u])
+            else:  # a chunk held by m windows counts m times (sums weighted by m, Gram rows by √m)
+                w = mult.astype(np.float32)[:, None]
+                group_sum_into(st.raw, u, x * w)
+                group_sum_into(st.rff, u, self.features[v].transform(x) * w)
+                st.counts += np.bincount(u, weights=mult, minlength=n_units)
+                st.grams.update(x, self.unit_fold[u], weights=mult)
 
     def finish(self) -> SplitState:
         """The part's SplitState (per-window statistics in row order)."""

@@ -162,7 +162,9 @@ class DivergencePartState:
 
     def update(self, block: Block) -> None:
         valid = np.ones(block.n, bool) if block.valid is None else np.asarray(block.valid, bool)
-        self.acc.update(block.start - self.part_start, block.contexts, block.targets, valid)
+        # the block's chunk keys are computed once and shared with validation and leakage
+        self.acc.update(block.start - self.part_start, block.contexts, block.targets, valid,
+                        block.chunk_keys[:, : block.contexts.shape[1]])
 
     def split_state(self) -> Any:
         if self.state is None:

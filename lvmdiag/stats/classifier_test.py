@@ -49,9 +49,11 @@ class FoldGrams:
         u = self._upper
         return u + np.triu(u, 1).transpose(0, 2, 1)
 
-    def update(self, x: np.ndarray, fold: np.ndarray) -> None:
-        """Add a block of rows ``x`` (n, P) whose folds are ``fold`` (n,)."""
+    def update(self, x: np.ndarray, fold: np.ndarray, weights: np.ndarray | None = None) -> None:
+        """Add a block of rows ``x`` (n, P) whose folds are ``fold`` (n,); row i counts ``weights[i]`` times."""
         xa = augment(x)
+        if weights is not None:  # w x xᵀ = (√w x)(√w x)ᵀ, intercept column included
+            xa *= np.sqrt(np.asarray(weights, np.float32))[:, None]
         for f in np.unique(fold):
             rows = np.asfortranarray(xa[fold == f])
             # float32 product per block (fast); accumulation across blocks in float64
