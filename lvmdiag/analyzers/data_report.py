@@ -10,10 +10,12 @@ with a short verdict and a list of findings that a CI job can gate on (``--fail-
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -230,6 +232,33 @@ def _findings(bias: Any, direction: Any, divergence: Any, leakage: Any, alpha: f
     return out
 
 
+@contextmanager
+def _engine_client(engine: str, scheduler: str | None) -> Iterator[Any]:
+    """One Dask client for the whole report (article recovery and the pass), or None for the local engine."""
+    if engine != "dask":
+        yield None
+        return
+    from lvmdiag.engine.dask_runner import dask_client
+
+    with dask_client(scheduler) as client:
+        yield client
+
+
+def _groups(loaded: dict[str, Any], client: Any) -> Any:
+    """Article labels; with Dask and id-less shard directories the recovery's read runs on the workers."""
+    from lvmdiag.data.groups import resolve_groups
+    from lvmdiag.engine.sources import ShardedSplit
+
+    sources = list(loaded.values())
+    keys = None
+    if (client is not None and any(s.article_ids is None for s in sources)
+            and any(isinstance(s, ShardedSplit) for s in sources)):
+        from lvmdiag.engine.dask_runner import slot_keys_on_workers
+
+        keys = slot_keys_on_workers(sources, client)
+    return resolve_groups(sources, slot_keys=keys)
+
+
 def analyze_data(
     splits: Mapping[str, SequenceSet | str | os.PathLike[str] | None],
     *,
@@ -279,17 +308,16 @@ def analyze_data(
     else:
         gen = as_rng(rng)
         seeds = {s: int(gen.integers(2**31)) for s in SECTIONS}
-    from lvmdiag.data.groups import resolve_groups
+    with _engine_client(engine, scheduler) as client:
+        groups = _groups(loaded, client)
+        grouping = f"{groups.method}; {groups.note}".rstrip("; ")
+        # one read of every split feeds every section (lvmdiag.engine); finalize runs each section's inference
+        from lvmdiag.engine.data import run_sections
 
-    groups = resolve_groups(list(loaded.values()))
-    grouping = f"{groups.method}; {groups.note}".rstrip("; ")
-    # one read of every split feeds every section (lvmdiag.engine); finalize runs each section's inference
-    from lvmdiag.engine.data import run_sections
-
-    done, skipped, summary = run_sections(loaded, groups, [s for s in SECTIONS if s in sections], reference,
-                                          n_permutations=n_permutations, n_bootstrap=n_bootstrap,
-                                          threshold=threshold, alpha=alpha, seeds=seeds, engine=engine,
-                                          scheduler=scheduler, progress=progress)
+        done, skipped, summary = run_sections(loaded, groups, [s for s in SECTIONS if s in sections], reference,
+                                              n_permutations=n_permutations, n_bootstrap=n_bootstrap,
+                                              threshold=threshold, alpha=alpha, seeds=seeds, engine=engine,
+                                              scheduler=scheduler, client=client, progress=progress)
     results: dict[str, Any] = {s: done.get(s) for s in SECTIONS}
     skipped = {**{s: "not requested" for s in SECTIONS if s not in sections}, **skipped}
     if all(results[s] is None for s in sections):

@@ -90,6 +90,7 @@ def resolve_groups(
     block_size: int | None = None,
     recover: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    slot_keys: Sequence[Any] | None = None,
 ) -> GroupAssignment:
     """Group labels for every window of every input: given ids, recovered articles, or row blocks.
 
@@ -100,6 +101,8 @@ def resolve_groups(
         at least K + 1 rows)
     recover : try article recovery when ids are missing (off: go straight to blocks)
     progress : optional ``(done, total)`` callback for the recovery pass
+    slot_keys : optional per-input chunk-slot keys for the recovery, computed elsewhere (e.g. on Dask
+        workers: :func:`lvmdiag.engine.dask_runner.slot_keys_on_workers`); then no vector is read here
 
     Returns
     -------
@@ -115,7 +118,7 @@ def resolve_groups(
     recovery: ArticleRecovery | None = None
     reason = "no article ids"
     if recover:
-        recovery = recover_articles(seqsets, progress=progress)
+        recovery = recover_articles(seqsets, progress=progress, keys=slot_keys)
         if recovery.share_linked >= MIN_SHARE_LINKED:
             return GroupAssignment(
                 labels=recovery.labels,

@@ -35,7 +35,7 @@ from lvmdiag.data.validate import block_rows_for
 from lvmdiag.errors import InputError
 from lvmdiag.results import Result, fmt, md_table
 
-__all__ = ["ArticleRecovery", "hash_rows", "row_keys", "recover_articles"]
+__all__ = ["ArticleRecovery", "hash_rows", "row_keys", "recover_articles", "slot_keys"]
 
 
 @dataclass(frozen=True)
@@ -107,8 +107,41 @@ class ArticleRecovery(Result):
         )
 
 
+def slot_keys(seq: SequenceSet, progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The 128-bit content key of every chunk slot of one file, and whether the slot is null (zero/non-finite).
+
+    Returns ``keys`` (n (K+1), 2) uint64 and ``null`` (n (K+1),) bool, slots in window order (K contexts,
+    then the target). This is the part of the recovery that reads vectors; it runs per file or per shard
+    (on a Dask worker for shards) and ships 17 bytes per slot. ``progress(rows)`` after each block.
+    """
+    k, d = seq.k, seq.d
+    width = k + 1
+    keys = np.empty((seq.n * width, 2), dtype=np.uint64)
+    null = np.empty(seq.n * width, dtype=bool)
+    step = block_rows_for(width * d * 4)
+    for start in range(0, seq.n, step):
+        stop = min(start + step, seq.n)
+        b = stop - start
+        c = np.asarray(seq.contexts[start:stop])  # (b, K, D), native dtype: hashed from raw bytes
+        t = np.asarray(seq.targets[start:stop])  # (b, D)
+        kb = keys[start * width : stop * width].reshape(b, width, 2)
+        kb[:, :k] = row_keys(c.reshape(b * k, d)).reshape(b, k, 2)
+        kb[:, k] = row_keys(t)
+        nb = null[start * width : stop * width].reshape(b, width)
+        with np.errstate(over="ignore", invalid="ignore"):
+            c32, t32 = c.astype(np.float32, copy=False), t.astype(np.float32, copy=False)
+            sq_c = np.einsum("bkd,bkd->bk", c32, c32)
+            sq_t = np.einsum("bd,bd->b", t32, t32)
+        nb[:, :k] = ~(np.isfinite(sq_c) & (sq_c > 0))
+        nb[:, k] = ~(np.isfinite(sq_t) & (sq_t > 0))
+        if progress is not None:
+            progress(b)
+    return keys, null
+
+
 def recover_articles(
-    seqsets: Sequence[SequenceSet], progress: Callable[[int, int], None] | None = None
+    seqsets: Sequence[SequenceSet], progress: Callable[[int, int], None] | None = None,
+    keys: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> ArticleRecovery:
     """Link stride-1 windows of several files into articles by exact chunk-vector identity.
 
@@ -116,6 +149,8 @@ def recover_articles(
     ----------
     seqsets : the files to pool (train, val, ood, ...); they must share K and D
     progress : optional ``(done_windows, total_windows)`` callback, called after each row block
+    keys : optional per-file :func:`slot_keys` results computed elsewhere (e.g. per shard on Dask
+        workers and concatenated in row order); then no vector is read here
 
     Returns
     -------
@@ -134,30 +169,20 @@ def recover_articles(
     width = k + 1
     sizes = [s.n for s in seqsets]
     total = int(sum(sizes))
-    keys = np.empty((total * width, 2), dtype=np.uint64)  # 128-bit identity of every chunk slot
-    null = np.empty(total * width, dtype=bool)
-    step = block_rows_for(width * d * 4)
-    done = 0
-    for s in seqsets:
-        for start in range(0, s.n, step):
-            stop = min(start + step, s.n)
-            b = stop - start
-            c = np.asarray(s.contexts[start:stop])  # (b, K, D), native dtype: hashed from raw bytes
-            t = np.asarray(s.targets[start:stop])  # (b, D)
-            lo, hi = (done + start) * width, (done + stop) * width
-            kb = keys[lo:hi].reshape(b, width, 2)
-            kb[:, :k] = row_keys(c.reshape(b * k, d)).reshape(b, k, 2)
-            kb[:, k] = row_keys(t)
-            nb = null[lo:hi].reshape(b, width)
-            with np.errstate(over="ignore", invalid="ignore"):
-                c32, t32 = c.astype(np.float32, copy=False), t.astype(np.float32, copy=False)
-                sq_c = np.einsum("bkd,bkd->bk", c32, c32)
-                sq_t = np.einsum("bd,bd->b", t32, t32)
-            nb[:, :k] = ~(np.isfinite(sq_c) & (sq_c > 0))
-            nb[:, k] = ~(np.isfinite(sq_t) & (sq_t > 0))
+    if keys is None:
+        done = [0]
+
+        def tick(rows: int) -> None:
+            done[0] += rows
             if progress is not None:
-                progress(done + stop, total)
-        done += s.n
+                progress(done[0], total)
+
+        keys = [slot_keys(s, tick) for s in seqsets]
+    elif len(keys) != len(seqsets) or any(kk.shape != (s.n * width, 2) or nn.shape != (s.n * width,)
+                                          for (kk, nn), s in zip(keys, seqsets)):
+        raise InputError("recover_articles: precomputed slot keys do not match the files' window counts.")
+    null = np.concatenate([nn for _, nn in keys]) if keys else np.zeros(0, bool)
+    keys = np.concatenate([kk for kk, _ in keys]) if keys else np.zeros((0, 2), np.uint64)
 
     chunk_id, n_chunks = _chunk_ids(keys, null)
     del keys

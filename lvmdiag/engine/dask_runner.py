@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import pickle
-from typing import Any, Callable, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 from lvmdiag.engine.block import Part
 from lvmdiag.engine.protocol import merge_split_states
@@ -72,6 +73,65 @@ def default_cluster() -> Any:
     return distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
 
 
+@contextmanager
+def dask_client(scheduler: str | None = None) -> Iterator[Any]:
+    """A ``distributed.Client``: connected to ``scheduler``, or to a :func:`default_cluster` started here;
+    closed (with the cluster) on exit."""
+    distributed = _require()
+    if scheduler:
+        try:
+            client = distributed.Client(scheduler, timeout=30)
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"--scheduler {scheduler}: cannot connect ({exc}); start `dask scheduler` there "
+                             "or leave --scheduler out for a local cluster.") from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    cluster = default_cluster()
+    try:
+        client = distributed.Client(cluster)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        cluster.close()
+
+
+def _shard_slot_keys(shard: Any) -> tuple[Any, Any]:
+    """One shard's chunk-slot keys (runs on a worker; imported there by name, so only the shard's path travels)."""
+    from lvmdiag.data.recover import slot_keys
+
+    return slot_keys(shard)
+
+
+def slot_keys_on_workers(sources: Sequence[Any], client: Any, retries: int = 2) -> list[tuple[Any, Any]]:
+    """Article recovery's read, distributed: the chunk-slot keys of every shard computed where the shard is.
+
+    Per source, in row order: ``(keys, null)`` as :func:`lvmdiag.data.recover.slot_keys` returns. A sharded
+    split's shards are Dask tasks (only paths travel; 17 bytes per chunk slot come back); other sources are
+    hashed on the client. The linking itself (components over the keys) then runs on the client.
+    """
+    import numpy as np
+
+    from lvmdiag.data.recover import slot_keys
+    from lvmdiag.engine.sources import ShardedSplit
+
+    futures = [[client.submit(_shard_slot_keys, sh, pure=False, retries=retries) for sh in s.shards]
+               if isinstance(s, ShardedSplit) else None for s in sources]
+    out = []
+    for s, futs in zip(sources, futures):
+        if futs is None:
+            out.append(slot_keys(s))
+            continue
+        parts = client.gather(futs)
+        out.append((np.concatenate([k for k, _ in parts]) if parts else np.zeros((0, 2), np.uint64),
+                    np.concatenate([n for _, n in parts]) if parts else np.zeros(0, bool)))
+    return out
+
+
 def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int = 4096,
              scheduler: str | None = None, client: Any = None, retries: int = 2,
              progress: ProgressCallback | None = None) -> tuple[list[Any], dict[str, dict[str, Any]], RunSummary]:
@@ -83,40 +143,26 @@ def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int
     distributed = _require()
     from dask import delayed
 
-    own_cluster, own_client = None, client is None
     if client is None:
-        if scheduler:
-            try:
-                client = distributed.Client(scheduler, timeout=30)
-            except (OSError, TimeoutError) as exc:
-                raise InputError(f"--scheduler {scheduler}: cannot connect ({exc}); start `dask scheduler` there "
-                                 "or leave --scheduler out for a local cluster.") from None
-        else:
-            own_cluster = default_cluster()
-            client = distributed.Client(own_cluster)
+        with dask_client(scheduler) as own:
+            return run_dask(parts, analyzers, block_rows=block_rows, client=own, retries=retries, progress=progress)
     import time
 
     t0 = time.perf_counter()
-    try:
-        p0 = [p for p in parts if split_phase(analyzers, p.split) == 0]
-        p1 = [p for p in parts if split_phase(analyzers, p.split) == 1]
-        task = delayed(_task, pure=False)
-        red0 = _tree([task(p, analyzers, block_rows) for p in p0])
-        prepared = delayed(_prepare)(analyzers, red0)
-        red = _tree([red0] + [task(p, prepared, block_rows) for p in p1])
-        fut_prep, fut_red = client.compute([prepared, red], retries=retries)
-        if progress is not None:
-            total = sum(p.n for p in parts)
-            distributed.wait([fut_red])
-            progress(total, total)
-        prepared_analyzers = fut_prep.result()
-        states, rows_read, n_blocks = fut_red.result()
-        seconds = time.perf_counter() - t0
-    finally:
-        if own_client:
-            client.close()
-        if own_cluster is not None:
-            own_cluster.close()
+    p0 = [p for p in parts if split_phase(analyzers, p.split) == 0]
+    p1 = [p for p in parts if split_phase(analyzers, p.split) == 1]
+    task = delayed(_task, pure=False)
+    red0 = _tree([task(p, analyzers, block_rows) for p in p0])
+    prepared = delayed(_prepare)(analyzers, red0)
+    red = _tree([red0] + [task(p, prepared, block_rows) for p in p1])
+    fut_prep, fut_red = client.compute([prepared, red], retries=retries)
+    if progress is not None:
+        total = sum(p.n for p in parts)
+        distributed.wait([fut_red])
+        progress(total, total)
+    prepared_analyzers = fut_prep.result()
+    states, rows_read, n_blocks = fut_red.result()
+    seconds = time.perf_counter() - t0
     check_rows(parts, rows_read)
     sizes = {name: len(pickle.dumps(per, protocol=pickle.HIGHEST_PROTOCOL)) for name, per in states.items()}
     return prepared_analyzers, states, RunSummary("dask", rows_read, len(parts), n_blocks, sizes, seconds)

@@ -69,9 +69,13 @@ def parts_of(sources: Mapping[str, Any], groups: Any, reference: str) -> list[Pa
 def run_sections(sources: Mapping[str, Any], groups: Any, sections: Sequence[str], reference: str, *,
                  n_permutations: int | str, n_bootstrap: int, threshold: float, alpha: float, seeds: Mapping[str, int],
                  parts: Sequence[Part] | None = None, engine: str = "local", scheduler: str | None = None,
+                 client: Any = None,
                  progress: Callable[[int, int], None] | None = None,
                  ) -> tuple[dict[str, Any], dict[str, str], RunSummary]:
-    """Plan, stream once (locally or on Dask), finalize. Returns (results, skipped, run summary)."""
+    """Plan, stream once (locally or on Dask), finalize. Returns (results, skipped, run summary).
+
+    ``client``: an open ``distributed.Client`` to use with ``engine="dask"`` (else one is made from ``scheduler``).
+    """
     shapes = {n: (s.k, s.d) for n, s in sources.items()}
     if len(set(shapes.values())) > 1:
         from lvmdiag.errors import InputError
@@ -95,7 +99,7 @@ def run_sections(sources: Mapping[str, Any], groups: Any, sections: Sequence[str
         from lvmdiag.engine.dask_runner import run_dask
 
         prepared, states, summary = run_dask(parts, analyzers, block_rows=BLOCK_ROWS, scheduler=scheduler,
-                                             progress=progress)
+                                             client=client, progress=progress)
     else:
         prepared, states, summary = run_local(parts, analyzers, block_rows=BLOCK_ROWS, progress=progress)
     validation = next((a for a in prepared if a.name == "validation"), None)

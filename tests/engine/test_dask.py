@@ -124,3 +124,40 @@ def test_the_approximate_leakage_search_runs_on_dask_like_locally(cluster):
     remote = finalize_all(prepared, states, splits)[0]["leakage"]
     assert remote.search == "ann" and remote.splits[0].n_near_chunks >= 0.99 * 150
     assert_same_report(remote.to_dict(), local.to_dict())
+
+
+def test_id_less_shards_are_recovered_from_keys_hashed_on_the_workers(splits, tmp_path, cluster, monkeypatch):
+    """Without ids, the recovery's read (chunk hashing) runs per shard on the workers: the keys equal the
+    client-side ones, the client never hashes a vector, and the report equals the local one."""
+    from dataclasses import replace
+
+    from lvmdiag.analyzers import data_report  # noqa: F401  (imports the engine modules before patching)
+    from lvmdiag.data import recover
+    from lvmdiag.engine import dask_runner
+    from lvmdiag.engine.sources import open_sharded
+
+    bare = {n: replace(s, article_ids=None) for n, s in splits.items()}
+    sharded = {n: write_shards(s, tmp_path / n, [s.n // 3, 2 * s.n // 3]) for n, s in bare.items()}
+    local = analyze_data(sharded, **FAST)
+    assert local.grouping.startswith("recovered")
+    expect = [recover.slot_keys(open_sharded(p, n)) for n, p in sharded.items()]
+
+    def client_side(*args, **kwargs):
+        raise AssertionError("the client hashed a vector")
+
+    monkeypatch.setattr(recover, "slot_keys", client_side)  # the workers are other processes: unaffected
+    seen = {}
+    real = dask_runner.slot_keys_on_workers
+
+    def spy(sources, client, retries=2):
+        seen["keys"] = real(sources, client, retries)
+        return seen["keys"]
+
+    monkeypatch.setattr(dask_runner, "slot_keys_on_workers", spy)
+    rep = analyze_data(sharded, engine="dask", scheduler=cluster.scheduler_address, **FAST)
+    assert len(seen["keys"]) == 2
+    for (k_got, n_got), (k_want, n_want) in zip(seen["keys"], expect):
+        np.testing.assert_array_equal(k_got, k_want)  # hashes: exact
+        np.testing.assert_array_equal(n_got, n_want)
+    assert rep.grouping == local.grouping
+    assert_same_report(rep.to_dict(), local.to_dict())
