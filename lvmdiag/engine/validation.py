@@ -41,7 +41,12 @@ class ValidationState:
             sq = np.empty((b, k + 1), dtype=np.float64)
             sq[:, :k] = np.einsum("bkd,bkd->bk", c, c, dtype=np.float64)
             sq[:, k] = np.einsum("bd,bd->b", t, t, dtype=np.float64)
-        nonfinite = ~(np.isfinite(c).all(axis=(1, 2)) & np.isfinite(t).all(axis=1))
+        # a float64 sum of squares of float32 values is finite exactly when every value is (no overflow:
+        # float32 max² ≈ 1e77 < float64 max), so the squared norms replace two passes of isfinite
+        if c.dtype == np.float32 and t.dtype == np.float32:
+            nonfinite = ~np.isfinite(sq).all(axis=1)
+        else:
+            nonfinite = ~(np.isfinite(c).all(axis=(1, 2)) & np.isfinite(t).all(axis=1))
         zero = (sq == 0).any(axis=1) & ~nonfinite
         ok = ~(nonfinite | zero)
         self.n_rows += b
