@@ -152,7 +152,7 @@ def single(args: argparse.Namespace) -> None:
             data_report._run_divergence(loaded, groups, "train", args.perms, args.perms, 0.05, 3, None)
             data_report._run_leakage(loaded, groups, "train", 0.98, None)
             old = f"total {time.perf_counter() - t0:.1f} s, peak anon {peak.peak_mb:.0f} MB"
-    gb = sum(p.stat().st_size for ps in paths.values() for d_ in ps for p in d_.glob("*.npy")) / 2**30
+    gb = (args.n + args.n // 4) * ((K + 1) * args.d * 4 + 8) / 2**30  # contexts, targets, ids
     arts = -(-args.n // ART) + -(-(args.n // 4) // ART)  # ART windows per article
     print(f"| {args.n:,} + {args.n // 4:,} windows ({arts:,} articles), {args.d}-d ({gb:.2f} GB, "
           f"{'cold: evicted from page cache' if args.cold else 'page cache warm'}) | bare read {read_s:.1f} s "
