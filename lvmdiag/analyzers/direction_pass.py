@@ -16,6 +16,7 @@ import numpy as np
 from lvmdiag.analyzers.window_cosines import window_cosines, window_delta
 from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.results import ConfidenceInterval, Estimate, Result
+from lvmdiag.stats.hash_sample import sample_keys
 from lvmdiag.stats.resampling import cluster_bootstrap_ratio, permutation_pvalue
 from lvmdiag.stats.reversal import cosine_slope_features, slope_features
 
@@ -87,17 +88,6 @@ def dense_labels(labels: np.ndarray) -> np.ndarray:
     """Article labels of any kind as dense int64 codes 0..G-1 in sorted label order."""
     _, codes = np.unique(np.asarray(labels), return_inverse=True)
     return codes.astype(np.int64).ravel()
-
-
-def sample_keys(salt: int, rows: np.ndarray) -> np.ndarray:
-    """A 64-bit pseudo-random key per row index (splitmix64 of salt + row): the sample is the rows with the
-    smallest keys, so it is uniform, fixed by the seed, and the same however the rows are blocked or sharded."""
-    z = np.asarray(rows, dtype=np.uint64) + np.uint64(salt % 2**64)
-    with np.errstate(over="ignore"):
-        z = z + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
 
 
 class DirectionAccumulator:

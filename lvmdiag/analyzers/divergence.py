@@ -22,6 +22,7 @@ import numpy as np
 from lvmdiag.analyzers._divergence_markdown import comparison_markdown
 from lvmdiag.analyzers.divergence_pass import (
     VIEWS,
+    WINDOW_CAP,
     SplitState,
     accumulate_split,
     bandwidth_sample,
@@ -309,6 +310,7 @@ def analyze_divergence(
     block_rows: int = 2048,
     rng: np.random.Generator | int | None = 0,
     progress: Callable[[int, int], None] | None = None,
+    window_cap: int | None = WINDOW_CAP,
 ) -> DivergenceResult:
     """Test whether each split is distributed like the reference split, permuting whole articles.
 
@@ -328,6 +330,8 @@ def analyze_divergence(
     ridge : classifier ridge penalty relative to the mean diagonal of the training Gram matrix XᵀX
     alpha : level of the findings (on BH-adjusted p-values)
     block_rows : windows read at a time (memory bound)
+    window_cap : per-window values (KS/Wasserstein) kept per split; a larger split keeps the windows of a
+        cap / n share of its articles, sampled by a hash of the article code (None: every window)
     rng : seed or generator
     progress : optional callback ``(done, total)`` in rows processed
 
@@ -354,12 +358,18 @@ def analyze_divergence(
             progress(min(done[0], total), total)
 
     states = [
-        accumulate_split(s, n, c, fold_of_article, features, n_folds, block_rows, tick)
+        accumulate_split(s, n, c, fold_of_article, features, n_folds, block_rows, tick,
+                         sample_rate=window_sample_rate(s.n, window_cap))
         for s, n, c in zip(ordered, names, split_codes)
     ]
     return finalize_divergence(states, ordered, names, split_codes, fold_of_article, bandwidths, m_used, grouping,
                                n_permutations=n_permutations, n_bootstrap=n_bootstrap, rff_features=rff_features,
                                n_folds=n_folds, ridge=ridge, alpha=alpha, block_rows=block_rows, rng=rng, tick=tick)
+
+
+def window_sample_rate(n_windows: int, window_cap: int | None) -> float:
+    """Share of articles whose per-window values are kept: all up to ``window_cap`` windows, else cap / n."""
+    return 1.0 if window_cap is None or n_windows <= window_cap else window_cap / n_windows
 
 
 def plan_divergence(ordered: list[SequenceSet], labels: list[np.ndarray], n_folds: int, rff_features: int,
@@ -508,6 +518,11 @@ def _compare(
 
     # per-window statistics: units of the rows, reference units first
     row_unit = np.r_[ref.unit_of_row, oth.unit_of_row + ref.n_units]
+    for st in (ref, oth):
+        if st.sample_rate < 1.0:
+            notes.append(f"KS/Wasserstein of per-window statistics on {st.n_sampled:,} of {st.n_used:,} {st.name} "
+                         f"windows: whole articles sampled at rate {st.sample_rate:.3g} by a hash of the article "
+                         "(bounded memory); every other test uses every window.")
     ecdf_parts = []
     for name in ref.per_window:
         values = np.r_[ref.per_window[name], oth.per_window[name]]
@@ -529,10 +544,8 @@ def _compare(
         i_w = add(f"{tag} {name} Wasserstein", obs.wasserstein[0], lambda perm, f=ecdf_null: f(perm, "wasserstein"))
         ecdf_parts.append((name, values, finite, sv, obs, i_ks, i_w))
 
-    k = ref.profile.shape[1]
-    prof_sums = np.zeros((in_a.size, k))
-    np.add.at(prof_sums, row_unit, np.r_[ref.profile, oth.profile])
-    prof_counts = np.bincount(row_unit, minlength=in_a.size).astype(float)
+    prof_sums = np.vstack([ref.prof_sums, oth.prof_sums])  # every used window, not only the sampled ones
+    prof_counts = np.r_[ref.views["target"].counts, oth.views["target"].counts]
     obs_prof = group_mean_distance(wa0, wb0, prof_sums, prof_counts)
     boot_prof = group_mean_distance(boot_a, boot_b, prof_sums, prof_counts)
     i_prof = add(f"{tag} position profile", obs_prof.sq_distance[0],
@@ -609,13 +622,14 @@ def _compare(
     return SplitComparison(
         reference=ref.name,
         other=oth.name,
-        n_windows=(int(ref.unit_of_row.size), int(oth.unit_of_row.size)),
+        n_windows=(ref.n_used, oth.n_used),
         n_units=(ref.n_units, oth.n_units),
         views=tuple(views),
         statistics=tuple(stat_results),
         profile=profile,
         profile_chance=profile_chance,
-        profile_means=(tuple(ref.profile.mean(0).tolist()), tuple(oth.profile.mean(0).tolist())),
+        profile_means=(tuple((ref.prof_sums.sum(0) / max(ref.n_used, 1)).tolist()),
+                       tuple((oth.prof_sums.sum(0) / max(oth.n_used, 1)).tolist())),
         notes=tuple(notes),
         contamination=contamination,
     )
@@ -625,13 +639,10 @@ def _first_texts(ss: Any, state: SplitState) -> list[str | None] | None:
     """Text of the first chunk of each unit of a split, when a texts file sits beside its store."""
     from lvmdiag.data.texts import window_text
 
-    used = np.flatnonzero(state.ok)
-    if used.size == 0:
+    if state.n_used == 0:
         return None
-    first = np.full(state.n_units, -1, dtype=np.int64)
-    order = np.arange(used.size)[::-1]  # the earliest used row of each unit wins
-    first[state.unit_of_row[order]] = used[order]
-    texts = [window_text(ss, int(r), 0) if r >= 0 else None for r in first]
+    none = np.iinfo(np.int64).max
+    texts = [window_text(ss, int(r), 0) if r != none else None for r in state.first_row]
     return texts if any(texts) else None
 
 

@@ -2,8 +2,9 @@
 
 Per split and per embedding view ("context": every context chunk of every window, "target": the
 target chunk) the pass keeps per-unit sums of the raw vectors and of random Fourier features, the
-per-fold Gram matrices of the classifier, and the O(N) per-window statistics. Memory is
-O(U x (D + D_rff) + F x D^2 + N) for U units (articles in the split), never O(N^2) or O(N x D).
+per-fold Gram matrices of the classifier, and per-window statistics of at most ~:data:`WINDOW_CAP`
+windows (whole articles sampled by a hash above it). Memory is O(U x (D + D_rff) + F x D^2) for U
+units (articles in the split) plus the capped sample, never O(N^2) or O(N x D).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from lvmdiag.analyzers.window_cosines import adjacent_coherence, position_cosine
 from lvmdiag.data.hashing import hash_rows
 from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.stats.classifier_test import FoldGrams
+from lvmdiag.stats.hash_sample import keep_at_rate
 from lvmdiag.stats.mmd import RandomFourierFeatures
 
 VIEWS = ("context", "target")
@@ -72,22 +74,41 @@ class ViewState:
     grams: FoldGrams
 
 
+#: per-window values kept per split for the KS/Wasserstein tests; above it, whole articles are sampled
+WINDOW_CAP = 1_000_000
+#: salt of the article sample (a fixed hash of the article code: no generator is consumed)
+ARTICLE_SALT = 0x5EED_D1CE
+
+
 @dataclass
 class SplitState:
-    """Everything the tests need from one split, collected in one pass."""
+    """Everything the tests need from one split, collected in one pass; O(articles) plus a capped sample.
+
+    Per unit (article-in-split): vector sums, random-feature sums, row counts and fold Grams per view,
+    sums of the position profile cos(c_i, t), the first usable row. Per-window values (for the KS and
+    Wasserstein tests) only for the windows of sampled articles: every article when the split has at
+    most :data:`WINDOW_CAP` windows, else a ``sample_rate`` share of articles chosen by a hash of the
+    article code (whole articles, so the article permutation test stays valid on the sample).
+    """
 
     name: str
     n_windows: int
-    ok: np.ndarray  # (N,) bool rows used (valid mask and non-zero, finite vectors)
-    unit_of_row: np.ndarray  # (N_ok,) unit index of each used window
+    n_used: int  # usable windows (valid, non-zero, finite)
+    unit_of_row: np.ndarray  # (N_sampled,) unit index of each sampled used window
     unit_article: np.ndarray  # (U,) global article code of each unit
     views: dict[str, ViewState] = field(default_factory=dict)
-    per_window: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N_ok,)
-    profile: np.ndarray | None = None  # (N_ok, K) cos(c_i, t)
+    per_window: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N_sampled,)
+    prof_sums: np.ndarray | None = None  # (U, K) sums of cos(c_i, t) over every used window
+    first_row: np.ndarray | None = None  # (U,) split row of each unit's first used window
+    sample_rate: float = 1.0
 
     @property
     def n_units(self) -> int:
         return int(self.unit_article.size)
+
+    @property
+    def n_sampled(self) -> int:
+        return int(self.unit_of_row.size)
 
     def merge(self, other: "SplitState") -> "SplitState":
         """State of this shard's rows followed by ``other``'s rows of the same split (sums add, rows concatenate).
@@ -96,27 +117,32 @@ class SplitState:
         """
         arts, inverse = np.unique(np.r_[self.unit_article, other.unit_article], return_inverse=True)
         remap_a, remap_b = inverse[: self.n_units], inverse[self.n_units :]
+
+        def scatter(xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
+            out = np.zeros((arts.size,) + xa.shape[1:])
+            np.add.at(out, remap_a, xa)
+            np.add.at(out, remap_b, xb)
+            return out
+
         views = {}
         for v, sa in self.views.items():
             sb = other.views[v]
-
-            def scatter(xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
-                out = np.zeros((arts.size,) + xa.shape[1:])
-                np.add.at(out, remap_a, xa)
-                np.add.at(out, remap_b, xb)
-                return out
-
             views[v] = ViewState(scatter(sa.raw, sb.raw), scatter(sa.rff, sb.rff), scatter(sa.counts, sb.counts),
                                  sa.grams.merge(sb.grams))
+        first = np.full(arts.size, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(first, remap_a, self.first_row)
+        np.minimum.at(first, remap_b, other.first_row)
         return SplitState(
             name=self.name,
             n_windows=self.n_windows + other.n_windows,
-            ok=np.r_[self.ok, other.ok],
+            n_used=self.n_used + other.n_used,
             unit_of_row=np.r_[remap_a[self.unit_of_row], remap_b[other.unit_of_row]].astype(np.int64),
             unit_article=arts,
             views=views,
             per_window={k: np.r_[v, other.per_window[k]] for k, v in self.per_window.items()},
-            profile=np.vstack([self.profile, other.profile]),
+            prof_sums=scatter(self.prof_sums, other.prof_sums),
+            first_row=first,
+            sample_rate=self.sample_rate,
         )
 
 
@@ -127,8 +153,10 @@ class SplitAccumulator:
     """
 
     def __init__(self, name: str, article_codes: np.ndarray, fold_of_article: np.ndarray,
-                 features: dict[str, RandomFourierFeatures], n_folds: int, d: int, k: int) -> None:
+                 features: dict[str, RandomFourierFeatures], n_folds: int, d: int, k: int, *,
+                 row_offset: int = 0, sample_rate: float = 1.0) -> None:
         self.name, self.d, self.k, self.features = name, d, k, features
+        self.row_offset, self.sample_rate = row_offset, sample_rate
         uniq, unit_all = np.unique(np.asarray(article_codes), return_inverse=True)
         self.uniq, self.unit_all = uniq, unit_all.ravel()
         n_units = uniq.size
@@ -138,7 +166,10 @@ class SplitAccumulator:
                          FoldGrams(d, n_folds))
             for v in VIEWS
         }
-        self.ok_all = np.zeros(self.unit_all.size, bool)
+        self.keep_unit = keep_at_rate(ARTICLE_SALT, uniq, sample_rate)  # units whose windows are sampled
+        self.prof_sums = np.zeros((n_units, k))
+        self.first_row = np.full(n_units, np.iinfo(np.int64).max, dtype=np.int64)
+        self.n_used = 0
         self.units: list[np.ndarray] = []
         self.prof_parts: list[np.ndarray] = []
         self.coh_parts: list[np.ndarray] = []
@@ -155,18 +186,30 @@ class SplitAccumulator:
         n_units = self.uniq.size
         wc = window_cosines(ctx, tgt)
         ok = wc.ok & valid
-        self.ok_all[start:stop] = ok
         if context_keys is None:
             context_keys = hash_rows(ctx.reshape(-1, ctx.shape[2])).reshape(ctx.shape[:2])
         if not ok.all():  # copies only when some rows are excluded
             ctx, tgt, context_keys = ctx[ok], tgt[ok], context_keys[ok]
         unit = self.unit_all[start:stop][ok]
-        self.units.append(unit)
-        self.prof_parts.append(position_cosines(wc)[ok])
-        self.coh_parts.append(adjacent_coherence(wc)[ok])  # same definition as the bias report's lag 1
-        # float64 accumulation without a float64 copy of the block
-        self.tn_parts.append(np.sqrt(np.einsum("nd,nd->n", tgt, tgt, dtype=np.float64)))
-        self.cn_parts.append(np.sqrt(np.einsum("nkd,nkd->nk", ctx, ctx, dtype=np.float64)).mean(axis=1))
+        rows = self.row_offset + start + np.flatnonzero(ok)
+        np.minimum.at(self.first_row, unit, rows)
+        self.n_used += int(unit.size)
+        prof = position_cosines(wc)[ok]
+        group_sum_into(self.prof_sums, unit, prof)
+        keep = self.keep_unit[unit]  # per-window values of sampled articles only
+        if not keep.all():
+            self.units.append(unit[keep])
+            self.prof_parts.append(prof[keep])
+            self.coh_parts.append(adjacent_coherence(wc)[ok][keep])
+            self.tn_parts.append(np.sqrt(np.einsum("nd,nd->n", tgt[keep], tgt[keep], dtype=np.float64)))
+            self.cn_parts.append(np.sqrt(np.einsum("nkd,nkd->nk", ctx[keep], ctx[keep], dtype=np.float64)).mean(axis=1))
+        else:
+            self.units.append(unit)
+            self.prof_parts.append(prof)
+            self.coh_parts.append(adjacent_coherence(wc)[ok])  # same definition as the bias report's lag 1
+            # float64 accumulation without a float64 copy of the block
+            self.tn_parts.append(np.sqrt(np.einsum("nd,nd->n", tgt, tgt, dtype=np.float64)))
+            self.cn_parts.append(np.sqrt(np.einsum("nkd,nkd->nk", ctx, ctx, dtype=np.float64)).mean(axis=1))
         for v, st in self.views.items():
             x, u = view_rows(v, ctx, tgt, unit)
             mult = None
@@ -188,7 +231,7 @@ class SplitAccumulator:
                 st.grams.update(x, self.unit_fold[u], weights=mult)
 
     def finish(self) -> SplitState:
-        """The part's SplitState (per-window statistics in row order)."""
+        """The part's SplitState (per-window statistics of sampled articles in row order)."""
         k = self.k
         profile = np.concatenate(self.prof_parts) if self.prof_parts else np.zeros((0, k))
         per_window: dict[str, np.ndarray] = {}
@@ -202,12 +245,14 @@ class SplitAccumulator:
         return SplitState(
             name=self.name,
             n_windows=int(self.unit_all.size),
-            ok=self.ok_all,
+            n_used=self.n_used,
             unit_of_row=np.concatenate(self.units) if self.units else np.zeros(0, np.int64),
             unit_article=self.uniq,
             views=self.views,
             per_window=per_window,
-            profile=profile,
+            prof_sums=self.prof_sums,
+            first_row=self.first_row,
+            sample_rate=self.sample_rate,
         )
 
 
@@ -220,10 +265,13 @@ def accumulate_split(
     n_folds: int,
     block_rows: int,
     tick: ProgressFn,
+    sample_rate: float = 1.0,
+    row_offset: int = 0,
 ) -> SplitState:
     """One pass over ``ss``: per-unit sums, fold Grams and per-window statistics (see module doc)."""
     valid = np.ones(ss.n, bool) if ss.valid is None else np.asarray(ss.valid, bool)
-    acc = SplitAccumulator(name, article_codes, fold_of_article, features, n_folds, ss.d, ss.k)
+    acc = SplitAccumulator(name, article_codes, fold_of_article, features, n_folds, ss.d, ss.k,
+                           sample_rate=sample_rate, row_offset=row_offset)
     for start, ctx, tgt in ss.iter_blocks(block_rows):
         stop = start + ctx.shape[0]
         acc.update(start, ctx, tgt, valid[start:stop])

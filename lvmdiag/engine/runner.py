@@ -33,10 +33,16 @@ class RunSummary(Result):
 
     def to_markdown(self) -> str:
         rows = ", ".join(f"{k} {v}" for k, v in self.rows_read.items())
+        shipped = ("; merged state shipped to the client: " + ", ".join(f"{k} {_size(v)}" for k, v in
+                                                                         self.state_bytes.items())
+                   if self.state_bytes else "")
         return (f"One streaming pass ({self.engine} engine, {self.n_parts} part(s), {self.n_blocks} block(s)) fed every "
-                f"section; windows read: {rows}. Each section states the windows its statistics used (zero or "
-                "non-finite vectors excluded); the divergence classifier re-reads the splits to score held-out rows "
-                "(once for the observed fit and once per permutation batch).")
+                f"section; windows read: {rows}{shipped}. Each section states the windows its statistics used (zero or "
+                "non-finite vectors excluded); no section reads a vector again after the pass.")
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.0f} kB"
 
 
 def split_phase(analyzers: Sequence[Any], split: str) -> int:

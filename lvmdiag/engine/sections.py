@@ -206,6 +206,7 @@ class DivergenceAnalyzer(SinglePhase):
     ridge: float = 1e-2
     alpha: float = 0.05
     block_rows: int = 2048
+    sample_rates: dict = field(default_factory=dict)  # split -> share of articles with per-window values kept
     name: str = "divergence"
 
     def new_state(self, part: Part) -> DivergencePartState:
@@ -213,7 +214,9 @@ class DivergenceAnalyzer(SinglePhase):
 
         codes = self.split_codes[part.split][part.start : part.start + part.n]
         return DivergencePartState(SplitAccumulator(part.split, codes, self.fold_of_article, self.features,
-                                                    self.n_folds, self.d, self.k), part.start)
+                                                    self.n_folds, self.d, self.k, row_offset=part.start,
+                                                    sample_rate=self.sample_rates.get(part.split, 1.0)),
+                                   part.start)
 
     def finalize(self, states: Mapping[str, DivergencePartState], sources: Mapping[str, Any]) -> Any:
         from lvmdiag.analyzers.divergence import finalize_divergence
@@ -231,9 +234,12 @@ class DivergenceAnalyzer(SinglePhase):
 def plan_divergence_analyzer(sources: Mapping[str, Any], groups: Any, reference: str, *, n_permutations: int | str,
                              n_bootstrap: int, alpha: float, seed: Any, rff_features: int = 512,
                              bandwidth_subsample: int = 1000, n_folds: int = 5, ridge: float = 1e-2,
-                             block_rows: int = 2048) -> DivergenceAnalyzer:
+                             block_rows: int = 2048, window_cap: int | None | str = "default") -> DivergenceAnalyzer:
     """Plan divergence as :func:`analyze_divergence` does before its pass (same draws from ``seed``)."""
-    from lvmdiag.analyzers.divergence import _resolve_labels, plan_divergence
+    from lvmdiag.analyzers.divergence import _resolve_labels, plan_divergence, window_sample_rate
+    from lvmdiag.analyzers.divergence_pass import WINDOW_CAP
+
+    window_cap = WINDOW_CAP if window_cap == "default" else window_cap
     from lvmdiag.errors import InputError
     from lvmdiag.stats.resampling import as_rng
 
@@ -255,4 +261,5 @@ def plan_divergence_analyzer(sources: Mapping[str, Any], groups: Any, reference:
         fold_of_article=fold_of_article, features=features, bandwidths=bandwidths, m_used=m_used,
         grouping=grouping, d=ordered[0].d, k=ordered[0].k, rng_state=rng.bit_generator.state,
         n_permutations=n_permutations, n_bootstrap=n_bootstrap, rff_features=rff_features, n_folds=n_folds,
-        ridge=ridge, alpha=alpha, block_rows=block_rows)
+        ridge=ridge, alpha=alpha, block_rows=block_rows,
+        sample_rates={n: window_sample_rate(s.n, window_cap) for n, s in zip(names, ordered)})

@@ -228,3 +228,17 @@ def test_articles_shared_between_splits_are_flagged_in_the_divergence_report():
     assert by_window.warnings[0].startswith(f"{n_val_articles} of {n_val_articles} val articles also occur in train")
     assert "that is leakage" in by_window.to_markdown()
     assert by_article.warnings == () and "leakage" not in by_article.to_markdown()
+
+
+def test_a_window_cap_samples_whole_articles_for_the_per_window_tests_only():
+    splits = _null_splits(3)
+    full = analyze_divergence(splits, rng=1, **FAST)
+    capped = analyze_divergence(splits, rng=1, window_cap=60, **FAST)
+    a, b = full.comparisons[0], capped.comparisons[0]
+    assert a.n_windows == b.n_windows  # every usable window still counted
+    for va, vb in zip(a.views, b.views):  # vector tests use every window: unchanged
+        assert va.mmd.statistic == pytest.approx(vb.mmd.statistic, rel=1e-9)
+        assert va.classifier.statistic == pytest.approx(vb.classifier.statistic, rel=1e-9)
+    assert b.profile.statistic == pytest.approx(a.profile.statistic, rel=1e-9)
+    assert any("whole articles sampled at rate" in n for n in b.notes)
+    assert not any("whole articles sampled" in n for n in a.notes)

@@ -27,10 +27,12 @@ def test_two_shards_merged_equal_one_pass():
     whole = accumulate_split(ss, "train", codes, *args)
     cut = ss.n // 2 + 1  # cuts an article in two
     merged = accumulate_split(ss.subset(np.arange(cut)), "train", codes[:cut], *args).merge(
-        accumulate_split(ss.subset(np.arange(cut, ss.n)), "train", codes[cut:], *args))
+        accumulate_split(ss.subset(np.arange(cut, ss.n)), "train", codes[cut:], *args, row_offset=cut))
     np.testing.assert_array_equal(merged.unit_article, whole.unit_article)
     np.testing.assert_array_equal(merged.unit_of_row, whole.unit_of_row)
-    np.testing.assert_array_equal(merged.ok, whole.ok)
+    np.testing.assert_array_equal(merged.first_row, whole.first_row)
+    assert merged.n_used == whole.n_used
+    np.testing.assert_allclose(merged.prof_sums, whole.prof_sums, rtol=1e-12)
     for v in whole.views:
         a, b = whole.views[v], merged.views[v]
         np.testing.assert_allclose(b.raw, a.raw, rtol=1e-5, atol=1e-6)
@@ -39,7 +41,6 @@ def test_two_shards_merged_equal_one_pass():
         np.testing.assert_allclose(b.grams.gram, a.grams.gram, rtol=1e-5, atol=1e-5)
     for k in whole.per_window:
         np.testing.assert_allclose(merged.per_window[k], whole.per_window[k])
-    np.testing.assert_allclose(merged.profile, whole.profile)
 
 
 def _row_by_row(ss, codes, folds, feats):
@@ -88,3 +89,31 @@ def test_distinct_rows_keeps_rows_when_a_chunk_is_in_two_articles():
     np.testing.assert_array_equal(mult, [2, 2, 1])
     assert distinct_rows(keys, np.array([0, 0, 1, 1, 0])) is None  # chunk 5 in units 0 and 1
     assert distinct_rows(np.array([1, 2, 3], np.uint64), np.zeros(3, int)) is None  # nothing repeats
+
+
+def test_above_the_cap_whole_articles_are_sampled_the_same_for_any_sharding():
+    store = make_store(n_articles=40, d=6, rho=0.8, rng=5)
+    ss = make_splits(store, k=3, ratios=(1.0,), names=("train",), rng=0)["train"]
+    codes = ss.article_ids
+    folds = np.arange(codes.max() + 1) % 3
+    feats = {v: RandomFourierFeatures.create(6, 16, 1.0, rng=2) for v in ("context", "target")}
+    args = (folds, feats, 3, 50, lambda n: None)
+    full = accumulate_split(ss, "train", codes, *args)
+    half = accumulate_split(ss, "train", codes, *args, sample_rate=0.5)
+    cut = ss.n // 2 + 3
+    parts = accumulate_split(ss.subset(np.arange(cut)), "train", codes[:cut], *args, sample_rate=0.5).merge(
+        accumulate_split(ss.subset(np.arange(cut, ss.n)), "train", codes[cut:], *args, sample_rate=0.5,
+                         row_offset=cut))
+    np.testing.assert_array_equal(parts.unit_of_row, half.unit_of_row)  # the same sample however it is cut
+    # whole articles: a sampled unit keeps every used window, an unsampled one none
+    per_unit = np.bincount(half.unit_of_row, minlength=half.n_units)
+    counts = half.views["target"].counts
+    assert set(np.flatnonzero(per_unit)) == set(np.flatnonzero(per_unit == counts))
+    kept = np.flatnonzero(per_unit)
+    assert 0 < kept.size < half.n_units  # 40 articles at rate 1/2: P(all or none) = 2^-39
+    for k_, v in half.per_window.items():
+        np.testing.assert_array_equal(v, full.per_window[k_][np.isin(full.unit_of_row, kept)])
+    # sums and counts keep every window
+    np.testing.assert_array_equal(half.views["target"].counts, full.views["target"].counts)
+    np.testing.assert_allclose(half.prof_sums, full.prof_sums, rtol=1e-12)
+    assert half.n_used == full.n_used and half.sample_rate == 0.5
