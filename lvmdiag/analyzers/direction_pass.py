@@ -107,6 +107,7 @@ class DirectionAccumulator:
         self.n_used = 0
         self._sample: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # (keys, rows, labels, phi)
         self._n_sample = 0
+        self._threshold: np.uint64 | None = None  # largest kept key once the sample is full
 
     def update(self, start: int, ctx: np.ndarray, tgt: np.ndarray, valid: np.ndarray, labels: np.ndarray) -> None:
         """Add one block of rows ``start ..``; ``labels`` are the block rows' article labels."""
@@ -128,18 +129,18 @@ class DirectionAccumulator:
         self.n_used += other.n_used
         for part in other._sample:
             self._add_sample(*part)
+        self._compact(force=True)
         return self
 
     def finish(self, n_windows: int) -> "SplitStats":
         """The split's statistics: article sums in label order, the sample in row order."""
-        self._compact()
-        keys, rows, labels, phi = self._concat()
-        order = np.argsort(rows, kind="stable")
-        _, phi_groups = np.unique(labels[order], return_inverse=True)
+        self._compact(force=True)
+        keys, rows, labels, phi = self._sample[0] if self._sample else self._empty()
+        _, phi_groups = np.unique(labels, return_inverse=True)
         present = self.sums[:, 0] > 0
         L = len(self.specs)
         s = self.sums[present]
-        return SplitStats(phi=phi[order], phi_groups=phi_groups.astype(np.int64).ravel(),
+        return SplitStats(phi=phi, phi_groups=phi_groups.astype(np.int64).ravel(),
                           counts=s[:, 0], delta_sums=s[:, 1], fwd_sums=s[:, 2 : 2 + L], bwd_sums=s[:, 2 + L : 2 + 2 * L],
                           diff_sums=s[:, 2 + 2 * L :], n_used=self.n_used, n_groups=int(present.sum()),
                           n_windows=n_windows)
@@ -148,27 +149,45 @@ class DirectionAccumulator:
         if n > self.sums.shape[0]:
             self.sums = np.vstack([self.sums, np.zeros((n - self.sums.shape[0], self.sums.shape[1]))])
 
+    def _empty(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return (np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                np.zeros((0, self.d + max(self.k - 1, 0)), np.float32))
+
     def _add_sample(self, keys: np.ndarray, rows: np.ndarray, labels: np.ndarray, phi: np.ndarray) -> None:
+        if self._threshold is not None:  # the sample is full: only keys below its largest can enter
+            enter = keys < self._threshold
+            if not enter.all():
+                keys, rows, labels, phi = keys[enter], rows[enter], labels[enter], phi[enter]
+        if keys.size == 0:
+            return
         self._sample.append((keys, rows, labels, phi))
         self._n_sample += keys.size
-        if self.max_windows is not None and self._n_sample > 2 * self.max_windows:
+        if self.max_windows is not None and self._n_sample > self.max_windows + self.max_windows // 4:
             self._compact()
 
-    def _concat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        if not self._sample:
-            return (np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64),
-                    np.zeros((0, self.d + max(self.k - 1, 0)), np.float32))
-        if len(self._sample) == 1:
-            return self._sample[0]
-        return tuple(np.concatenate(c) for c in zip(*self._sample))  # type: ignore[return-value]
-
-    def _compact(self) -> None:
-        keys, rows, labels, phi = self._concat()
+    def _compact(self, force: bool = False) -> None:
+        """One piece: the bottom-k rows of every piece, in row order (gathered piece by piece, no full concat)."""
+        pieces = self._sample
+        if not pieces or (len(pieces) == 1 and not force and self._n_sample <= (self.max_windows or self._n_sample)):
+            return
+        keys = np.concatenate([p[0] for p in pieces])
+        rows = np.concatenate([p[1] for p in pieces])
+        labels = np.concatenate([p[2] for p in pieces])
+        sel = np.arange(keys.size)
+        full = self.max_windows is not None and keys.size >= self.max_windows
         if self.max_windows is not None and keys.size > self.max_windows:
-            keep = np.argpartition(keys, self.max_windows - 1)[: self.max_windows]
-            keys, rows, labels, phi = keys[keep], rows[keep], labels[keep], phi[keep]
-        self._sample = [(keys, rows, labels, phi)]
-        self._n_sample = keys.size
+            sel = np.argpartition(keys, self.max_windows - 1)[: self.max_windows]
+        sel = sel[np.argsort(rows[sel], kind="stable")]
+        sizes = np.array([p[0].size for p in pieces])
+        piece_of = np.repeat(np.arange(len(pieces)), sizes)[sel]
+        local = sel - np.r_[0, np.cumsum(sizes)[:-1]][piece_of]
+        phi = np.empty((sel.size, pieces[0][3].shape[1]), np.float32)
+        for i, p in enumerate(pieces):
+            m = piece_of == i
+            phi[m] = p[3][local[m]]
+        self._sample = [(keys[sel], rows[sel], labels[sel], phi)]
+        self._n_sample = sel.size
+        self._threshold = keys[sel].max() if full else None
 
 
 def stream_split(seq: SequenceSet, labels: np.ndarray, block_rows: int, max_windows: int | None,
