@@ -22,6 +22,7 @@ import numpy as np
 from lvmdiag.analyzers._divergence_markdown import comparison_markdown
 from lvmdiag.analyzers.divergence_pass import (
     VIEWS,
+    ARTICLE_CAP,
     WINDOW_CAP,
     SplitState,
     accumulate_split,
@@ -311,6 +312,7 @@ def analyze_divergence(
     rng: np.random.Generator | int | None = 0,
     progress: Callable[[int, int], None] | None = None,
     window_cap: int | None = WINDOW_CAP,
+    article_cap: int | None = ARTICLE_CAP,
 ) -> DivergenceResult:
     """Test whether each split is distributed like the reference split, permuting whole articles.
 
@@ -332,6 +334,8 @@ def analyze_divergence(
     block_rows : windows read at a time (memory bound)
     window_cap : per-window values (KS/Wasserstein) kept per split; a larger split keeps the windows of a
         cap / n share of its articles, sampled by a hash of the article code (None: every window)
+    article_cap : articles per split in the divergence state (each holds ~20 kB of float64 sums at
+        768-d); a split with more enters every test through a hash sample of this many articles (None: all)
     rng : seed or generator
     progress : optional callback ``(done, total)`` in rows processed
 
@@ -357,19 +361,23 @@ def analyze_divergence(
         if progress is not None:
             progress(min(done[0], total), total)
 
-    states = [
-        accumulate_split(s, n, c, fold_of_article, features, n_folds, block_rows, tick,
-                         sample_rate=window_sample_rate(s.n, window_cap))
-        for s, n, c in zip(ordered, names, split_codes)
-    ]
+    states = []
+    for s, n, c in zip(ordered, names, split_codes):
+        a_rate, w_rate = sample_rates(s.n, int(np.unique(c).size), window_cap, article_cap)
+        states.append(accumulate_split(s, n, c, fold_of_article, features, n_folds, block_rows, tick,
+                                       sample_rate=w_rate, article_rate=a_rate))
     return finalize_divergence(states, ordered, names, split_codes, fold_of_article, bandwidths, m_used, grouping,
                                n_permutations=n_permutations, n_bootstrap=n_bootstrap, rff_features=rff_features,
                                n_folds=n_folds, ridge=ridge, alpha=alpha, block_rows=block_rows, rng=rng, tick=tick)
 
 
-def window_sample_rate(n_windows: int, window_cap: int | None) -> float:
-    """Share of articles whose per-window values are kept: all up to ``window_cap`` windows, else cap / n."""
-    return 1.0 if window_cap is None or n_windows <= window_cap else window_cap / n_windows
+def sample_rates(n_windows: int, n_articles: int, window_cap: int | None, article_cap: int | None
+                 ) -> tuple[float, float]:
+    """(article rate, window rate) of one split: the share of its articles in the divergence state (all up
+    to ``article_cap``), and the share of those whose per-window values are kept (all up to ``window_cap``)."""
+    a = 1.0 if article_cap is None or n_articles <= article_cap else article_cap / n_articles
+    w = 1.0 if window_cap is None or n_windows * a <= window_cap else window_cap / (n_windows * a)
+    return a, w
 
 
 def plan_divergence(ordered: list[SequenceSet], labels: list[np.ndarray], n_folds: int, rff_features: int,
@@ -519,6 +527,10 @@ def _compare(
     # per-window statistics: units of the rows, reference units first
     row_unit = np.r_[ref.unit_of_row, oth.unit_of_row + ref.n_units]
     for st in (ref, oth):
+        if st.article_rate < 1.0:
+            notes.append(f"{st.name}: every divergence test uses a hash sample of whole articles (rate "
+                         f"{st.article_rate:.3g}: {st.n_units:,} articles, {st.n_used:,} windows; {st.n_outside:,} "
+                         "windows of other articles left out) to bound memory (article_cap).")
         if st.sample_rate < 1.0:
             notes.append(f"KS/Wasserstein of per-window statistics on {st.n_sampled:,} of {st.n_used:,} {st.name} "
                          f"windows: whole articles sampled at rate {st.sample_rate:.3g} by a hash of the article "

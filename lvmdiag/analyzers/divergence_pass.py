@@ -76,6 +76,9 @@ class ViewState:
 
 #: per-window values kept per split for the KS/Wasserstein tests; above it, whole articles are sampled
 WINDOW_CAP = 1_000_000
+#: articles per split entering the divergence state (each costs 2 views x (D + D_rff) float64 sums, ~20 kB
+#: at 768-d); a split with more contributes a hash sample of this many articles to every divergence test
+ARTICLE_CAP = 20_000
 #: salt of the article sample (a fixed hash of the article code: no generator is consumed)
 ARTICLE_SALT = 0x5EED_D1CE
 
@@ -100,7 +103,9 @@ class SplitState:
     per_window: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N_sampled,)
     prof_sums: np.ndarray | None = None  # (U, K) sums of cos(c_i, t) over every used window
     first_row: np.ndarray | None = None  # (U,) split row of each unit's first used window
-    sample_rate: float = 1.0
+    sample_rate: float = 1.0  # share of the state's articles whose per-window values are kept
+    article_rate: float = 1.0  # share of the split's articles in the state (hash sample above ARTICLE_CAP)
+    n_outside: int = 0  # usable windows of articles left out of the article sample
 
     @property
     def n_units(self) -> int:
@@ -143,6 +148,8 @@ class SplitState:
             prof_sums=scatter(self.prof_sums, other.prof_sums),
             first_row=first,
             sample_rate=self.sample_rate,
+            article_rate=self.article_rate,
+            n_outside=self.n_outside + other.n_outside,
         )
 
 
@@ -154,11 +161,17 @@ class SplitAccumulator:
 
     def __init__(self, name: str, article_codes: np.ndarray, fold_of_article: np.ndarray,
                  features: dict[str, RandomFourierFeatures], n_folds: int, d: int, k: int, *,
-                 row_offset: int = 0, sample_rate: float = 1.0) -> None:
+                 row_offset: int = 0, sample_rate: float = 1.0, article_rate: float = 1.0) -> None:
         self.name, self.d, self.k, self.features = name, d, k, features
-        self.row_offset, self.sample_rate = row_offset, sample_rate
+        self.row_offset, self.sample_rate, self.article_rate = row_offset, sample_rate, article_rate
         uniq, unit_all = np.unique(np.asarray(article_codes), return_inverse=True)
-        self.uniq, self.unit_all = uniq, unit_all.ravel()
+        unit_all = unit_all.ravel()
+        in_sample = keep_at_rate(ARTICLE_SALT, uniq, article_rate)
+        if not in_sample.all():  # rows of articles outside the sample get unit -1 and are skipped
+            index = np.where(in_sample, np.cumsum(in_sample) - 1, -1)
+            uniq, unit_all = uniq[in_sample], index[unit_all]
+        self.uniq, self.unit_all = uniq, unit_all
+        self.n_outside = 0
         n_units = uniq.size
         self.unit_fold = fold_of_article[uniq]
         self.views = {
@@ -166,7 +179,8 @@ class SplitAccumulator:
                          FoldGrams(d, n_folds))
             for v in VIEWS
         }
-        self.keep_unit = keep_at_rate(ARTICLE_SALT, uniq, sample_rate)  # units whose windows are sampled
+        # units whose windows are kept: the same hash, so a subset of the article sample
+        self.keep_unit = keep_at_rate(ARTICLE_SALT, uniq, sample_rate * article_rate)
         self.prof_sums = np.zeros((n_units, k))
         self.first_row = np.full(n_units, np.iinfo(np.int64).max, dtype=np.int64)
         self.n_used = 0
@@ -186,6 +200,10 @@ class SplitAccumulator:
         n_units = self.uniq.size
         wc = window_cosines(ctx, tgt)
         ok = wc.ok & valid
+        inside = self.unit_all[start:stop] >= 0
+        if not inside.all():
+            self.n_outside += int((ok & ~inside).sum())
+            ok &= inside
         if context_keys is None:
             context_keys = hash_rows(ctx.reshape(-1, ctx.shape[2])).reshape(ctx.shape[:2])
         if not ok.all():  # copies only when some rows are excluded
@@ -253,6 +271,8 @@ class SplitAccumulator:
             prof_sums=self.prof_sums,
             first_row=self.first_row,
             sample_rate=self.sample_rate,
+            article_rate=self.article_rate,
+            n_outside=self.n_outside,
         )
 
 
@@ -267,11 +287,12 @@ def accumulate_split(
     tick: ProgressFn,
     sample_rate: float = 1.0,
     row_offset: int = 0,
+    article_rate: float = 1.0,
 ) -> SplitState:
     """One pass over ``ss``: per-unit sums, fold Grams and per-window statistics (see module doc)."""
     valid = np.ones(ss.n, bool) if ss.valid is None else np.asarray(ss.valid, bool)
     acc = SplitAccumulator(name, article_codes, fold_of_article, features, n_folds, ss.d, ss.k,
-                           sample_rate=sample_rate, row_offset=row_offset)
+                           sample_rate=sample_rate, row_offset=row_offset, article_rate=article_rate)
     for start, ctx, tgt in ss.iter_blocks(block_rows):
         stop = start + ctx.shape[0]
         acc.update(start, ctx, tgt, valid[start:stop])

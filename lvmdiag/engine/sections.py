@@ -206,7 +206,7 @@ class DivergenceAnalyzer(SinglePhase):
     ridge: float = 1e-2
     alpha: float = 0.05
     block_rows: int = 2048
-    sample_rates: dict = field(default_factory=dict)  # split -> share of articles with per-window values kept
+    sample_rates: dict = field(default_factory=dict)  # split -> (article rate, per-window rate): divergence.sample_rates
     name: str = "divergence"
 
     def new_state(self, part: Part) -> DivergencePartState:
@@ -215,7 +215,8 @@ class DivergenceAnalyzer(SinglePhase):
         codes = self.split_codes[part.split][part.start : part.start + part.n]
         return DivergencePartState(SplitAccumulator(part.split, codes, self.fold_of_article, self.features,
                                                     self.n_folds, self.d, self.k, row_offset=part.start,
-                                                    sample_rate=self.sample_rates.get(part.split, 1.0)),
+                                                    sample_rate=self.sample_rates.get(part.split, (1.0, 1.0))[1],
+                                                    article_rate=self.sample_rates.get(part.split, (1.0, 1.0))[0]),
                                    part.start)
 
     def finalize(self, states: Mapping[str, DivergencePartState], sources: Mapping[str, Any]) -> Any:
@@ -234,12 +235,14 @@ class DivergenceAnalyzer(SinglePhase):
 def plan_divergence_analyzer(sources: Mapping[str, Any], groups: Any, reference: str, *, n_permutations: int | str,
                              n_bootstrap: int, alpha: float, seed: Any, rff_features: int = 512,
                              bandwidth_subsample: int = 1000, n_folds: int = 5, ridge: float = 1e-2,
-                             block_rows: int = 2048, window_cap: int | None | str = "default") -> DivergenceAnalyzer:
+                             block_rows: int = 2048, window_cap: int | None | str = "default",
+                             article_cap: int | None | str = "default") -> DivergenceAnalyzer:
     """Plan divergence as :func:`analyze_divergence` does before its pass (same draws from ``seed``)."""
-    from lvmdiag.analyzers.divergence import _resolve_labels, plan_divergence, window_sample_rate
-    from lvmdiag.analyzers.divergence_pass import WINDOW_CAP
+    from lvmdiag.analyzers.divergence import _resolve_labels, plan_divergence, sample_rates
+    from lvmdiag.analyzers.divergence_pass import ARTICLE_CAP, WINDOW_CAP
 
     window_cap = WINDOW_CAP if window_cap == "default" else window_cap
+    article_cap = ARTICLE_CAP if article_cap == "default" else article_cap
     from lvmdiag.errors import InputError
     from lvmdiag.stats.resampling import as_rng
 
@@ -262,4 +265,5 @@ def plan_divergence_analyzer(sources: Mapping[str, Any], groups: Any, reference:
         grouping=grouping, d=ordered[0].d, k=ordered[0].k, rng_state=rng.bit_generator.state,
         n_permutations=n_permutations, n_bootstrap=n_bootstrap, rff_features=rff_features, n_folds=n_folds,
         ridge=ridge, alpha=alpha, block_rows=block_rows,
-        sample_rates={n: window_sample_rate(s.n, window_cap) for n, s in zip(names, ordered)})
+        sample_rates={n: sample_rates(s.n, int(np.unique(c).size), window_cap, article_cap)
+                      for n, s, c in zip(names, ordered, split_codes)})

@@ -242,3 +242,17 @@ def test_a_window_cap_samples_whole_articles_for_the_per_window_tests_only():
     assert b.profile.statistic == pytest.approx(a.profile.statistic, rel=1e-9)
     assert any("whole articles sampled at rate" in n for n in b.notes)
     assert not any("whole articles sampled" in n for n in a.notes)
+
+
+def test_an_article_cap_runs_every_divergence_test_on_a_hash_sample_of_whole_articles():
+    splits = _null_splits(4)
+    n_art = {n: int(np.unique(s.article_ids).size) for n, s in splits.items()}
+    capped = analyze_divergence(splits, rng=1, article_cap=8, **FAST)
+    c = capped.comparisons[0]
+    note = next(n for n in c.notes if "hash sample of whole articles" in n)
+    assert c.n_units[0] < n_art["train"] and c.n_units[1] <= n_art["val"]
+    # the windows it reports are those of the sampled articles; the note counts the rest
+    assert c.n_windows[0] < int(splits["train"].n)
+    assert "left out" in note
+    again = analyze_divergence(splits, rng=1, article_cap=8, **FAST).comparisons[0]
+    assert again.n_units == c.n_units and again.views[0].mmd.statistic == c.views[0].mmd.statistic

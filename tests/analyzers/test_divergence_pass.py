@@ -117,3 +117,26 @@ def test_above_the_cap_whole_articles_are_sampled_the_same_for_any_sharding():
     np.testing.assert_array_equal(half.views["target"].counts, full.views["target"].counts)
     np.testing.assert_allclose(half.prof_sums, full.prof_sums, rtol=1e-12)
     assert half.n_used == full.n_used and half.sample_rate == 0.5
+
+
+def test_an_article_sample_drops_whole_articles_from_every_sum_the_same_for_any_sharding():
+    store = make_store(n_articles=40, d=6, rho=0.8, rng=6)
+    ss = make_splits(store, k=3, ratios=(1.0,), names=("train",), rng=0)["train"]
+    codes = ss.article_ids
+    folds = np.arange(codes.max() + 1) % 3
+    feats = {v: RandomFourierFeatures.create(6, 16, 1.0, rng=2) for v in ("context", "target")}
+    args = (folds, feats, 3, 50, lambda n: None)
+    full = accumulate_split(ss, "train", codes, *args)
+    half = accumulate_split(ss, "train", codes, *args, article_rate=0.5)
+    cut = ss.n // 2 + 3
+    parts = accumulate_split(ss.subset(np.arange(cut)), "train", codes[:cut], *args, article_rate=0.5).merge(
+        accumulate_split(ss.subset(np.arange(cut, ss.n)), "train", codes[cut:], *args, article_rate=0.5,
+                         row_offset=cut))
+    assert 0 < half.n_units < full.n_units
+    np.testing.assert_array_equal(parts.unit_article, half.unit_article)
+    assert parts.n_outside == half.n_outside and half.n_used + half.n_outside == full.n_used
+    kept = np.isin(full.unit_article, half.unit_article)
+    for v in ("context", "target"):  # the sampled articles' sums are exactly those of the full pass
+        np.testing.assert_array_equal(half.views[v].counts, full.views[v].counts[kept])
+        np.testing.assert_allclose(half.views[v].raw, full.views[v].raw[kept], rtol=1e-12)
+    np.testing.assert_array_equal(half.first_row, full.first_row[kept])
