@@ -21,6 +21,8 @@ from lvmdiag.errors import InputError
 ProgressCallback = Callable[[int, int], None]
 #: parts merged per reduction task (a tree of this arity)
 FAN_IN = 4
+#: seconds to keep trying to reach a --scheduler address before failing in one line
+CONNECT_TIMEOUT_S = 30
 
 
 def _require() -> Any:
@@ -87,8 +89,8 @@ def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int
     if client is None:
         if scheduler:
             try:
-                client = distributed.Client(scheduler, timeout=30)
-            except (OSError, TimeoutError) as exc:
+                client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+            except (OSError, TimeoutError, ValueError) as exc:  # unreachable, or not an address (ValueError)
                 raise InputError(f"--scheduler {scheduler}: cannot connect ({exc}); start `dask scheduler` there "
                                  "or leave --scheduler out for a local cluster.") from None
         else:
