@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
+
 from lvmdiag.engine.data import BLOCK_ROWS, check_engine
 from lvmdiag.engine.runner import RunSummary
 from lvmdiag.errors import InputError
@@ -69,10 +71,9 @@ def _run(splits: Mapping[str, Any], sections: Sequence[str], options: Mapping[st
          k: int, allow_pickle: bool, seed: int, n_permutations: int | str = "auto", n_bootstrap: int = 200,
          threshold: float = 0.98, alpha: float = 0.05, engine: str, scheduler: str | None, block_rows: int,
          progress: ProgressCallback | None) -> tuple[dict[str, Any], dict[str, Any], RunSummary]:
+    from lvmdiag._validate import COUNT, check, check_options
     from lvmdiag.data.groups import resolve_groups
     from lvmdiag.engine.data import run_sections
-
-    from lvmdiag._validate import COUNT, check, check_options
 
     check_engine(engine, scheduler)
     check_options(n_permutations=n_permutations, n_bootstrap=n_bootstrap, threshold=threshold, rng=seed)
@@ -81,14 +82,18 @@ def _run(splits: Mapping[str, Any], sections: Sequence[str], options: Mapping[st
         from lvmdiag.engine.dask_runner import _require
 
         _require()
+    if not (seed is None or isinstance(seed, (int, np.integer))):  # a Generator: one integer seed drawn from it
+        from lvmdiag.stats.resampling import as_rng
+
+        seed = int(as_rng(seed).integers(2**31))
     loaded = _open(splits, k, allow_pickle)
     groups = resolve_groups(list(loaded.values()))
     results, skipped, summary = run_sections(
         loaded, groups, sections, "train", n_permutations=n_permutations, n_bootstrap=n_bootstrap,
-        threshold=threshold, alpha=alpha, seeds={s: int(seed) for s in sections}, engine=engine or "local",
+        threshold=threshold, alpha=alpha, seeds={s: int(seed or 0) for s in sections}, engine=engine or "local",
         scheduler=scheduler, progress=progress, options=options, block_rows=block_rows)
     missing = [s for s in sections if s not in results]
-    if missing:  # the one-shot command fails on the same input: so does its engine run (one line)
+    if missing:  # a section that cannot be computed is an input error, as in the one-shot function (one line)
         raise InputError("; ".join(skipped.get(s, f"{s}: not computed") for s in missing))
     return results, loaded, summary
 
