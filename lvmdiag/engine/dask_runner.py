@@ -90,7 +90,10 @@ def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int
         if scheduler:
             try:
                 client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S)
-            except (OSError, TimeoutError, ValueError) as exc:  # unreachable, or not an address (ValueError)
+            except ValueError as exc:  # not an address at all (distributed raises before connecting)
+                raise InputError(f"--scheduler {scheduler!r} is not a Dask scheduler address ({exc}); give one such "
+                                 "as tcp://host:8786.") from None
+            except (OSError, TimeoutError) as exc:
                 raise InputError(f"--scheduler {scheduler}: cannot connect ({exc}); start `dask scheduler` there "
                                  "or leave --scheduler out for a local cluster.") from None
         else:
