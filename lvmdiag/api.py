@@ -151,62 +151,85 @@ def as_sequences(data: Any, name: str = "train", *, k: int = 5, allow_pickle: bo
                      f"got {type(data).__name__}.")
 
 
-def _splits(train: Any, val: Any, ood: Any, k: int, allow_pickle: bool) -> dict[str, Any]:
-    return {n: as_sequences(d, n, k=k, allow_pickle=allow_pickle)
+def _inputs(train: Any, val: Any, ood: Any, k: int, allow_pickle: bool) -> dict[str, Any]:
+    """Splits for a command: paths and shard lists as given (read as the CLI reads them), in-memory data as
+    SequenceSets."""
+    from lvmdiag.engine.commands import is_sharded
+
+    return {n: d if _is_path(d) or is_sharded(d) else as_sequences(d, n, k=k, allow_pickle=allow_pickle)
             for n, d in (("train", train), ("val", val), ("ood", ood)) if d is not None}
 
 
 def bias(train: Any, val: Any = None, ood: Any = None, *, k: int = 5, allow_pickle: bool = False,
          n_resamples: int = 1000, seed: int = 0, block_rows: int = 8192, direction: bool = True,
+         n_permutations: int | str = "auto", engine: str | None = None, scheduler: str | None = None,
          progress: Progress | None = None):  # noqa: ANN201
-    """``lvmdiag bias``: temporal bias per split, val/ood − train differences, and the direction test."""
-    from lvmdiag.analyzers.bias_report import analyze_bias_report
+    """``lvmdiag bias``: temporal bias per split, val/ood − train differences, and the direction test.
 
-    return analyze_bias_report(_splits(train, val, ood, k, allow_pickle), direction=direction,
-                               n_resamples=n_resamples, rng=seed, block_rows=block_rows, progress=progress)
+    ``engine`` ("local" or "dask", ``scheduler`` an address for dask) streams the splits once through
+    :mod:`lvmdiag.engine`; a split given as a folder or list of ``.npy`` shard directories uses it too.
+    The result is the same type and, within docs/ENGINE.md's float tolerance, the same numbers.
+    """
+    from lvmdiag.engine.commands import run_bias
+
+    return run_bias(_inputs(train, val, ood, k, allow_pickle), k=k, allow_pickle=allow_pickle, direction=direction,
+                    n_resamples=n_resamples, n_permutations=n_permutations, seed=seed, block_rows=block_rows,
+                    engine=engine, scheduler=scheduler, progress=progress)[0]
 
 
 def direction(train: Any, val: Any = None, ood: Any = None, *, k: int = 5, allow_pickle: bool = False,
-              seed: int = 0, n_permutations: int = 499, max_windows: int = 100_000,
+              seed: int = 0, n_permutations: int | str = 499, max_windows: int = 100_000,
+              engine: str | None = None, scheduler: str | None = None,
               progress: Progress | None = None):  # noqa: ANN201
-    """``lvmdiag direction``: can the data tell forward from reversed order, and does each split run the same way?"""
-    from lvmdiag.analyzers.direction import analyze_direction
+    """``lvmdiag direction``: can the data tell forward from reversed order, and does each split run the same way?
+    (``engine``, ``scheduler``: as in :func:`bias`)"""
+    from lvmdiag.engine.commands import run_direction
 
-    return analyze_direction(_splits(train, val, ood, k, allow_pickle), n_permutations=n_permutations,
-                             max_windows=max_windows, rng=seed, progress=progress)
+    return run_direction(_inputs(train, val, ood, k, allow_pickle), k=k, allow_pickle=allow_pickle, seed=seed,
+                         n_permutations=n_permutations, max_windows=max_windows, engine=engine,
+                         scheduler=scheduler, progress=progress)[0]
 
 
 def diverge(train: Any, val: Any, ood: Any = None, *, k: int = 5, allow_pickle: bool = False,
-            n_permutations: int = 200, n_bootstrap: int = 200, rff_features: int = 512, seed: int = 0,
-            block_rows: int = 2048, progress: Progress | None = None):  # noqa: ANN201
-    """``lvmdiag diverge``: is val (and ood) distributed like train? Whole-article permutation tests."""
-    from lvmdiag.analyzers.divergence import analyze_divergence
+            n_permutations: int | str = 200, n_bootstrap: int = 200, rff_features: int = 512, seed: int = 0,
+            block_rows: int = 2048, engine: str | None = None, scheduler: str | None = None,
+            progress: Progress | None = None):  # noqa: ANN201
+    """``lvmdiag diverge``: is val (and ood) distributed like train? Whole-article permutation tests.
+    (``engine``, ``scheduler``: as in :func:`bias`)"""
+    from lvmdiag.engine.commands import run_diverge
 
-    return analyze_divergence(_splits(train, val, ood, k, allow_pickle), n_permutations=n_permutations,
-                              n_bootstrap=n_bootstrap, rff_features=rff_features, rng=seed,
-                              block_rows=block_rows, progress=progress)
+    return run_diverge(_inputs(train, val, ood, k, allow_pickle), k=k, allow_pickle=allow_pickle,
+                       n_permutations=n_permutations, n_bootstrap=n_bootstrap, rff_features=rff_features, seed=seed,
+                       block_rows=block_rows, engine=engine, scheduler=scheduler, progress=progress)[0]
 
 
 def leakage(train: Any, val: Any, ood: Any = None, *, k: int = 5, allow_pickle: bool = False,
             threshold: float = 0.98, max_examples: int = 10, block_rows: int = 4096,
+            engine: str | None = None, scheduler: str | None = None,
             progress: Progress | None = None):  # noqa: ANN201
-    """``lvmdiag leakage``: articles, chunks, windows and near-duplicates val (and ood) share with train."""
-    from lvmdiag.analyzers.leakage import analyze_leakage
+    """``lvmdiag leakage``: articles, chunks, windows and near-duplicates val (and ood) share with train.
+    (``engine``, ``scheduler``: as in :func:`bias`)"""
+    from lvmdiag.engine.commands import run_leakage
 
-    return analyze_leakage(_splits(train, val, ood, k, allow_pickle), threshold=threshold,
-                           max_examples=max_examples, block_rows=block_rows, progress=progress)
+    return run_leakage(_inputs(train, val, ood, k, allow_pickle), k=k, allow_pickle=allow_pickle, threshold=threshold,
+                       max_examples=max_examples, block_rows=block_rows, engine=engine, scheduler=scheduler,
+                       progress=progress)[0]
 
 
 def data(train: Any, val: Any, ood: Any = None, *, k: int = 5, allow_pickle: bool = False,
          n_permutations: int = 200, n_bootstrap: int = 200, threshold: float = 0.98, alpha: float = 0.05,
-         seed: int = 0, progress: Progress | None = None):  # noqa: ANN201
-    """``lvmdiag data``: bias, direction, divergence and leakage in one report, verdict first."""
+         seed: int = 0, engine: str = "local", scheduler: str | None = None,
+         progress: Progress | None = None):  # noqa: ANN201
+    """``lvmdiag data``: bias, direction, divergence and leakage in one report, verdict first (one read of every
+    split; ``engine``: "local" or "dask", ``scheduler``: a Dask address)."""
     from lvmdiag.analyzers.data_report import analyze_data
+    from lvmdiag.engine.data import check_engine
 
-    splits = {n: (d if d is None or _is_path(d) else as_sequences(d, n, k=k, allow_pickle=allow_pickle))
-              for n, d in (("train", train), ("val", val), ("ood", ood))}
+    check_engine(engine, scheduler)
+    splits = _inputs(train, val, ood, k, allow_pickle)
     return analyze_data(splits, k=k, allow_pickle=allow_pickle, n_permutations=n_permutations,
-                        n_bootstrap=n_bootstrap, threshold=threshold, alpha=alpha, rng=seed, progress=progress)
+                        n_bootstrap=n_bootstrap, threshold=threshold, alpha=alpha, rng=seed, engine=engine,
+                        scheduler=scheduler, progress=progress)
 
 
 def resplit(inputs: Any, out: str | os.PathLike[str], *, by: str = "article",

@@ -251,8 +251,9 @@ def _title_of(markdown: str, result: Any) -> str:
     return f"lvmdiag: {type(result).__name__}"
 
 
-def result_html(result: Any, *, figures: bool = True) -> str:
-    """A self-contained HTML page for any lvmdiag result (figures drawn now and embedded)."""
+def result_html(result: Any, *, figures: bool = True, note: str = "") -> str:
+    """A self-contained HTML page for any lvmdiag result (figures drawn now and embedded); ``note`` is a
+    markdown line placed under the result's title (e.g. the engine that read the data)."""
     figs: dict[str, str] = {}
     if figures:
         from lvmdiag.plots import figures_of
@@ -269,6 +270,10 @@ def result_html(result: Any, *, figures: bool = True) -> str:
         figs = {}
     else:
         markdown = result.to_markdown()
+    if note:
+        from lvmdiag.engine.commands import insert_after_title
+
+        markdown = insert_after_title(markdown, note)
     for name, uri in figs.items():
         markdown = markdown.rstrip("\n") + f"\n\n![{name}]({uri})\n"
     verdict = _verdict_of(result, markdown)

@@ -304,17 +304,24 @@ HtmlOption = Annotated[
 
 
 def emit_html(result: Any, html_path: Path | None, inputs: list[Path | None],
-              outputs: "OutputSet | None" = None) -> None:
+              outputs: "OutputSet | None" = None, note: str = "") -> None:
     """Write ``result.to_html()`` to ``html_path`` (when given): staged in ``outputs`` so it appears with the
-    command's other files, else atomically on its own; inputs are never overwritten."""
+    command's other files, else atomically on its own; inputs are never overwritten. ``note``: a markdown
+    line shown under the page's title (e.g. which engine read the data)."""
     if html_path is None:
         return
     refuse_overwrite_input(html_path, inputs)  # commands check it up front too; this guards direct callers
+    if note:
+        from lvmdiag.report_html import result_html
+
+        page = result_html(result, note=note)
+    else:
+        page = result.to_html()
     if outputs is None:
-        write_text_atomic(html_path, result.to_html())
+        write_text_atomic(html_path, page)
         typer.echo(f"wrote {html_path}", err=True)
         return
-    write_text_atomic(outputs.stage(html_path), result.to_html())
+    write_text_atomic(outputs.stage(html_path), page)
     outputs.announce.append(html_path)  # "wrote" is said once the set is in place
 
 
@@ -345,15 +352,16 @@ def attach_plot(markdown: str, png: Path, out: Path | None, alt: str, draw: Call
 EngineOption = Annotated[str, typer.Option(
     "--engine", help="Where the streaming pass runs: local (this process) or dask (a LocalCluster sized to the "
                      "machine, or --scheduler). Shard directories (a folder of .npy dirs) become one task each.")]
+CommandEngineOption = Annotated[Optional[str], typer.Option(
+    "--engine", help="Run through the streaming engine: local (one read of every split in this process) or dask "
+                     "(a LocalCluster sized to the machine, or --scheduler). Default: the one-shot analysis; a "
+                     "folder of .npy shard directories runs on the local engine.")]
 SchedulerOption = Annotated[Optional[str], typer.Option(
     "--scheduler", help="Dask scheduler address (tcp://host:8786) for --engine dask; default: a LocalCluster.")]
 
 
-def check_engine(engine: str, scheduler: str | None) -> None:
-    """--engine must be local or dask; --scheduler only with dask."""
-    from lvmdiag.errors import InputError
+def check_engine(engine: str | None, scheduler: str | None) -> None:
+    """--engine must be local or dask; --scheduler only with dask (checked before any file is read)."""
+    from lvmdiag.engine.data import check_engine as check
 
-    if engine not in ("local", "dask"):
-        raise InputError(f"--engine must be local or dask; got {engine!r}.")
-    if scheduler and engine != "dask":
-        raise InputError("--scheduler needs --engine dask.")
+    check(engine, scheduler)

@@ -22,6 +22,8 @@ from lvmdiag.errors import InputError
 ProgressCallback = Callable[[int, int], None]
 #: parts merged per reduction task (a tree of this arity)
 FAN_IN = 4
+#: seconds to keep trying to reach a --scheduler address before failing in one line
+CONNECT_TIMEOUT_S = 30
 
 
 def _require() -> Any:
@@ -80,7 +82,10 @@ def dask_client(scheduler: str | None = None) -> Iterator[Any]:
     distributed = _require()
     if scheduler:
         try:
-            client = distributed.Client(scheduler, timeout=30)
+            client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+        except ValueError as exc:  # not an address at all (distributed raises before connecting)
+            raise InputError(f"--scheduler {scheduler!r} is not a Dask scheduler address ({exc}); give one such "
+                             "as tcp://host:8786.") from None
         except (OSError, TimeoutError) as exc:
             raise InputError(f"--scheduler {scheduler}: cannot connect ({exc}); start `dask scheduler` there "
                              "or leave --scheduler out for a local cluster.") from None

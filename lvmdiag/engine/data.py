@@ -14,11 +14,29 @@ from lvmdiag.errors import LvmdiagError
 BLOCK_ROWS = 4096
 
 
+ENGINES = ("local", "dask")
+
+
+def check_engine(engine: str | None, scheduler: str | None) -> None:
+    """``engine`` must be local or dask (None: the caller's default); a scheduler address only with dask."""
+    from lvmdiag.errors import InputError
+
+    if engine is not None and engine not in ENGINES:
+        raise InputError(f"--engine must be local or dask; got {engine!r}.")
+    if scheduler and engine != "dask":
+        raise InputError("--scheduler needs --engine dask.")
+
+
 def plan_sections(sources: Mapping[str, Any], groups: Any, sections: Sequence[str], reference: str, *,
                   n_permutations: int | str, n_bootstrap: int, threshold: float, alpha: float,
-                  seeds: Mapping[str, int]) -> tuple[list[Any], dict[str, str]]:
+                  seeds: Mapping[str, int], options: Mapping[str, Mapping[str, Any]] | None = None,
+                  ) -> tuple[list[Any], dict[str, str]]:
     """The engine analyzers of the requested sections, planned on the client; a section that cannot be
-    planned (too little data for it, module missing) is returned in ``skipped`` with the reason."""
+    planned (too little data for it, module missing) is returned in ``skipped`` with the reason.
+
+    ``options``: section -> keyword arguments that replace the shared ones for that section only (a single
+    command's own defaults, e.g. ``{"direction": {"n_bootstrap": 1000, "max_windows": 10_000}}``).
+    """
     import importlib
 
     def section(module: str, attr: str) -> Any:  # imported per section: a missing module skips only its section
@@ -28,17 +46,26 @@ def plan_sections(sources: Mapping[str, Any], groups: Any, sections: Sequence[st
     names = [reference] + [n for n in sources if n != reference]
     first = sources[reference]
     labels = {n: np.asarray(lab, dtype=np.int64) for n, lab in zip(names, groups.labels)}
+    opts = {name: dict(o) for name, o in (options or {}).items()}
+
+    def kw(name: str, **shared: Any) -> dict[str, Any]:
+        return {**shared, **opts.get(name, {})}
+
     makers: dict[str, Callable[[], Any]] = {
-        "bias": lambda: section(sec, "BiasAnalyzer")(reference, first.k, first.d, groups.method, groups.note, n_bootstrap,
-                                     seed=seeds["bias"], n_permutations=n_permutations, alpha=alpha),
-        "direction": lambda: section(sec, "DirectionAnalyzer")(
-            names, reference, first.k, first.d, labels, groups.method, groups.note, n_permutations, n_bootstrap,
-            alpha=alpha, seed=seeds["direction"]),
+        "bias": lambda: section(sec, "BiasAnalyzer")(**kw(
+            "bias", reference=reference, k=first.k, d=first.d, group_method=groups.method, group_note=groups.note,
+            n_resamples=n_bootstrap, seed=seeds["bias"], n_permutations=n_permutations, alpha=alpha)),
+        "direction": lambda: section(sec, "DirectionAnalyzer")(**kw(
+            "direction", splits=names, reference=reference, k=first.k, d=first.d, labels=labels,
+            method=groups.method, note=groups.note, n_permutations=n_permutations, n_bootstrap=n_bootstrap,
+            alpha=alpha, seed=seeds["direction"])),
         "divergence": lambda: section(sec, "plan_divergence_analyzer")(
-            {n: sources[n] for n in names}, groups, reference, n_permutations=n_permutations,
-            n_bootstrap=n_bootstrap, alpha=alpha, seed=seeds["divergence"]),
-        "leakage": lambda: section("lvmdiag.engine.leakage", "LeakageAnalyzer")(
-            names, reference, first.d, groups, threshold=threshold, n_reference=first.n),
+            {n: sources[n] for n in names}, groups, reference, **kw(
+                "divergence", n_permutations=n_permutations, n_bootstrap=n_bootstrap, alpha=alpha,
+                seed=seeds["divergence"])),
+        "leakage": lambda: section("lvmdiag.engine.leakage", "LeakageAnalyzer")(**kw(
+            "leakage", names=names, reference=reference, d=first.d, groups=groups, threshold=threshold,
+            n_reference=first.n)),
     }
     analyzers, skipped = [], {}
     for name in sections:
@@ -71,11 +98,14 @@ def run_sections(sources: Mapping[str, Any], groups: Any, sections: Sequence[str
                  parts: Sequence[Part] | None = None, engine: str = "local", scheduler: str | None = None,
                  client: Any = None,
                  progress: Callable[[int, int], None] | None = None,
+                 options: Mapping[str, Mapping[str, Any]] | None = None, block_rows: int = BLOCK_ROWS,
                  ) -> tuple[dict[str, Any], dict[str, str], RunSummary]:
     """Plan, stream once (locally or on Dask), finalize. Returns (results, skipped, run summary).
 
     ``client``: an open ``distributed.Client`` to use with ``engine="dask"`` (else one is made from ``scheduler``).
+    ``options``: per-section keyword overrides (:func:`plan_sections`); ``block_rows``: rows per block.
     """
+    check_engine(engine, scheduler)
     shapes = {n: (s.k, s.d) for n, s in sources.items()}
     if len(set(shapes.values())) > 1:
         from lvmdiag.errors import InputError
@@ -84,7 +114,8 @@ def run_sections(sources: Mapping[str, Any], groups: Any, sections: Sequence[str
                          + ", ".join(f"{n} ({getattr(sources[n], 'source', n)}) K={k} D={d}"
                                      for n, (k, d) in shapes.items()) + ".")
     analyzers, skipped = plan_sections(sources, groups, sections, reference, n_permutations=n_permutations,
-                                       n_bootstrap=n_bootstrap, threshold=threshold, alpha=alpha, seeds=seeds)
+                                       n_bootstrap=n_bootstrap, threshold=threshold, alpha=alpha, seeds=seeds,
+                                       options=options)
     parts = list(parts) if parts is not None else parts_of(sources, groups, reference)
     from lvmdiag.engine.sources import ShardedSplit
 
@@ -98,10 +129,10 @@ def run_sections(sources: Mapping[str, Any], groups: Any, sections: Sequence[str
     if engine == "dask":
         from lvmdiag.engine.dask_runner import run_dask
 
-        prepared, states, summary = run_dask(parts, analyzers, block_rows=BLOCK_ROWS, scheduler=scheduler,
+        prepared, states, summary = run_dask(parts, analyzers, block_rows=block_rows, scheduler=scheduler,
                                              client=client, progress=progress)
     else:
-        prepared, states, summary = run_local(parts, analyzers, block_rows=BLOCK_ROWS, progress=progress)
+        prepared, states, summary = run_local(parts, analyzers, block_rows=block_rows, progress=progress)
     validation = next((a for a in prepared if a.name == "validation"), None)
     if validation is not None:  # no usable window at all is an input error, not a skipped section
         validation.finalize(states["validation"], sources)

@@ -127,6 +127,15 @@ def test_data_and_direction_give_the_same_direction_verdict_on_the_bundled_data(
     assert rep.direction.verdict() == alone.verdict()
     for s, t in zip(rep.direction.splits, alone.splits):
         assert s.classifier.pvalue == t.classifier.pvalue
+    # `lvmdiag direction --engine local` (issue 9): the same section as `data` plans, but with the command's
+    # own defaults (n_bootstrap 1000), on the files as `data` opens them: the one-shot result, not only its verdict
+    from lvmdiag.engine.commands import run_direction
+    from tests.engine.shards import assert_same_report
+
+    engine, run = run_direction({n: FIXTURES / f"{n}_store.npz" for n in ("train", "val")}, seed=0, engine="local")
+    assert run.rows_read == {n: s.n for n, s in splits.items()}
+    assert engine.verdict() == alone.verdict()
+    assert_same_report(engine.to_dict(), alone.to_dict())
     # and what the bundled example's numbers show is what its verdict says (issue 18, item 1)
     val = alone.split("val").signed
     assert val.effect.ci.low > 0 and val.status(0.05) == "significant"

@@ -101,4 +101,11 @@ def build_world(root: Path) -> World:
         z.writestr("contexts.npy", "not an array")
         z.writestr("targets.npy", "not an array")
     bad["zip_of_text.npz"] = root / "zip_of_text.npz"
+    # a folder of .npy shards whose second shard has another D (another encoder); read by the engine
+    for i, d in enumerate((D, D + 1)):
+        shard = root / "shards_d_mismatch" / f"shard-00{i}"
+        shard.mkdir(parents=True)
+        np.save(shard / "contexts.npy", c[:4, :, :1].repeat(d, axis=2))
+        np.save(shard / "targets.npy", t[:4, :1].repeat(d, axis=1))
+    bad["shards_d_mismatch"] = root / "shards_d_mismatch"
     return World(root, good, bad)

@@ -75,9 +75,31 @@ def _common_cases(w, cmd, val_required, options):
     return cases
 
 
+UNREACHABLE = "tcp://127.0.0.1:9"  # nothing listens on the discard port; the connect timeout is cut to 1 s below
+
+
+def _engine_cases(w, cmd):
+    """--engine / --scheduler (issue 9) and a shard folder with another D, for every data command."""
+    base = [cmd, *_split_opts(w), "--k", str(K), "--quiet"]
+    try:
+        import distributed  # noqa: F401
+
+        dask_needle = "--scheduler"
+    except ImportError:  # without the extra the dask cases must say what to install, in one line
+        dask_needle = "lvmdiag[dask]"
+    return [(cmd, [*base, "--scheduler", UNREACHABLE], "--scheduler"),
+            (cmd, [*base, "--engine", "spark"], "--engine"),
+            (cmd, [*base, "--engine", "dask", "--scheduler", UNREACHABLE], dask_needle),
+            (cmd, [*base, "--engine", "dask", "--scheduler", "no address"], dask_needle),
+            (cmd, [cmd, "--train", str(w.bad["shards_d_mismatch"]), "--val", str(w.good["val"]), "--quiet"],
+             "shard-001"),
+            (cmd, [cmd, "--train", str(w.good["train"]), "--val", str(w.bad["shards_d_mismatch"]), "--quiet",
+                   "--engine", "local"], "shard-001")]
+
+
 def bias_cases(w):
     return _common_cases(w, "bias", False, {"--seed": NOT_SEEDS, "--n-resamples": NOT_COUNTS,
-                                            "--block-rows": NOT_COUNTS}) + [
+                                            "--block-rows": NOT_COUNTS}) + _engine_cases(w, "bias") + [
         ("bias", ["bias", *_split_opts(w), "--k", str(K), "--plot", str(w.good["val"])], "val.npz"),
         ("bias", ["bias", *_split_opts(w), "--k", str(K), "--plot", str(w.good["outdir"])], "outdir"),
     ]
@@ -85,18 +107,19 @@ def bias_cases(w):
 
 def direction_cases(w):
     return _common_cases(w, "direction", False, {"--seed": NOT_SEEDS, "--n-permutations": NOT_COUNTS,
-                                                 "--max-windows": ("9", "0", "-1", "x")})
+                                                 "--max-windows": ("9", "0", "-1", "x")}) + _engine_cases(w, "direction")
 
 
 def diverge_cases(w):
     return _common_cases(w, "diverge", True, {"--seed": NOT_SEEDS, "--n-permutations": NOT_COUNTS,
                                               "--n-bootstrap": NOT_COUNTS, "--block-rows": NOT_COUNTS,
-                                              "--rff-features": ("0", "-1", "x")})
+                                              "--rff-features": ("0", "-1", "x")}) + _engine_cases(w, "diverge")
 
 
 def leakage_cases(w):
     return _common_cases(w, "leakage", True, {"--threshold": ("5", "-1", "1.01", "nan", "inf", "x"),
-                                              "--max-examples": ("-1", "x"), "--block-rows": NOT_COUNTS})
+                                              "--max-examples": ("-1", "x"), "--block-rows": NOT_COUNTS}) + \
+        _engine_cases(w, "leakage")
 
 
 def data_cases(w):
@@ -105,7 +128,7 @@ def data_cases(w):
         "--seed": NOT_SEEDS, "--n-permutations": NOT_COUNTS, "--n-bootstrap": NOT_COUNTS,
         "--threshold": ("5", "-1", "2", "nan", "x"), "--alpha": ("2", "-0.1", "0", "1", "nan", "x"),
     }) + [("data", [*base, "--fail-on", "bogus"], "--fail-on"),
-          ("data", [*base, "--fail-on", "leakage", "--threshold", "5"], "--threshold")]
+          ("data", [*base, "--fail-on", "leakage", "--threshold", "5"], "--threshold")] + _engine_cases(w, "data")
 
 
 def resplit_cases(w):
@@ -243,6 +266,7 @@ def test_every_bad_input_is_one_line_exit_2_and_leaves_no_file(request, command,
         pytest.importorskip("torch")  # the train extra
     world = request.getfixturevalue("checkpoint" if command == "evaluate" else "world")
     monkeypatch.chdir(world.root)  # a stray relative output would show up in the snapshot
+    monkeypatch.setattr("lvmdiag.engine.dask_runner.CONNECT_TIMEOUT_S", 1)  # the unreachable --scheduler cases
     cases = BUILDERS[command](world)
     assert len(cases) >= 30, f"{command}: only {len(cases)} bad inputs"
     before = snapshot(world.root)

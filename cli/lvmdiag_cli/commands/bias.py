@@ -20,13 +20,15 @@ from lvmdiag_cli._common import (
     QuietOption,
     SeedOption,
     TrainOption,
+    CommandEngineOption,
+    SchedulerOption,
+    check_engine,
     V,
     attach_plot,
     check_outputs,
     emit,
     emit_html,
     handle_errors,
-    load_named_splits,
     output_set,
     progress_bar,
     ranged,
@@ -50,28 +52,30 @@ def bias_cmd(
     direction: Annotated[bool, typer.Option("--direction/--no-direction",
                                             help="Add the arrow-of-time test (Δ alone cannot see direction).")] = True,
     quiet: QuietOption = False,
+    engine: CommandEngineOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Temporal bias with article-cluster bootstrap CIs; with --val/--ood, differences from train with permutation p-values; plus a direction test."""
     with handle_errors():
-        from lvmdiag.analyzers.bias_report import analyze_bias_report
+        from lvmdiag.engine.commands import engine_line, run_bias, with_engine_dict, with_engine_line
 
+        check_engine(engine, scheduler)
         inputs = [train, val, ood]
         png = plot if plot is not None else (out.with_suffix(".png") if out is not None else None)
         check_outputs({"--out": out, "--json": json_path, "--html": html, "--plot" if plot is not None else "PNG": png}, inputs)
-        splits = load_named_splits(train, val, ood, k, allow_pickle)
         with progress_bar("bias", enabled=not quiet) as bar:
-            report = analyze_bias_report(splits, direction=direction, n_resamples=n_resamples,
-                                         n_permutations=n_permutations, rng=seed,
-                                         block_rows=block_rows, progress=bar)
-        markdown = report.to_markdown()
+            report, run = run_bias({"train": train, "val": val, "ood": ood}, k=k, allow_pickle=allow_pickle,
+                                   direction=direction, n_resamples=n_resamples, n_permutations=n_permutations,
+                                   seed=seed, block_rows=block_rows, engine=engine, scheduler=scheduler, progress=bar)
+        markdown = with_engine_line(report.to_markdown(), run)
         with output_set() as outputs:
             if png is not None:
                 from lvmdiag.plots.bias import plot_bias
 
                 markdown = attach_plot(markdown, png, out, "position and lag profiles",
                                        lambda p: plot_bias(report.bias, outputs.stage(p)))
-            emit_html(report, html, inputs, outputs)
-            emit(markdown, out, report.to_dict(), json_path, outputs)
+            emit_html(report, html, inputs, outputs, note=engine_line(run) if run else "")
+            emit(markdown, out, with_engine_dict(report.to_dict(), run), json_path, outputs)
 
 
 def register(app: typer.Typer) -> None:

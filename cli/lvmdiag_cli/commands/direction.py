@@ -18,13 +18,15 @@ from lvmdiag_cli._common import (
     QuietOption,
     SeedOption,
     TrainOption,
+    CommandEngineOption,
+    SchedulerOption,
+    check_engine,
     V,
     attach_plot,
     check_outputs,
     emit,
     emit_html,
     handle_errors,
-    load_named_splits,
     output_set,
     progress_bar,
     ranged,
@@ -46,26 +48,29 @@ def direction_cmd(
     json_path: JsonOption = None,
     html: HtmlOption = None,
     no_progress: QuietOption = False,
+    engine: CommandEngineOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Direction classifier (true vs reversed order, CV by article), signed score vs train (the reference orientation), lag-matched offsets."""
     with handle_errors():
-        from lvmdiag.analyzers.direction import analyze_direction
+        from lvmdiag.engine.commands import engine_line, run_direction, with_engine_dict, with_engine_line
 
+        check_engine(engine, scheduler)
         png = sibling_png(out, "direction")
         check_outputs({"--out": out, "--json": json_path, "--html": html, "PNG": png}, [train, val, ood])
-        splits = load_named_splits(train, val, ood, k, allow_pickle)
         with progress_bar("direction", enabled=not no_progress) as bar:
-            result = analyze_direction(splits, n_permutations=permutations, max_windows=max_windows,
-                                       rng=seed, progress=bar)
-        markdown = result.to_markdown()
+            result, run = run_direction({"train": train, "val": val, "ood": ood}, k=k, allow_pickle=allow_pickle,
+                                        n_permutations=permutations, max_windows=max_windows, seed=seed,
+                                        engine=engine, scheduler=scheduler, progress=bar)
+        markdown = with_engine_line(result.to_markdown(), run)
         with output_set() as outputs:
             if png is not None:
                 from lvmdiag.plots.direction import plot_direction
 
                 markdown = attach_plot(markdown, png, out, "direction",
                                        lambda p: plot_direction(result, outputs.stage(p)))
-            emit_html(result, html, [train, val, ood], outputs)
-            emit(markdown, out, result.to_dict(), json_path, outputs)
+            emit_html(result, html, [train, val, ood], outputs, note=engine_line(run) if run else "")
+            emit(markdown, out, with_engine_dict(result.to_dict(), run), json_path, outputs)
 
 
 def register(app: typer.Typer) -> None:

@@ -19,6 +19,9 @@ from lvmdiag_cli._common import (
     QuietOption,
     SeedOption,
     TrainOption,
+    CommandEngineOption,
+    SchedulerOption,
+    check_engine,
     V,
     ValOption,
     attach_plot,
@@ -26,7 +29,6 @@ from lvmdiag_cli._common import (
     emit,
     emit_html,
     handle_errors,
-    load_named_splits,
     output_set,
     progress_bar,
     ranged,
@@ -49,26 +51,30 @@ def diverge_cmd(
     seed: SeedOption = 0,
     block_rows: BlockRowsOption = 2048,
     quiet: QuietOption = False,
+    engine: CommandEngineOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Mean shift, RBF MMD and a by-article classifier on chunks and targets; KS/Wasserstein on per-window statistics."""
     with handle_errors():
-        from lvmdiag.analyzers.divergence import analyze_divergence
+        from lvmdiag.engine.commands import engine_line, run_diverge, with_engine_dict, with_engine_line
 
+        check_engine(engine, scheduler)
         png = sibling_png(out, "divergence")
         check_outputs({"--out": out, "--json": json_path, "--html": html, "PNG": png}, [train, val, ood])
-        splits = load_named_splits(train, val, ood, k, allow_pickle)
         with progress_bar("diverge", enabled=not quiet) as bar:
-            result = analyze_divergence(splits, n_permutations=n_permutations, n_bootstrap=n_bootstrap,
-                                        rff_features=rff_features, rng=seed, block_rows=block_rows, progress=bar)
-        markdown = result.to_markdown()
+            result, run = run_diverge({"train": train, "val": val, "ood": ood}, k=k, allow_pickle=allow_pickle,
+                                      n_permutations=n_permutations, n_bootstrap=n_bootstrap,
+                                      rff_features=rff_features, seed=seed, block_rows=block_rows,
+                                      engine=engine, scheduler=scheduler, progress=bar)
+        markdown = with_engine_line(result.to_markdown(), run)
         with output_set() as outputs:
             if png is not None:
                 from lvmdiag.plots.divergence import plot_divergence
 
                 markdown = attach_plot(markdown, png, out, "divergence tests and Δ distributions",
                                        lambda p: plot_divergence(result, outputs.stage(p)))
-            emit_html(result, html, [train, val, ood], outputs)
-            emit(markdown, out, result.to_dict(), json_path, outputs)
+            emit_html(result, html, [train, val, ood], outputs, note=engine_line(run) if run else "")
+            emit(markdown, out, with_engine_dict(result.to_dict(), run), json_path, outputs)
 
 
 def register(app: typer.Typer) -> None:

@@ -18,6 +18,9 @@ from lvmdiag_cli._common import (
     QuietOption,
     ThresholdOption,
     TrainOption,
+    CommandEngineOption,
+    SchedulerOption,
+    check_engine,
     V,
     ValOption,
     attach_plot,
@@ -25,7 +28,6 @@ from lvmdiag_cli._common import (
     emit,
     emit_html,
     handle_errors,
-    load_named_splits,
     output_set,
     progress_bar,
     ranged,
@@ -46,26 +48,29 @@ def leakage_cmd(
     json_path: JsonOption = None,
     html: HtmlOption = None,
     no_progress: QuietOption = False,
+    engine: CommandEngineOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Count the articles, chunk vectors, windows and near-duplicate chunks that val (and OOD) share with train."""
     with handle_errors():
-        from lvmdiag.analyzers.leakage import analyze_leakage
+        from lvmdiag.engine.commands import engine_line, run_leakage, with_engine_dict, with_engine_line
 
+        check_engine(engine, scheduler)
         png = sibling_png(out, "leakage")
         check_outputs({"--out": out, "--json": json_path, "--html": html, "PNG": png}, [train, val, ood])
-        splits = load_named_splits(train, val, ood, k, allow_pickle)
         with progress_bar("leakage", enabled=not no_progress) as bar:
-            result = analyze_leakage(splits, threshold=threshold, max_examples=max_examples,
-                                     block_rows=block_rows, progress=bar)
-        markdown = result.to_markdown()
+            result, run = run_leakage({"train": train, "val": val, "ood": ood}, k=k, allow_pickle=allow_pickle,
+                                      threshold=threshold, max_examples=max_examples, block_rows=block_rows,
+                                      engine=engine, scheduler=scheduler, progress=bar)
+        markdown = with_engine_line(result.to_markdown(), run)
         with output_set() as outputs:
             if png is not None:
                 from lvmdiag.plots.leakage import plot_leakage
 
                 markdown = attach_plot(markdown, png, out, "leakage",
                                        lambda p: plot_leakage(result, outputs.stage(p)))
-            emit_html(result, html, [train, val, ood], outputs)
-            emit(markdown, out, result.to_dict(), json_path, outputs)
+            emit_html(result, html, [train, val, ood], outputs, note=engine_line(run) if run else "")
+            emit(markdown, out, with_engine_dict(result.to_dict(), run), json_path, outputs)
 
 
 def register(app: typer.Typer) -> None:
