@@ -188,7 +188,12 @@ class GatherRows(_RowIndexed):
     ----------
     source : (N, D) vectors (an array, memory map or :class:`BlockRows`)
     index : (W,) or (W, K) int64 rows of ``source`` per output row
+
+    ``window_gram`` is set by the store reader when its validation pass kept every window's dot
+    products (:class:`lvmdiag.data.store_scan.WindowGram`), so the bias pass need not gather.
     """
+
+    window_gram: Any = None
 
     def __init__(self, source: Any, index: np.ndarray) -> None:
         self.source = source
