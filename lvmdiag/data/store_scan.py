@@ -54,16 +54,23 @@ class WindowGram:
         self.tgt_rows = tgt_rows
         self.n, self.k = (int(x) for x in ctx_rows.shape)
         self.d = int(d)
+        self.consecutive = bool(
+            np.array_equal(ctx_rows, ctx_rows[:, :1] + np.arange(self.k)) and np.array_equal(tgt_rows, ctx_rows[:, 0] + self.k)
+        )
         i, j = np.meshgrid(np.arange(self.k + 1), np.arange(self.k + 1), indexing="ij")
         self._lo = np.minimum(i, j).reshape(-1)  # the earlier vector of each entry ...
         self._lag = np.abs(i - j).reshape(-1)  # ... and how far the other one follows it
 
     def block(self, start: int, stop: int) -> np.ndarray:
         """(B, K+1, K+1) float32 Gram matrices of windows [start, stop): c_0..c_{K-1} then t."""
-        rows = np.concatenate([self.ctx_rows[start:stop], self.tgt_rows[start:stop, None]], axis=1)  # (B, K+1)
         k1 = self.k + 1
-        flat = np.ascontiguousarray(rows[:, self._lo]) * k1 + self._lag  # (B, (K+1)^2) positions in the bands
-        return np.ascontiguousarray(self.bands.reshape(-1)[flat]).reshape(-1, k1, k1)
+        if self.consecutive:  # window rows are r0, r0 + 1, ..., r0 + K
+            flat = self.ctx_rows[start:stop, :1] * k1 + (self._lo * k1 + self._lag)
+        else:
+            rows = np.concatenate([self.ctx_rows[start:stop], self.tgt_rows[start:stop, None]], axis=1)  # (B, K+1)
+            flat = np.ascontiguousarray(rows[:, self._lo]) * k1 + self._lag  # (B, (K+1)^2) positions in the bands
+        # C order: the cosine arithmetic after it must see the layout window_cosines builds
+        return np.take(self.bands.reshape(-1), flat).reshape(-1, k1, k1)
 
 
 def window_gram_of(seqs: Any) -> WindowGram | None:
