@@ -80,7 +80,10 @@ def load_sequences(
         this is off unless the user asks for it.
     scan : validation of every row ("full"), of evenly spaced blocks ("sample"; ``valid`` is then
         None), or "auto" (full, except memory-mapped inputs above 8 GiB of vectors, which are sampled
-        so that validation does not cost a second pass over data larger than the page cache)
+        so that validation does not cost a second pass over data larger than the page cache). A
+        columnar article store is validated from one read of its chunks (the 8 GiB count its chunk
+        vectors), which also keeps the dot products the bias pass needs
+        (:mod:`lvmdiag.data.store_scan`)
     columns : for columnar inputs, column names by role ("vector", "id", "position", "contexts",
         "targets") where the common names are not used
 
