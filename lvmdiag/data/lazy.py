@@ -103,6 +103,13 @@ class _RowIndexed:
     def astype(self, dtype: Any, copy: bool = True) -> np.ndarray:
         return np.asarray(self).astype(dtype, copy=copy)
 
+    def copy(self) -> np.ndarray:
+        """Every row, read into memory (as ``ndarray.copy``)."""
+        return np.array(self)
+
+    def tolist(self) -> list:
+        return np.asarray(self).tolist()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(shape={self.shape}, dtype={self.dtype})"
 

@@ -130,6 +130,7 @@ def test_bias_from_the_gram_equals_bias_from_the_vectors(tmp_path):
     with Recorder():
         seqs = load_sequences(path, k=K)
         npz = load_sequences(tmp_path / "s.npz", k=K)
+    assert window_gram_of(npz) is not None and isinstance(npz.contexts, GatherRows)  # npz stores too: no window copy
     from_gram = _strip(analyze_bias(seqs, n_resamples=50, block_rows=16).to_dict())
     assert from_gram == _strip(analyze_bias(_without_gram(seqs), n_resamples=50, block_rows=16).to_dict())
     assert from_gram == _strip(analyze_bias(replace(npz, source=seqs.source), n_resamples=50, block_rows=16).to_dict())
@@ -174,3 +175,17 @@ def test_sampled_scan_keeps_the_window_scan_and_the_vector_path(tmp_path):
     with Recorder():
         seqs = load_sequences(path, k=K, scan="sample")
     assert seqs.attrs["validation"]["mode"] in ("sample", "full") and window_gram_of(seqs) is None
+
+
+def test_npz_store_of_other_dtypes_keeps_float32_windows(tmp_path):
+    """A float64 / float16 npz store is materialised as float32 windows, as before (no Gram)."""
+    vec, ids, pos = _bad_store()
+    np.savez(tmp_path / "f64.npz", vectors=vec.astype(np.float64), article_ids=ids, chunk_index=pos)
+    np.savez(tmp_path / "f32.npz", vectors=vec, article_ids=ids, chunk_index=pos)
+    with Recorder():
+        f64 = load_sequences(tmp_path / "f64.npz", k=K)
+        f32 = load_sequences(tmp_path / "f32.npz", k=K)
+    assert isinstance(f64.contexts, np.ndarray) and f64.contexts.dtype == np.float32 and window_gram_of(f64) is None
+    assert f64.attrs["validation"] == f32.attrs["validation"] and np.array_equal(f64.valid, f32.valid)
+    same = replace(f64, source=f32.source)
+    assert _strip(analyze_bias(same, n_resamples=20).to_dict()) == _strip(analyze_bias(f32, n_resamples=20).to_dict())
