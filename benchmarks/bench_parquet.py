@@ -3,7 +3,8 @@
 Usage (run by hand, never in tests)::
 
     python benchmarks/bench_parquet.py --n 100000                 # 0.3 GB corpus
-    python benchmarks/bench_parquet.py --n 1000000 --repeats 1    # 3.1 GB corpus (the issue's scale)
+    python benchmarks/bench_parquet.py --n 1000000                # 3.1 GB corpus (the issue's scale)
+    python benchmarks/bench_parquet.py --n 1000000 --cache cold   # the file dropped from the page cache before each run
     python benchmarks/bench_parquet.py --layout windows --n 20000 # 0.37 GB window file
 
 ``--layout windows`` writes a window file instead (``contexts`` K x D and ``targets`` D per row,
@@ -13,24 +14,28 @@ both vector columns, and ``npz-cli-path`` is skipped.
 It writes an article store as one Parquet file under ``benchmarks/_data/`` (``embedding`` as
 ``fixed_size_list<float32, D>``, ``article_id`` int64, ``chunk_index`` int64, a ``text`` column that
 the reader ignores; 30 chunks per article; row groups of ``--row-group-rows`` rows), generated and
-written one row group at a time, then runs each method in a fresh subprocess and prints a markdown
-table. The data is deleted afterwards unless ``--keep``.
+written one row group at a time, then runs the methods interleaved (floor, cli-path, floor,
+cli-path, ... for ``--rounds``), each in a fresh subprocess, and prints one markdown row per run with
+its ratio to the floor run just before it. The data is deleted afterwards unless ``--keep``.
 
 Methods
 -------
 floor      bare pyarrow: ``ParquetFile.read_row_group(i, columns=["embedding"])`` for every row
            group, values to numpy (zero-copy) and ``.sum()`` (decodes and touches every vector once)
 load       ``load_sequences(path, k=5)``: opens the file lazily, builds the stride-1 windows' row
-           indices, validates every window (NaN / zero rows, norms, duplicates) streaming row groups
-cli-path   what ``lvmdiag bias --train FILE --no-direction`` runs: ``load`` + ``analyze_bias``
-           (the streaming pass and a 1000-resample article bootstrap)
-cli-path-sampled  ``cli-path`` with ``scan="sample"`` validation (64 blocks of 1024 windows): what
-           ``scan="auto"`` does by itself when the windows exceed 8 GiB, as at 10^6 x 768
-           (18.4 GB of windows); below that, ``auto`` validates every window (``cli-path``)
+           indices and validates every window from one read of each chunk (NaN / zero rows, norms,
+           duplicates), keeping each chunk's dot products with its K successors
+cli-path   what ``lvmdiag bias --train FILE --no-direction`` runs: ``load`` + ``analyze_bias`` (the
+           pass over the windows, from the kept dot products, and a 1000-resample article
+           bootstrap); its load / pass / bootstrap seconds are shown
+cli-path-sampled  ``cli-path`` with ``scan="sample"``: the window-level sampled validation, after
+           which the bias pass reads the vectors again (the path before the one-read scan)
 npz-cli-path  the same corpus as an ``.npz`` article store (``vectors``, ``article_ids``,
-           ``chunk_index``; written once from the Parquet file): the existing npz reader, which
-           materialises every window in memory ((K + 1) x the corpus), then ``analyze_bias``
+           ``chunk_index``; written once from the Parquet file): the npz reader, then ``analyze_bias``
 
+Page cache: ``--cache warm`` (default) reads the file once untimed, so every run finds it cached;
+``--cache cold`` calls ``posix_fadvise(DONTNEED)`` on it before every run. The share of the file's
+pages cached just before each run (``mincore``) is printed beside it.
 Time: wall-clock seconds and the process's CPU seconds (user + sys; less sensitive to other jobs on
 a shared machine, but it counts pyarrow's decoding threads, so it can exceed wall time).
 Memory: each method runs in its own process; a background thread samples ``RssAnon`` every 2 ms
@@ -42,8 +47,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -153,11 +158,33 @@ def to_npz(path: Path) -> Path:
     return out
 
 
-def _cli_path(path: Path, block_rows: int, n_resamples: int, scan: str = "auto") -> float:
+def _cli_path(path: Path, block_rows: int, n_resamples: int, scan: str = "auto", phases: dict | None = None) -> float:
+    """``load`` + ``analyze_bias``; ``phases`` gets the CPU / wall seconds of the load and of the
+    bootstrap (``TemporalBiasState.compute``), the rest of ``analyze_bias`` being the streaming pass."""
+    from lvmdiag.analyzers.bias_state import TemporalBiasState
     from lvmdiag.analyzers.temporal_bias import analyze_bias
 
+    phases = {} if phases is None else phases
+    t0, c0 = time.perf_counter(), time.process_time()
     seqs = _load(path, scan)
-    return analyze_bias(seqs, block_rows=block_rows, n_resamples=n_resamples).delta.value
+    phases["load"] = (time.perf_counter() - t0, time.process_time() - c0)
+    compute = TemporalBiasState.compute
+
+    def timed(self, **kw):
+        t1, c1 = time.perf_counter(), time.process_time()
+        out = compute(self, **kw)
+        phases["bootstrap"] = (time.perf_counter() - t1, time.process_time() - c1)
+        return out
+
+    TemporalBiasState.compute = timed  # type: ignore[method-assign]
+    try:
+        t0, c0 = time.perf_counter(), time.process_time()
+        value = analyze_bias(seqs, block_rows=block_rows, n_resamples=n_resamples).delta.value
+        total = (time.perf_counter() - t0, time.process_time() - c0)
+    finally:
+        TemporalBiasState.compute = compute  # type: ignore[method-assign]
+    phases["pass"] = tuple(a - b for a, b in zip(total, phases["bootstrap"]))
+    return value
 
 
 def child(method: str, path: Path, block_rows: int, n_resamples: int) -> None:
@@ -168,6 +195,7 @@ def child(method: str, path: Path, block_rows: int, n_resamples: int) -> None:
     import lvmdiag.data.readers  # noqa: F401
 
     cached_before = meminfo_kb("Cached") / 1024**2
+    phases: dict = {}
     with AnonPeak() as mem:
         t0, c0 = time.perf_counter(), time.process_time()
         if method == "floor":
@@ -175,16 +203,53 @@ def child(method: str, path: Path, block_rows: int, n_resamples: int) -> None:
         elif method == "load":
             _load(path)
         elif method == "cli-path":
-            _cli_path(path, block_rows, n_resamples)
+            _cli_path(path, block_rows, n_resamples, phases=phases)
         elif method == "cli-path-sampled":
-            _cli_path(path, block_rows, n_resamples, scan="sample")
+            _cli_path(path, block_rows, n_resamples, scan="sample", phases=phases)
         elif method == "npz-cli-path":
-            _cli_path(path.with_suffix(".npz"), block_rows, n_resamples)
+            _cli_path(path.with_suffix(".npz"), block_rows, n_resamples, phases=phases)
         else:
             raise SystemExit(f"unknown method {method}")
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(json.dumps({"method": method, "seconds": seconds, "cpu_seconds": cpu, "anon_peak_mb": mem.peak_mb,
-                      "vmhwm_mb": status_kb("VmHWM") / 1024, "cached_gb_before": cached_before}))
+                      "vmhwm_mb": status_kb("VmHWM") / 1024, "cached_gb_before": cached_before, "phases": phases}))
+
+
+def drop_cache(path: Path) -> None:
+    """Ask the kernel to drop the file's pages from the page cache (a cold read follows)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def cached_fraction(path: Path) -> float | None:
+    """Share of the file's pages in the page cache (mincore via a memory map), or None if unknown."""
+    try:
+        import ctypes
+        import mmap
+
+        size = path.stat().st_size
+        page = mmap.PAGESIZE
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+            if addr in (None, ctypes.c_void_p(-1).value):
+                return None
+            n_pages = (size + page - 1) // page
+            vec = (ctypes.c_ubyte * n_pages)()
+            ok = libc.mincore(ctypes.c_void_p(addr), ctypes.c_size_t(size), vec) == 0
+            libc.munmap(ctypes.c_void_p(addr), ctypes.c_size_t(size))
+        finally:
+            os.close(fd)
+        return sum(b & 1 for b in vec) / n_pages if ok else None
+    except (OSError, AttributeError, ValueError):
+        return None
 
 
 def run_child(method: str, path: Path, block_rows: int, n_resamples: int) -> dict:
@@ -205,8 +270,11 @@ def main() -> None:
     ap.add_argument("--row-group-rows", type=int, default=16384)
     ap.add_argument("--block-rows", type=int, default=8192)
     ap.add_argument("--n-resamples", type=int, default=1000)
-    ap.add_argument("--repeats", type=int, default=3, help="runs per method (median reported)")
-    ap.add_argument("--methods", default="floor,load,cli-path")
+    ap.add_argument("--rounds", type=int, default=2, help="times the method list is run, interleaved (floor, bias, floor, bias)")
+    ap.add_argument("--methods", default="floor,cli-path")
+    ap.add_argument("--cache", choices=("warm", "cold"), default="warm",
+                    help="warm: one untimed read first, every run finds the file cached; cold: the file's pages "
+                         "are dropped (posix_fadvise DONTNEED) before every run")
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the generated data")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -233,27 +301,40 @@ def main() -> None:
         rg_rows = pq.ParquetFile(path).metadata.row_group(0).num_rows
         row_floats = args.d * (6 if args.layout == "windows" else 1)
         rg_mb = rg_rows * row_floats * 4 / 2**20
+        methods = args.methods.split(",")
+        if "npz-cli-path" in methods and args.layout == "store":
+            to_npz(path)
+        if args.cache == "warm":
+            run_child("floor", path, args.block_rows, args.n_resamples)  # untimed: brings the file into the cache
         rows = []
-        floor_s = floor_cpu = None
-        for method in args.methods.split(","):
-            if method == "npz-cli-path":
-                if args.layout != "store":
+        floor = None
+        for _ in range(args.rounds):
+            for method in methods:
+                if method == "npz-cli-path" and args.layout != "store":
                     continue
-                to_npz(path)
-            runs = [run_child(method, path, args.block_rows, args.n_resamples) for _ in range(args.repeats)]
-            sec = statistics.median(r["seconds"] for r in runs)
-            cpu = statistics.median(r["cpu_seconds"] for r in runs)
-            peak = max(r["anon_peak_mb"] for r in runs)
-            if method == "floor":
-                floor_s, floor_cpu = sec, cpu
-            ratio = f"{sec / floor_s:.2f}x" if floor_s else ""
-            cratio = f"{cpu / floor_cpu:.2f}x" if floor_s else ""
-            rows.append(f"| {args.n:,} x {args.d} ({size_gb:.2f} GB) | {method} | {sec:.2f} | {ratio} | {cpu:.2f} | {cratio} | {peak:,.0f} MB | "
-                        f"{max(peak - rg_mb, 0):,.0f} MB | {max(r['vmhwm_mb'] for r in runs):,.0f} MB |")
-        print(f"{args.layout} layout; row group: {rg_rows:,} rows = {rg_mb:.0f} MB of vectors; repeats: {args.repeats}")
-        print("| corpus | method | wall s (median) | vs floor | CPU s (user+sys) | vs floor | peak RssAnon above imports | "
-              "beyond one row group | VmHWM |")
-        print("|---|---|---|---|---|---|---|---|---|")
+                if args.cache == "cold":
+                    drop_cache(path)
+                    if method == "npz-cli-path":
+                        drop_cache(path.with_suffix(".npz"))
+                cached = cached_fraction(path.with_suffix(".npz") if method == "npz-cli-path" else path)
+                r = run_child(method, path, args.block_rows, args.n_resamples)
+                if method == "floor":
+                    floor = r
+                ratio = f"{r['seconds'] / floor['seconds']:.2f}x" if floor else ""
+                cratio = f"{r['cpu_seconds'] / floor['cpu_seconds']:.2f}x" if floor else ""
+                ph = r.get("phases") or {}
+                split = " / ".join(f"{ph[k][0]:.2f} ({ph[k][1]:.2f})" for k in ("load", "pass", "bootstrap") if k in ph)
+                rows.append(
+                    f"| {args.n:,} x {args.d} ({size_gb:.2f} GB) | {method} | "
+                    f"{'?' if cached is None else f'{cached:.0%}'} | {r['seconds']:.2f} | {ratio} | {r['cpu_seconds']:.2f} | "
+                    f"{cratio} | {split} | {r['anon_peak_mb']:,.0f} MB | {max(r['anon_peak_mb'] - rg_mb, 0):,.0f} MB | "
+                    f"{r['vmhwm_mb']:,.0f} MB |"
+                )
+        print(f"{args.layout} layout; row group: {rg_rows:,} rows = {rg_mb:.0f} MB of vectors; page cache: {args.cache}; "
+              f"rounds: {args.rounds}, interleaved; ratios against the floor run just before")
+        print("| corpus | method | file cached before | wall s | vs floor | CPU s (user+sys) | vs floor | "
+              "load / pass / bootstrap: wall (CPU) s | peak RssAnon above imports | beyond one row group | VmHWM |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         print("\n".join(rows))
     finally:
         if generated and not args.keep:

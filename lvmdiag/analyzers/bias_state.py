@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lvmdiag.analyzers.baselines import baseline_cosines
-from lvmdiag.analyzers.window_cosines import lag_cosines, position_cosines, window_cosines
+from lvmdiag.analyzers.window_cosines import WindowCosines, gram_cosines, lag_cosines, position_cosines, window_cosines
 from lvmdiag.errors import InputError
 from lvmdiag.stats.resampling import as_rng
 
@@ -162,9 +162,28 @@ class TemporalBiasState:
         self._set_shape(contexts.shape[1], contexts.shape[2])
         if contexts.shape[0] == 0:
             return
+        self._add(window_cosines(contexts, targets), groups, valid_block)
+
+    def update_gram(
+        self, gram_block: np.ndarray, groups_block: np.ndarray, d: int, valid_block: np.ndarray | None = None
+    ) -> None:
+        """:meth:`update` from the windows' float32 Gram matrices (B, K+1, K+1), target last, instead of
+        their vectors (``d`` is the vector dimension): the same sums when the products are the same."""
+        gram = np.asarray(gram_block)
+        groups = np.asarray(groups_block)
+        if gram.ndim != 3 or gram.shape[1] != gram.shape[2] or gram.shape[1] < 2:
+            raise InputError(f"a Gram block needs shape (B, K+1, K+1); got {gram.shape}.")
+        if groups.shape != (gram.shape[0],) or not np.issubdtype(groups.dtype, np.integer):
+            raise InputError(f"group labels must be (B,) integers; got {groups.shape} {groups.dtype}.")
+        self._set_shape(gram.shape[1] - 1, int(d))
+        if gram.shape[0] == 0:
+            return
+        self._add(gram_cosines(gram), groups, valid_block)
+
+    def _add(self, wc: WindowCosines, groups: np.ndarray, valid_block: np.ndarray | None) -> None:
+        """Add a block's cosines into the per-group sums (rows not ``ok`` or not valid are counted as excluded)."""
         if groups.min() < 0:
             raise InputError("group labels must be non-negative integer codes.")
-        wc = window_cosines(contexts, targets)
         ok = wc.ok if valid_block is None else wc.ok & np.asarray(valid_block, dtype=bool)
         self.n_excluded += int(ok.size - ok.sum())
         if not ok.any():

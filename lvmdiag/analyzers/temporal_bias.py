@@ -35,6 +35,7 @@ from lvmdiag.analyzers.bias_state import (
     numerators,
 )
 from lvmdiag.data.sequences import SequenceSet
+from lvmdiag.data.store_scan import window_gram_of
 from lvmdiag.errors import InputError
 from lvmdiag.results import Estimate, TestResult
 from lvmdiag.stats.resampling import as_rng, benjamini_hochberg, group_difference_test
@@ -76,11 +77,23 @@ def _accumulate(
     done: int = 0,
     total: int | None = None,
 ) -> TemporalBiasState:
-    """One streaming pass over ``seqs`` in row blocks (the only place D-dimensional data is read)."""
+    """One streaming pass over ``seqs`` in row blocks (the only place D-dimensional data is read).
+
+    Windows of a store whose reader kept their dot products (:func:`lvmdiag.data.store_scan.window_gram_of`)
+    are taken from those, in the same blocks: identical sums, and the file is not decoded a second time.
+    """
     state = TemporalBiasState(seqs.k)
     total = seqs.n if total is None else total
     valid = None if seqs.valid is None else np.asarray(seqs.valid, dtype=bool)
     state._set_shape(seqs.k, seqs.d)
+    gram = window_gram_of(seqs)
+    if gram is not None:  # a store whose validation pass kept every window's dot products: no vector read
+        for start in range(0, seqs.n, block_rows):
+            stop = min(start + block_rows, seqs.n)
+            state.update_gram(gram.block(start, stop), codes[start:stop], seqs.d, None if valid is None else valid[start:stop])
+            if progress is not None:
+                progress(done + stop, total)
+        return state
     with ReadAhead(seqs.contexts, seqs.targets) as ahead:
         ahead.advise(0, min(block_rows, seqs.n))
         for start, ctx, tgt in seqs.iter_blocks(block_rows):

@@ -49,6 +49,22 @@ def window_cosines(contexts: np.ndarray, targets: np.ndarray) -> WindowCosines:
     gram[:, :k, k] = ct
     gram[:, k, :k] = ct
     gram[:, k, k] = tt
+    return _cosines(gram)
+
+
+def gram_cosines(gram: np.ndarray) -> WindowCosines:
+    """Cosines of a block of windows from their float32 Gram matrices (B, K+1, K+1), target last.
+
+    The same arithmetic as :func:`window_cosines` after its dot products: a Gram block holding the
+    same float32 products (e.g. :class:`lvmdiag.data.store_scan.WindowGram`) gives identical cosines.
+    """
+    # C order as window_cosines builds it: numpy's SIMD reductions (the means over the matrix) sum
+    # in an order that depends on the memory layout, so another layout changes the last bits
+    return _cosines(np.array(gram, dtype=np.float64, order="C"))
+
+
+def _cosines(gram: np.ndarray) -> WindowCosines:
+    """Normalise a float64 Gram block in place into cosines; windows with an unusable vector are zeroed."""
     diag = np.diagonal(gram, axis1=1, axis2=2)  # (B, K+1)
     ok = np.isfinite(gram).all(axis=(1, 2)) & usable(diag).all(axis=1)
     gram[~ok] = 0.0  # before scaling: inf * 0 would warn and give NaN

@@ -303,7 +303,10 @@ def vectors_to_numpy(arr: Any, where: str, col: str, row0: int, expect: tuple[in
                 "every shard must come from the same encoder and window length."
             )
         dims.append(size)
-        cur = cur.flatten()
+        if pa.types.is_fixed_size_list(cur.type):  # the values slice: flatten() would import pyarrow.compute
+            cur = cur.values.slice(cur.offset * size, len(cur) * size)
+        else:
+            cur = cur.flatten()
         level += 1
     _check_leaf(cur.type, where, col)
     if cur.null_count:

@@ -10,7 +10,8 @@ import numpy as np
 from lvmdiag.data.lazy import BlockRows, GatherRows
 from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.data.store import ArticleStore, checked_window_rows
-from lvmdiag.data.validate import CONTEXT_ALIASES, TARGET_ALIASES, scan_sequences
+from lvmdiag.data.store_scan import scan_store_windows
+from lvmdiag.data.validate import CONTEXT_ALIASES, TARGET_ALIASES
 from lvmdiag.errors import InputError
 
 __all__ = ["COLUMN_ALIASES", "COLUMN_ROLES", "columns_for", "parse_columns", "set_default_columns", "store_to_lazy_windows"]
@@ -68,7 +69,7 @@ def store_to_lazy_windows(
     """Stride-1 windows of a store as lazy gathers of its chunk vectors (no (K + 1)-fold copy).
 
     Windows are ordered by file position (within an article, chunk order), so a streaming pass
-    reads the file about once. A store whose articles are scattered over the file is read into
+    reads the file about once; validation reads each chunk once (:mod:`lvmdiag.data.store_scan`). A store whose articles are scattered over the file is read into
     memory first (its vectors, not its windows).
     """
     ctx_rows, tgt_rows, codes = checked_window_rows(store, k, fname)
@@ -87,7 +88,10 @@ def store_to_lazy_windows(
         info = {**info, "in_memory": True}
     contexts = GatherRows(vectors, ctx_rows)
     targets = GatherRows(vectors, tgt_rows)
-    report = scan_sequences(contexts, targets, fname, "vectors", "vectors", [note] if note else [], scan=scan)
+    # one read of the chunks validates every window and keeps the dot products the bias pass needs
+    report, gram = scan_store_windows(vectors, ctx_rows, tgt_rows, contexts, targets, fname,
+                                      [note] if note else [], scan=scan)
+    contexts.window_gram = targets.window_gram = gram
     from lvmdiag.data.readers import store_window_set
 
     return store_window_set(store, contexts, targets, ctx_rows, tgt_rows, codes, fname, split, k, report,

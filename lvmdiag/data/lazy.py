@@ -103,6 +103,13 @@ class _RowIndexed:
     def astype(self, dtype: Any, copy: bool = True) -> np.ndarray:
         return np.asarray(self).astype(dtype, copy=copy)
 
+    def copy(self) -> np.ndarray:
+        """Every row, read into memory (as ``ndarray.copy``)."""
+        return np.array(self)
+
+    def tolist(self) -> list:
+        return np.asarray(self).tolist()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(shape={self.shape}, dtype={self.dtype})"
 
@@ -188,7 +195,12 @@ class GatherRows(_RowIndexed):
     ----------
     source : (N, D) vectors (an array, memory map or :class:`BlockRows`)
     index : (W,) or (W, K) int64 rows of ``source`` per output row
+
+    ``window_gram`` is set by the store reader when its validation pass kept every window's dot
+    products (:class:`lvmdiag.data.store_scan.WindowGram`), so the bias pass need not gather.
     """
+
+    window_gram: Any = None
 
     def __init__(self, source: Any, index: np.ndarray) -> None:
         self.source = source

@@ -20,6 +20,7 @@ import numpy as np
 
 from lvmdiag.data._npz import NpzArchive
 from lvmdiag.data.arrow_formats import arrow_kind, load_arrow_sequences
+from lvmdiag.data.lazy import GatherRows
 from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.data.store import (
     ArticleStore,
@@ -30,6 +31,7 @@ from lvmdiag.data.store import (
     checked_window_rows,
     _read_store,
 )
+from lvmdiag.data.store_scan import scan_store_windows
 from lvmdiag.data.validate import (
     CONTEXT_ALIASES,
     TARGET_ALIASES,
@@ -80,7 +82,10 @@ def load_sequences(
         this is off unless the user asks for it.
     scan : validation of every row ("full"), of evenly spaced blocks ("sample"; ``valid`` is then
         None), or "auto" (full, except memory-mapped inputs above 8 GiB of vectors, which are sampled
-        so that validation does not cost a second pass over data larger than the page cache)
+        so that validation does not cost a second pass over data larger than the page cache). A
+        columnar article store is validated from one read of its chunks (the 8 GiB count its chunk
+        vectors), which also keeps the dot products the bias pass needs
+        (:mod:`lvmdiag.data.store_scan`)
     columns : for columnar inputs, column names by role ("vector", "id", "position", "contexts",
         "targets") where the common names are not used
 
@@ -412,9 +417,17 @@ def _ids_from_metadata(meta: np.ndarray, fname: str, key: str) -> np.ndarray | N
 
 
 def _store_to_sequences(store: ArticleStore, k: int, fname: str, split: str | None, scan: str = "auto") -> SequenceSet:
+    """Windows of an npz (or in-memory) store. float32 vectors: gathered lazily from the chunks (no
+    (K + 1)-fold copy), validated from one read of each chunk, with the dot products the bias pass
+    uses; other dtypes are materialised as float32 windows, as before."""
     ctx_rows, tgt_rows, codes = checked_window_rows(store, k, fname)
-    contexts, targets = gather_windows(store, ctx_rows, tgt_rows)
-    report = scan_sequences(contexts, targets, fname, "vectors", "vectors", scan=scan)
+    if np.dtype(store.vectors.dtype) == np.float32:
+        contexts, targets = GatherRows(store.vectors, ctx_rows), GatherRows(store.vectors, tgt_rows)
+        report, gram = scan_store_windows(store.vectors, ctx_rows, tgt_rows, contexts, targets, fname, scan=scan)
+        contexts.window_gram = targets.window_gram = gram
+    else:
+        contexts, targets = gather_windows(store, ctx_rows, tgt_rows)
+        report = scan_sequences(contexts, targets, fname, "vectors", "vectors", scan=scan)
     return store_window_set(store, contexts, targets, ctx_rows, tgt_rows, codes, fname, split, k, report)
 
 

@@ -205,6 +205,26 @@ def scan_sequences(
     n_dup = 0
     if probe is not None:
         n_dup = _count_duplicate_windows(contexts, targets, probe, ~bad if seen is None else (~bad & seen))
+    return finish_scan(bad_nonfinite, bad_zero, norm_min, norm_max, n_dup, seen, sampled, nbytes, fname, ckey, tkey, notes)
+
+
+def finish_scan(
+    bad_nonfinite: np.ndarray,
+    bad_zero: np.ndarray,
+    norm_min: float,
+    norm_max: float,
+    n_dup: int,
+    seen: np.ndarray | None,
+    sampled: bool,
+    nbytes: int,
+    fname: str,
+    ckey: str,
+    tkey: str,
+    notes: Sequence[str],
+) -> ScanReport:
+    """Warnings, the all-unusable error and the :class:`ScanReport` of a finished scan (window or chunk level)."""
+    n = bad_nonfinite.size
+    bad = bad_nonfinite | bad_zero
     notes = list(notes)
     n_nonfinite, n_zero = int(bad_nonfinite.sum()), int(bad_zero.sum())
     n_seen = n if seen is None else int(seen.sum())

@@ -74,3 +74,23 @@ def test_update_rejects_bad_labels_and_shapes():
         s.update(ctx, tgt, codes.astype(float))
     with pytest.raises(InputError, match=r"\(B, K, D\)"):
         s.update(ctx[:, 0], tgt, codes)
+
+
+def test_update_from_gram_equals_update_from_vectors():
+    """``update_gram`` with the windows' float32 dot products gives the very same sums (no tolerance)."""
+    ctx, tgt, codes, valid = messy_block(seed=3)
+    k = ctx.shape[1]
+    win = np.concatenate([ctx, tgt[:, None]], axis=1)  # (n, K+1, D)
+    with np.errstate(invalid="ignore"):
+        gram = np.empty((win.shape[0], k + 1, k + 1), np.float32)
+        gram[:, :k, :k] = np.einsum("nkd,njd->nkj", ctx, ctx)
+        gram[:, :k, k] = gram[:, k, :k] = np.einsum("nkd,nd->nk", ctx, tgt)
+        gram[:, k, k] = np.einsum("nd,nd->n", tgt, tgt)
+    a, b = TemporalBiasState(), TemporalBiasState()
+    for s in range(0, ctx.shape[0], 64):
+        a.update(ctx[s : s + 64], tgt[s : s + 64], codes[s : s + 64], valid[s : s + 64])
+        b.update_gram(gram[s : s + 64], codes[s : s + 64], ctx.shape[2], valid[s : s + 64])
+    assert np.array_equal(a.sums, b.sums) and np.array_equal(a.counts, b.counts)
+    assert np.array_equal(a.hist, b.hist) and a.n_excluded == b.n_excluded > 0 and b.d == ctx.shape[2]
+    with pytest.raises(InputError, match=r"Gram block needs shape \(B, K\+1, K\+1\)"):
+        b.update_gram(gram[:, :, :2], codes, ctx.shape[2])
