@@ -255,8 +255,7 @@ def embed_text(
             if encoder is None:
                 encoder = Encoder(spec, device=device, batch_size=batch_size, normalize=normalize)
             t_enc = time.perf_counter()
-            vec = encoder.encode(plan.texts[lo:hi])  # (rows, D)
-            n_trunc = encoder.n_truncated(plan.texts[lo:hi])
+            vec, n_trunc = encoder.encode_counted(plan.texts[lo:hi])  # (rows, D), chunks cut by the encoder
             dim = vec.shape[1]
             truncated += n_trunc
             write_json_atomic(path.with_suffix(".json"), {"rows": hi - lo, "truncated": n_trunc})

@@ -181,6 +181,13 @@ def test_prechunked_real_text_reproduces_the_bundled_store(tmp_path):
 def test_chunks_longer_than_the_model_reads_are_counted():
     from lvmdiag.embed.encoder import Encoder, resolve_model
 
-    enc = Encoder(resolve_model(None), device="cpu")
+    enc = Encoder(resolve_model(None), device="cpu", batch_size=2)
     assert enc.max_tokens == 256
-    assert enc.n_truncated(["word " * 400, "a short chunk", "token " * 200]) == 1
+    # 254 words + [CLS] + [SEP] = 256 tokens fit exactly; 255 words is one token too many
+    texts = ["word " * 400, "a short chunk", "token " * 200, "a " * 254, "a " * 255]
+    assert enc.n_truncated(texts) == 2  # the separate count (no truncation, lengths compared)
+    vectors, counted = enc.encode_counted(texts)  # read off the encoder's own tokenisation, over 3 mini-batches
+    assert counted == 2
+    plain = enc.model.encode(texts, batch_size=2, convert_to_numpy=True, normalize_embeddings=True,
+                             show_progress_bar=False)
+    assert vectors.tobytes() == np.ascontiguousarray(plain, np.float32).tobytes()  # observing changes nothing
