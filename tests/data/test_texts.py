@@ -52,6 +52,26 @@ def test_leakage_pairs_show_the_chunk_texts(tmp_path, suffix):
     assert (pair["text"], pair["train_text"]) == ("val chunk 5", "train chunk 10 | of two articles")
 
 
+def test_the_data_reports_leakage_section_shows_the_chunk_texts_too(tmp_path):
+    """`lvmdiag data` computes leakage in the engine's single pass; the texts are attached all the same."""
+    from lvmdiag import api
+
+    rng = np.random.default_rng(0)
+    train_vec, val_vec = _unit(rng, 48), _unit(rng, 24)
+    val_vec[5] = train_vec[10] + 0.01 * rng.normal(size=16)
+    val_vec[5] /= np.linalg.norm(val_vec[5])
+    _store(tmp_path / "train.npz", train_vec, [11, 12, 14, 15], ["a", "b", "c", "d"], [f"train chunk {i}" for i in range(48)])
+    _store(tmp_path / "val.npz", val_vec, [13, 16], ["e", "f"], [f"val chunk {i}" for i in range(24)])
+    _store(tmp_path / "bare.npz", val_vec, [13, 16], ["e", "f"], None)
+    res = api.data(tmp_path / "train.npz", tmp_path / "val.npz", k=2, n_permutations=9, n_bootstrap=9)
+    top = res.leakage.split("val").near_examples[0]
+    assert (top.text, top.train_text) == ("val chunk 5", "train chunk 10")
+    assert "| val chunk 5 | train chunk 10 |" in res.to_markdown()
+    bare = api.data(tmp_path / "train.npz", tmp_path / "bare.npz", k=2, n_permutations=9, n_bootstrap=9)
+    assert bare.leakage.split("val").near_examples[0].text is None  # no texts file beside the val store
+    assert "| val chunk 5 |" not in bare.to_markdown()
+
+
 def test_no_texts_file_means_no_text_column(tmp_path):
     rng = np.random.default_rng(1)
     _store(tmp_path / "a.npz", _unit(rng, 8), [1], ["a"], None)
