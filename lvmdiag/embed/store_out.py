@@ -88,6 +88,10 @@ def write_store(out: str | os.PathLike[str], vectors: np.ndarray, article_ids: n
     provenance = {**provenance, "store_format": fmt}
     order = None
     if fmt == "parquet":
+        import pyarrow  # store_format checked it is there
+
+        # the Parquet bytes depend on the writer's version too
+        provenance["software"] = {**provenance.get("software", {}), "pyarrow": pyarrow.__version__}
         order = np.lexsort((np.asarray(chunk_index), np.asarray(article_ids)))
         if np.array_equal(order, np.arange(order.size)):
             order = None
