@@ -326,6 +326,10 @@ def analyze_data(
     # BH within each question's family (the analyzers did so already; this keeps the bundle consistent)
     bundle = adjust_by_family(tuple(results[s] for s in SECTIONS))
     results = dict(zip(SECTIONS, bundle))
+    if results["leakage"] is not None:  # the chunk texts behind the closest pairs, when texts files sit beside stores
+        from lvmdiag.analyzers.leakage import with_texts
+
+        results["leakage"] = with_texts(results["leakage"], loaded)
     findings = _findings(results["bias"], results["direction"], results["divergence"], results["leakage"], alpha)
     return DataReport(
         splits=tuple(names),

@@ -355,9 +355,23 @@ def analyze_leakage(
         q_cos, q_id = st.result()
         rep = _split_report(n, splits[n], keys[n], train_keys, train_uniq, train_first, win_uniq, win_first,
                             q.keys, q.slot, q_cos, q_id, labels, reference, threshold, max_examples)
-        out.append(_with_texts(rep, splits[n], train))
-    return LeakageResult(reference=reference, n_reference_windows=train.n, n_reference_chunks=int(train_uniq.size),
-                         threshold=float(threshold), group_method=method, group_note=note, splits=tuple(out))
+        out.append(rep)
+    return with_texts(LeakageResult(reference=reference, n_reference_windows=train.n, n_reference_chunks=int(train_uniq.size),
+                         threshold=float(threshold), group_method=method, group_note=note, splits=tuple(out)),
+                      splits)
+
+
+def with_texts(result: LeakageResult, splits: Mapping[str, Any]) -> LeakageResult:
+    """``result`` with the chunk texts of every split's near-duplicate pairs attached, where known.
+
+    ``splits`` are the sequence sets the result was computed from (any streaming pass, local or
+    engine); texts come from a texts file beside a store (:func:`lvmdiag.data.texts.window_text`).
+    """
+    train = splits.get(result.reference)
+    if train is None:
+        return result
+    return replace(result, splits=tuple(_with_texts(rep, splits[rep.split], train) if rep.split in splits else rep
+                                        for rep in result.splits))
 
 
 def _with_texts(rep: SplitLeakage, seq: SequenceSet, train: SequenceSet) -> SplitLeakage:

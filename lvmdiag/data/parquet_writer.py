@@ -23,7 +23,8 @@ from lvmdiag._atomic import atomic_path
 from lvmdiag.data.validate import block_rows_for
 from lvmdiag.errors import InputError, LvmdiagWarning
 
-__all__ = ["ParquetSink", "parquet_row_group_rows", "write_sequences_parquet"]
+__all__ = ["ParquetSink", "fixed_writer", "parquet_row_group_rows", "write_article_store_parquet",
+           "write_sequences_parquet"]
 
 #: bytes of vector data per row group (bounded memory for writer and reader)
 ROW_GROUP_BYTES = 64 * 2**20
@@ -52,6 +53,24 @@ def _vector_array(pa: Any, arr: np.ndarray) -> Any:
     return out
 
 
+def fixed_writer(path: str | os.PathLike[str], schema: Any) -> Any:
+    """A ``pyarrow.parquet.ParquetWriter`` with the fixed options that make the bytes reproducible."""
+    _pyarrow()
+    import pyarrow.parquet as pq
+
+    return pq.ParquetWriter(
+        str(path),
+        schema,
+        compression="none",
+        use_dictionary=False,
+        write_statistics=False,
+        version="2.6",
+        data_page_version="1.0",
+        write_page_index=False,
+        write_page_checksum=False,
+    )
+
+
 class ParquetSink:
     """Stream window blocks into one Parquet file with fixed-size row groups.
 
@@ -76,8 +95,6 @@ class ParquetSink:
         row_group_rows: int | None = None,
     ) -> None:
         pa = self._pa = _pyarrow()
-        import pyarrow.parquet as pq
-
         dtype = np.dtype(dtype)
         if dtype.kind != "f":
             raise InputError(f"Parquet output holds float vectors; got {dtype}.")
@@ -97,17 +114,7 @@ class ParquetSink:
                 t = pa.list_(t, int(size))
             fields.append(pa.field(name, t, nullable=False))
         self.schema = pa.schema(fields)
-        self._writer = pq.ParquetWriter(
-            str(path),
-            self.schema,
-            compression="none",
-            use_dictionary=False,
-            write_statistics=False,
-            version="2.6",
-            data_page_version="1.0",
-            write_page_index=False,
-            write_page_checksum=False,
-        )
+        self._writer = fixed_writer(path, self.schema)
         self._buf: list[tuple[np.ndarray, ...]] = []
         self._buffered = 0
         self.n_written = 0
@@ -207,3 +214,52 @@ def write_sequences_parquet(seqset: Any, path: str | os.PathLike[str], row_group
 def _float_dtype(dtype: Any) -> np.dtype:
     dtype = np.dtype(dtype)
     return dtype if dtype.kind == "f" else np.dtype(np.float32)
+
+
+def write_article_store_parquet(
+    path: str | os.PathLike[str],
+    vectors: np.ndarray,
+    article_ids: np.ndarray,
+    chunk_index: np.ndarray,
+    metadata: Mapping[str, str] | None = None,
+    row_group_rows: int | None = None,
+    row_order: np.ndarray | None = None,
+) -> Path:
+    """Write an article store (one row per chunk) as one Parquet file, atomically, in bounded row groups.
+
+    Columns ``article_id`` (int64, or string ids: the reader hashes them to the same stable keys),
+    ``chunk_index`` int64 and ``vector`` ``fixed_size_list<float, D>``: the article-store layout
+    :mod:`lvmdiag.data.arrow_formats` reads. ``metadata`` goes into the schema's key-value metadata
+    (e.g. a provenance record). ``vectors`` may be a memory map; it is read one row group at a time.
+    ``row_order`` (a permutation of the rows) writes row ``row_order[i]`` of the inputs as row ``i``,
+    gathered one row group at a time (bounded memory).
+    """
+    pa = _pyarrow()
+    target = Path(path)
+    n, d = int(vectors.shape[0]), int(vectors.shape[1])
+    dtype = _float_dtype(vectors.dtype)
+    ids = np.asarray(article_ids)
+    id_type = pa.int64() if ids.dtype.kind in "iu" else pa.string()
+    schema = pa.schema(
+        [pa.field("article_id", id_type, nullable=False), pa.field("chunk_index", pa.int64(), nullable=False),
+         pa.field("vector", pa.list_(pa.from_numpy_dtype(dtype), d), nullable=False)],
+        metadata={str(k): str(v) for k, v in (metadata or {}).items()} or None,
+    )
+    rows = int(row_group_rows or parquet_row_group_rows(0, d, dtype.itemsize))
+    with atomic_path(target, suffix=".parquet") as tmp:
+        writer = fixed_writer(tmp, schema)
+        try:
+            for lo in range(0, n, rows):
+                hi = min(n, lo + rows)
+                take = slice(lo, hi) if row_order is None else np.asarray(row_order[lo:hi])
+                block = ids[take]
+                table = pa.Table.from_arrays(
+                    [pa.array(block.astype(np.int64) if id_type == pa.int64() else block.astype(str).tolist(), id_type),
+                     pa.array(np.asarray(chunk_index[take], np.int64)),
+                     _vector_array(pa, np.asarray(vectors[take], dtype=dtype))],
+                    schema=schema,
+                )
+                writer.write_table(table, row_group_size=rows)
+        finally:
+            writer.close()
+    return target

@@ -1,8 +1,8 @@
 """Chunk texts beside an article store, so reports can show the text behind a row.
 
-A texts file sits beside its store: ``<stem>.texts.jsonl`` (or ``.jsonl.gz``) for ``<stem>.npz``,
-one JSON object per chunk with ``article_id``, ``chunk_index`` and ``text`` (``lvmdiag embed`` writes
-it; the shared python-docs ``python_docs_texts.jsonl.gz`` has the same keys). Lines are matched to
+A texts file sits beside its store: ``<stem>.texts.jsonl`` (or ``.jsonl.gz``) for ``<stem>.npz`` or
+``<stem>.parquet``, one JSON object per chunk with ``article_id``, ``chunk_index`` and ``text``
+(``lvmdiag embed`` writes it; the shared python-docs ``python_docs_texts.jsonl.gz`` has the same keys). Lines are matched to
 store rows by (article id as stored, chunk position), never by line number.
 
 :func:`window_text` maps a (window row, slot) of a :class:`SequenceSet` built from a store to its
@@ -56,6 +56,14 @@ class StoreTexts:
     """Text of each row of one article store, from the texts file beside it."""
 
     def __init__(self, store: str | os.PathLike[str], texts: str | os.PathLike[str]):
+        if Path(store).suffix.lower() != ".npz":  # a columnar store (Parquet, ...): its stable keys and positions
+            from lvmdiag.data.store import load_article_store
+
+            st = load_article_store(store)
+            aid = st.article_keys[st.article_ids]
+            pos = st.chunk_index if st.chunk_index is not None else _positions(st.article_ids)
+            self._init(aid, pos, texts)
+            return
         with np.load(store, allow_pickle=False) as z:
             keys = set(z.files)
             if "article_indices" in keys:  # Wikipedia form
@@ -65,6 +73,9 @@ class StoreTexts:
             else:  # arXiv form: row order is chunk order within each article
                 aid = z["article_ids"]
                 pos = _positions(aid)
+        self._init(aid, pos, texts)
+
+    def _init(self, aid: np.ndarray, pos: np.ndarray, texts: str | os.PathLike[str]) -> None:
         self._aid = np.asarray(aid).astype(str)
         self._pos = np.asarray(pos).astype(np.int64)
         self._texts = read_texts(texts)
@@ -93,7 +104,7 @@ def _store_texts(store: str, mtime: float) -> StoreTexts | None:
         return None
     try:
         return StoreTexts(store, texts)
-    except (OSError, ValueError, KeyError):  # unreadable texts never break a report: the text is just not shown
+    except (OSError, ValueError, KeyError):  # unreadable texts (or store) never break a report: the text is just not shown
         return None
 
 

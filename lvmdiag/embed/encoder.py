@@ -152,6 +152,33 @@ class Encoder:
         self.batch_size = batch_size
         self.normalize = normalize
         self.device = str(self.model.device)
+        self._seen: list[int | None] = []  # truncated texts per tokenised mini-batch of the current call
+        self._watch_truncation()
+
+    def _watch_truncation(self) -> None:
+        """Count truncated texts from the tokenisation ``encode`` does anyway (no second pass).
+
+        ``SentenceTransformer.encode`` tokenises each mini-batch through ``model.preprocess``; with a
+        fast (Rust) tokenizer the returned ``BatchEncoding`` keeps one ``Encoding`` per text, whose
+        ``overflowing`` part is non-empty exactly when the text was cut. The wrapper only observes
+        the result and returns it unchanged, so the vectors are those of a plain ``encode``. Where a
+        model gives no encodings (slow tokenizer, other input module), None is recorded and
+        :meth:`encode_counted` falls back to :meth:`n_truncated`.
+        """
+        inner = getattr(self.model, "preprocess", None)
+        if inner is None:
+            return
+
+        def preprocess(inputs, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            out = inner(inputs, *args, **kwargs)
+            encs = getattr(out, "encodings", None)
+            if encs is not None and len(encs) == len(inputs):
+                self._seen.append(sum(1 for e in encs if e.overflowing))
+            else:
+                self._seen.append(None)
+            return out
+
+        self.model.preprocess = preprocess
 
     @property
     def dim(self) -> int:
@@ -174,6 +201,20 @@ class Encoder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embed ``texts`` (one call of ``SentenceTransformer.encode`` with this encoder's settings)."""
+        return self.encode_counted(texts)[0]
+
+    def encode_counted(self, texts: list[str]) -> tuple[np.ndarray, int]:
+        """Embed ``texts`` and count those the encoder truncated, from its own tokenisation.
+
+        Returns
+        -------
+        ((n, D) float32 vectors, number of texts longer than the model reads)
+        """
+        self._seen = []
         out = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
                                 normalize_embeddings=self.normalize, show_progress_bar=False)
-        return np.ascontiguousarray(out, dtype=np.float32)
+        seen, self._seen = self._seen, []
+        vectors = np.ascontiguousarray(out, dtype=np.float32)
+        if texts and seen and all(c is not None for c in seen):
+            return vectors, int(sum(c for c in seen if c is not None))
+        return vectors, self.n_truncated(texts)  # no encodings to read: tokenise once more to count

@@ -32,7 +32,7 @@ from lvmdiag.embed.chunking import ChunkParams
 from lvmdiag.embed.encoder import Encoder, resolve_model
 from lvmdiag.embed.inputs import input_kind, input_sha256, read_records
 from lvmdiag.embed.plan import ChunkPlan, build_plan
-from lvmdiag.embed.store_out import reverse_store, write_store
+from lvmdiag.embed.store_out import STORE_FORMATS, reverse_store, store_format, write_store
 from lvmdiag.errors import InputError
 from lvmdiag.results import Result
 
@@ -108,16 +108,19 @@ def work_dir_for(out: str | os.PathLike[str]) -> Path:
 
 
 def reversed_path_for(out: str | os.PathLike[str]) -> Path:
-    """``<stem>.reversed.npz`` beside ``out``."""
+    """``<stem>.reversed.npz`` (or ``.parquet``) beside ``out``."""
     p = Path(out)
     return p.with_name(p.name[: -len(p.suffix)] + ".reversed" + p.suffix)
 
 
 def _embed_iv(input_path: Path, out: Path, chunk_words: tuple[int, int], min_chunks: int, batch_size: int,
-              checkpoint_chunks: int) -> ChunkParams:
+              checkpoint_chunks: int, fmt: str | None) -> ChunkParams:
     input_kind(input_path)
-    if out.suffix != ".npz":
-        raise InputError(f"--out {out} must end in .npz (the article store written).")
+    if fmt is not None and fmt not in STORE_FORMATS.values():
+        raise InputError(f"--format must be npz or parquet; got {fmt!r}.")
+    if fmt is not None and out.suffix.lower() != "." + fmt:
+        raise InputError(f"--out {out} does not end in .{fmt} (--format {fmt}); name it e.g. {out.with_suffix('.' + fmt)}.")
+    store_format(out)  # .npz or .parquet; for Parquet, pyarrow must be installed
     if out.exists() and out.is_dir():
         raise InputError(f"--out {out} is a directory; give a file path such as {out / 'store.npz'}.")
     if out.resolve() == input_path.resolve():
@@ -192,6 +195,7 @@ def embed_text(
     device: str | None = None,
     normalize: bool = True,
     reverse: bool = False,
+    fmt: str | None = None,
     id_column: str = "article_id",
     text_column: str = "text",
     encoder: Encoder | None = None,
@@ -203,7 +207,8 @@ def embed_text(
     ----------
     input_path : JSONL (``article_id``, ``text`` [, ``chunk_index``]), a directory of .txt/.md files,
         or a Parquet file with those columns (see :mod:`lvmdiag.embed.inputs`)
-    out : the store to write (``.npz``); ``<stem>.texts.jsonl`` and ``<stem>.provenance.json`` go beside it
+    out : the store to write (``.npz``, or ``.parquet`` with ``lvmdiag[parquet]``; see
+        :mod:`lvmdiag.embed.store_out`); ``<stem>.texts.jsonl`` and ``<stem>.provenance.json`` go beside it
     model : None for the bundled all-MiniLM-L6-v2, a local model directory, or a cached Hugging Face name
     chunk_words : (min, max) words per chunk (:mod:`lvmdiag.embed.chunking`); unused for pre-chunked input
     min_chunks : articles with fewer chunks are dropped and counted (6 = one window at K = 5)
@@ -211,7 +216,8 @@ def embed_text(
     checkpoint_chunks : chunks per checkpoint written to the work directory
     device : "cpu", "cuda", ... (None: sentence-transformers' choice)
     normalize : L2-normalise the vectors
-    reverse : also write the reversed-article control store ``<stem>.reversed.npz``
+    reverse : also write the reversed-article control store ``<stem>.reversed.npz`` (``.parquet``)
+    fmt : "npz" or "parquet" (None: from ``out``'s suffix); must agree with the suffix
     id_column, text_column : field / column names of the input
     encoder : an already loaded :class:`~lvmdiag.embed.encoder.Encoder` to reuse across calls (e.g. a
         train and a val text); it replaces ``model``, ``device``, ``batch_size`` and ``normalize``
@@ -224,7 +230,7 @@ def embed_text(
     """
     t0 = time.perf_counter()
     src, dst = Path(input_path), Path(out)
-    params = _embed_iv(src, dst, chunk_words, min_chunks, batch_size, checkpoint_chunks)
+    params = _embed_iv(src, dst, chunk_words, min_chunks, batch_size, checkpoint_chunks, fmt)
     in_sha = input_sha256(src)
     plan = build_plan(read_records(src, id_column=id_column, text_column=text_column), params, min_chunks, str(src))
     if encoder is not None:
@@ -255,8 +261,7 @@ def embed_text(
             if encoder is None:
                 encoder = Encoder(spec, device=device, batch_size=batch_size, normalize=normalize)
             t_enc = time.perf_counter()
-            vec = encoder.encode(plan.texts[lo:hi])  # (rows, D)
-            n_trunc = encoder.n_truncated(plan.texts[lo:hi])
+            vec, n_trunc = encoder.encode_counted(plan.texts[lo:hi])  # (rows, D), chunks cut by the encoder
             dim = vec.shape[1]
             truncated += n_trunc
             write_json_atomic(path.with_suffix(".json"), {"rows": hi - lo, "truncated": n_trunc})

