@@ -61,10 +61,20 @@ def delta_distribution_md(d: "DeltaDistribution") -> str:
 
 def article_delta_md(a: "ArticleDelta") -> str:
     ci = a.mean_ci.to_markdown() if a.mean_ci is not None else "—"
-    return md_table(
+    table = md_table(
         [f"{a.unit}s", f"mean of per-{a.unit} Δ", "CI", "sd across", f"share of {a.unit}s with Δ > 0"],
         [[a.n, fmt(a.mean), ci, fmt(a.sd), fmt(a.share_positive)]],
     )
+    if not (a.lowest or a.highest):
+        return table
+    from lvmdiag.data.texts import one_line
+
+    quote = any(e.text for e in a.lowest + a.highest)
+    rows = [[end, e.article or f"row {e.row}", e.row, e.windows, fmt(e.mean_delta)]
+            + ([one_line(e.text)] if quote else [])
+            for end, group in (("lowest", a.lowest), ("highest", a.highest)) for e in group]
+    header = ["end", a.unit, "first row", "windows", "mean Δ"] + (["first chunk"] if quote else [])
+    return "\n".join([table, "", f"{a.unit.capitalize()}s with the most extreme mean Δ:", "", md_table(header, rows)])
 
 
 def bias_result_md(r: "BiasResult", heading: str = "##") -> str:

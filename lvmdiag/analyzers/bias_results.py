@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lvmdiag.analyzers.baselines import BASELINES, BaselineScore
-from lvmdiag.analyzers.bias_state import DELTA_BIN_WIDTH, DELTA_EDGES, TemporalBiasState, numerators
+from lvmdiag.analyzers.bias_state import DELTA_BIN_WIDTH, DELTA_EDGES, NO_ROW, TemporalBiasState, numerators
 from lvmdiag.errors import InputError, LvmdiagWarning
 from lvmdiag.results import ConfidenceInterval, Estimate, Result, TestResult
 from lvmdiag.stats.resampling import cluster_bootstrap_ratio
@@ -52,8 +52,19 @@ class DeltaDistribution(Result):
 
 
 @dataclass(frozen=True)
+class ArticleExtreme(Result):
+    """One article with an extreme mean Δ: where it starts in its split, and its first chunk's text if known."""
+
+    row: int  # first usable window of the article in its split
+    windows: int
+    mean_delta: float
+    article: str = ""  # "article <id>" when the split has ids, else its first row
+    text: str | None = None  # the article's first chunk (a texts file beside the store), else None
+
+
+@dataclass(frozen=True)
 class ArticleDelta(Result):
-    """Distribution of per-article mean Δ (each article weighted once)."""
+    """Distribution of per-article mean Δ (each article weighted once), and its most extreme articles."""
 
     mean: float
     sd: float
@@ -61,6 +72,8 @@ class ArticleDelta(Result):
     n: int
     mean_ci: ConfidenceInterval | None = None
     unit: str = "article"  # "block" when the groups are contiguous blocks
+    lowest: tuple[ArticleExtreme, ...] = ()  # the N_EXTREMES articles with the lowest mean Δ, lowest first
+    highest: tuple[ArticleExtreme, ...] = ()  # ... and the highest, highest first
 
     def to_markdown(self) -> str:
         from lvmdiag.analyzers._bias_markdown import article_delta_md
@@ -234,6 +247,7 @@ def result_from_state(
         share_positive=float(sums[:, 2 * k + 2].sum() / n),
         n=int(round(n)),
     )
+    lowest, highest = _extremes(art, counts, state.first_rows[present])
     per_article = ArticleDelta(
         mean=float(art.mean()),
         sd=float(art.std(ddof=1)) if n_groups > 1 else float("nan"),
@@ -241,6 +255,8 @@ def result_from_state(
         n=n_groups,
         mean_ci=art_ci,
         unit=unit_word,
+        lowest=lowest,
+        highest=highest,
     )
     baselines = {
         b: BaselineScore(est[f"{b}.cos_next"], est[f"{b}.cos_prev"], est[f"{b}.margin"]) for b in BASELINES
@@ -266,3 +282,41 @@ def result_from_state(
         baselines=baselines,
     )
 
+
+#: articles listed at each end of the per-article Δ distribution
+N_EXTREMES = 3
+
+
+def _extremes(art: np.ndarray, counts: np.ndarray, first_rows: np.ndarray
+              ) -> tuple[tuple[ArticleExtreme, ...], tuple[ArticleExtreme, ...]]:
+    """The articles with the lowest and highest mean Δ (ties by first row), when their rows are known and
+    there are more than 2 x N_EXTREMES articles (fewer: the distribution table says it all)."""
+    if art.size <= 2 * N_EXTREMES or np.any(first_rows == NO_ROW):
+        return (), ()
+    order = np.lexsort((first_rows, art))
+
+    def item(j: int) -> ArticleExtreme:
+        return ArticleExtreme(row=int(first_rows[j]), windows=int(round(counts[j])), mean_delta=float(art[j]))
+
+    return tuple(item(j) for j in order[:N_EXTREMES]), tuple(item(j) for j in order[::-1][:N_EXTREMES])
+
+
+def name_extremes(result: "BiasResult", seq: object) -> "BiasResult":
+    """``result`` with its extreme articles named (their id, when the split has ids) and quoted (their
+    first chunk, when a texts file sits beside the store): the rows behind the summary, readable."""
+    from dataclasses import replace
+
+    from lvmdiag.data.texts import window_text
+
+    a = result.per_article_delta
+    if not (a.lowest or a.highest):
+        return result
+    ids = getattr(seq, "article_ids", None)
+    given = ids is not None and getattr(seq, "id_source", "given") == "given"
+
+    def named(e: ArticleExtreme) -> ArticleExtreme:
+        name = f"article {ids[e.row]}" if given else f"{a.unit} at row {e.row}"
+        return replace(e, article=name, text=window_text(seq, e.row, 0))
+
+    return replace(result, per_article_delta=replace(a, lowest=tuple(map(named, a.lowest)),
+                                                     highest=tuple(map(named, a.highest))))

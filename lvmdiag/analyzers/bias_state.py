@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # pragma: no cover
 # addition. Quantiles read from it are exact to within one bin width.
 DELTA_EDGES = np.linspace(-2.0, 2.0, 801)
 DELTA_BIN_WIDTH = float(DELTA_EDGES[1] - DELTA_EDGES[0])
+#: "no row known" in the per-group first rows
+NO_ROW = np.iinfo(np.int64).max
 
 
 # ----------------------------------------------------------------------------------------------
@@ -95,6 +97,7 @@ class TemporalBiasState:
     def reset(self) -> None:
         """Forget everything accumulated (keeps K)."""
         self._counts = np.zeros(0, dtype=np.float64)
+        self._first = np.zeros(0, dtype=np.int64)  # first valid row per group (NO_ROW: none or unknown)
         self._sums = np.zeros((0, n_cols(self.k)) if self.k else (0, 0), dtype=np.float64)
         self.hist = np.zeros(DELTA_EDGES.size - 1, dtype=np.int64)
         self.n_excluded = 0
@@ -112,6 +115,11 @@ class TemporalBiasState:
         return self._sums[: self.n_groups_seen]
 
     @property
+    def first_rows(self) -> np.ndarray:
+        """(G,) the first valid row of each group in its split (``NO_ROW`` where rows were not given)."""
+        return self._first[: self.n_groups_seen]
+
+    @property
     def n_windows(self) -> int:
         return int(round(self.counts.sum()))
 
@@ -121,9 +129,11 @@ class TemporalBiasState:
         cap = max(n, 2 * self._counts.shape[0], 64)
         counts = np.zeros(cap)
         sums = np.zeros((cap, n_cols(self.k)))
+        first = np.full(cap, NO_ROW, dtype=np.int64)
         counts[: self._counts.shape[0]] = self._counts
         sums[: self._sums.shape[0]] = self._sums
-        self._counts, self._sums = counts, sums
+        first[: self._first.shape[0]] = self._first
+        self._counts, self._sums, self._first = counts, sums, first
 
     def _set_shape(self, k: int, d: int | None) -> None:
         if self.k is None:
@@ -145,10 +155,13 @@ class TemporalBiasState:
         targets_block: np.ndarray,
         groups_block: np.ndarray,
         valid_block: np.ndarray | None = None,
+        start: int | None = None,
     ) -> None:
         """Add a block of windows: contexts (B, K, D), targets (B, D), group codes (B,), optional valid mask (B,).
 
         Rows with a zero or non-finite vector, or ``valid_block`` False, are excluded and counted.
+        ``start``: the block's first row in its split, so each group's first row is known (to name and
+        quote the articles with the most extreme Δ).
         """
         contexts = np.asarray(contexts_block, dtype=np.float32)
         targets = np.asarray(targets_block, dtype=np.float32)
@@ -162,10 +175,11 @@ class TemporalBiasState:
         self._set_shape(contexts.shape[1], contexts.shape[2])
         if contexts.shape[0] == 0:
             return
-        self._add(window_cosines(contexts, targets), groups, valid_block)
+        self._add(window_cosines(contexts, targets), groups, valid_block, start)
 
     def update_gram(
-        self, gram_block: np.ndarray, groups_block: np.ndarray, d: int, valid_block: np.ndarray | None = None
+        self, gram_block: np.ndarray, groups_block: np.ndarray, d: int, valid_block: np.ndarray | None = None,
+        start: int | None = None,
     ) -> None:
         """:meth:`update` from the windows' float32 Gram matrices (B, K+1, K+1), target last, instead of
         their vectors (``d`` is the vector dimension): the same sums when the products are the same."""
@@ -178,9 +192,10 @@ class TemporalBiasState:
         self._set_shape(gram.shape[1] - 1, int(d))
         if gram.shape[0] == 0:
             return
-        self._add(gram_cosines(gram), groups, valid_block)
+        self._add(gram_cosines(gram), groups, valid_block, start)
 
-    def _add(self, wc: WindowCosines, groups: np.ndarray, valid_block: np.ndarray | None) -> None:
+    def _add(self, wc: WindowCosines, groups: np.ndarray, valid_block: np.ndarray | None,
+             start: int | None = None) -> None:
         """Add a block's cosines into the per-group sums (rows not ``ok`` or not valid are counted as excluded)."""
         if groups.min() < 0:
             raise InputError("group labels must be non-negative integer codes.")
@@ -204,6 +219,10 @@ class TemporalBiasState:
         self._ensure_groups(int(uniq[-1]) + 1)
         self.n_groups_seen = max(self.n_groups_seen, int(uniq[-1]) + 1)
         self._counts[uniq] += np.bincount(local, minlength=uniq.size)
+        if start is not None:
+            first = np.full(uniq.size, NO_ROW, dtype=np.int64)
+            np.minimum.at(first, local, start + np.flatnonzero(ok))
+            self._first[uniq] = np.minimum(self._first[uniq], first)
         for j in range(cols.shape[1]):  # bincount per column: much faster than np.add.at
             self._sums[uniq, j] += np.bincount(local, weights=cols[:, j], minlength=uniq.size)
         bins = np.clip(((delta - DELTA_EDGES[0]) / DELTA_BIN_WIDTH).astype(np.int64), 0, self.hist.size - 1)
@@ -218,6 +237,7 @@ class TemporalBiasState:
         self.n_groups_seen = max(self.n_groups_seen, other.n_groups_seen)
         self._counts[: other.n_groups_seen] += other.counts
         self._sums[: other.n_groups_seen] += other.sums
+        self._first[: other.n_groups_seen] = np.minimum(self._first[: other.n_groups_seen], other.first_rows)
         self.hist += other.hist
         self.n_excluded += other.n_excluded
         return self

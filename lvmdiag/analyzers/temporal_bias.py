@@ -13,12 +13,13 @@ pairs onto pairs at the same lags, so Δ is unchanged: it cannot tell forward fr
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from lvmdiag.analyzers._readahead import ReadAhead
 from lvmdiag.analyzers.bias_results import (
+    name_extremes,
     BASELINE_CAVEAT,
     DIRECTION_CAVEAT,
     QUANTILES,
@@ -90,7 +91,8 @@ def _accumulate(
     if gram is not None:  # a store whose validation pass kept every window's dot products: no vector read
         for start in range(0, seqs.n, block_rows):
             stop = min(start + block_rows, seqs.n)
-            state.update_gram(gram.block(start, stop), codes[start:stop], seqs.d, None if valid is None else valid[start:stop])
+            state.update_gram(gram.block(start, stop), codes[start:stop], seqs.d, None if valid is None else valid[start:stop],
+                              start=start)
             if progress is not None:
                 progress(done + stop, total)
         return state
@@ -99,7 +101,7 @@ def _accumulate(
         for start, ctx, tgt in seqs.iter_blocks(block_rows):
             stop = start + ctx.shape[0]
             ahead.advise(stop, min(stop + block_rows, seqs.n))  # the disk reads the next block meanwhile
-            state.update(ctx, tgt, codes[start:stop], None if valid is None else valid[start:stop])
+            state.update(ctx, tgt, codes[start:stop], None if valid is None else valid[start:stop], start=start)
             if progress is not None:
                 progress(done + stop, total)
     return state
@@ -155,7 +157,7 @@ def analyze_bias(
     else:
         _, codes = np.unique(_check_labels(seqs, groups), return_inverse=True)
     state = _accumulate(seqs, codes.astype(np.int64).ravel(), int(block_rows), progress)
-    return state.compute(
+    return name_extremes(state.compute(
         n_resamples=int(n_resamples),
         level=float(level),
         rng=rng,
@@ -163,7 +165,7 @@ def analyze_bias(
         group_note=group_note,
         name=seqs.name,
         source=seqs.source,
-    )
+    ), seqs)
 
 
 def _difference_columns(k: int) -> tuple[list[str], list[str]]:
@@ -250,9 +252,17 @@ def compare_bias(
     for nm in names:
         states[nm] = _accumulate(splits[nm], codes[nm].ravel(), int(block_rows), progress, done, total)
         done += splits[nm].n
-    return compare_states(states, {nm: splits[nm].source for nm in names}, reference=reference,
-                          group_method=group_method, group_note=group_note, n_resamples=n_resamples,
-                          level=level, rng=rng, n_permutations=n_permutations, alpha=alpha)
+    return name_comparison(compare_states(states, {nm: splits[nm].source for nm in names}, reference=reference,
+                                          group_method=group_method, group_note=group_note, n_resamples=n_resamples,
+                                          level=level, rng=rng, n_permutations=n_permutations, alpha=alpha), splits)
+
+
+def name_comparison(comparison: BiasComparison, splits: Mapping[str, Any]) -> BiasComparison:
+    """Every split's most extreme articles named and quoted (:func:`name_extremes`)."""
+    from dataclasses import replace
+
+    return replace(comparison, results={nm: name_extremes(r, splits[nm]) if nm in splits else r
+                                        for nm, r in comparison.results.items()})
 
 
 def compare_states(

@@ -40,7 +40,7 @@ class BiasPartState:
         self.inner._set_shape(k, d)
 
     def update(self, block: Block) -> None:
-        self.inner.update(block.contexts, block.targets, block.labels, block.valid)
+        self.inner.update(block.contexts, block.targets, block.labels, block.valid, start=block.start)
 
     def merge(self, other: "BiasPartState") -> "BiasPartState":
         self.inner.merge(other.inner)
@@ -67,16 +67,16 @@ class BiasAnalyzer(SinglePhase):
         return BiasPartState(self.k, self.d)
 
     def finalize(self, states: Mapping[str, BiasPartState], sources: Mapping[str, Any]) -> Any:
-        from lvmdiag.analyzers.temporal_bias import _iv, compare_states
+        from lvmdiag.analyzers.temporal_bias import _iv, compare_states, name_comparison
         from lvmdiag.stats.resampling import as_rng
 
         _iv(self.n_resamples, self.level, 1, self.group_method)
         names = [self.reference] + [n for n in states if n != self.reference]
-        return compare_states({n: states[n].inner for n in names},
+        return name_comparison(compare_states({n: states[n].inner for n in names},
                               {n: getattr(sources[n], "source", n) for n in names}, reference=self.reference,
                               group_method=self.group_method, group_note=self.group_note,
                               n_resamples=self.n_resamples, level=self.level, rng=as_rng(self.seed),
-                              n_permutations=self.n_permutations, alpha=self.alpha)
+                              n_permutations=self.n_permutations, alpha=self.alpha), sources)
 
 
 # ----------------------------------------------------------------------------------------------
