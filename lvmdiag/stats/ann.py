@@ -26,6 +26,8 @@ from lvmdiag.errors import InputError
 #: above this many (query x reference) products the approximate search is chosen when faiss is installed
 #: (measured in benchmarks/README.md: 1.8x faster at 10^9 products, 4.4x at 2.5 x 10^9, recall 1.0 both)
 ANN_MIN_PAIRS = 10**9
+#: rows per (rows x cells) product when assigning cells: bounds that matrix to ~8192 x nlist floats
+_ROWS_PER_PRODUCT = 8192
 #: queries re-searched exhaustively to measure recall
 RECALL_SAMPLE = 2000
 
@@ -112,7 +114,11 @@ class IVFNearest:
                           max_points_per_centroid=16, min_points_per_centroid=1)
         km.train(self.queries if m >= self.nlist else np.repeat(self.queries, self.nlist, 0))
         self.centroids = np.ascontiguousarray(km.centroids, dtype=np.float32)
-        probe = np.argsort(-(self.queries @ self.centroids.T), axis=1)[:, : self.nprobe]  # (m, nprobe)
+        probe = np.empty((m, self.nprobe), dtype=np.int64)  # each query's nprobe nearest cells
+        for s in range(0, m, _ROWS_PER_PRODUCT):  # in slices: the full (m, nlist) products would be O(m^1.5)
+            sim = self.queries[s : s + _ROWS_PER_PRODUCT] @ self.centroids.T
+            probe[s : s + _ROWS_PER_PRODUCT] = (np.argpartition(-sim, self.nprobe - 1, axis=1)[:, : self.nprobe]
+                                                if self.nprobe < self.nlist else np.arange(self.nlist))
         flat_cells = probe.ravel()
         order = np.argsort(flat_cells, kind="stable")
         bounds = np.searchsorted(flat_cells[order], np.arange(self.nlist + 1))
@@ -138,7 +144,8 @@ class IVFNearest:
         refs = np.concatenate([b[0] for b in self._buf])
         ids = np.concatenate([b[1] for b in self._buf])
         self._buf, self._n_buf = [], 0
-        cell = np.argmax(refs @ self.centroids.T, axis=1)
+        cell = np.concatenate([np.argmax(refs[s : s + _ROWS_PER_PRODUCT] @ self.centroids.T, axis=1)
+                               for s in range(0, refs.shape[0], _ROWS_PER_PRODUCT)])
         order = np.argsort(cell, kind="stable")
         bounds = np.searchsorted(cell[order], np.arange(self.nlist + 1))
         for c in range(self.nlist):
