@@ -313,9 +313,14 @@ def name_extremes(result: "BiasResult", seq: object) -> "BiasResult":
         return result
     ids = getattr(seq, "article_ids", None)
     given = ids is not None and getattr(seq, "id_source", "given") == "given"
+    titles = (getattr(seq, "attrs", None) or {}).get("article_names") or {}
 
     def named(e: ArticleExtreme) -> ArticleExtreme:
-        name = f"article {ids[e.row]}" if given else f"{a.unit} at row {e.row}"
+        if given:
+            title = titles.get(int(ids[e.row])) if isinstance(titles, dict) else None
+            name = f"article {ids[e.row]}" + (f" ({title})" if title else "")
+        else:
+            name = f"{a.unit} at row {e.row}"
         return replace(e, article=name, text=window_text(seq, e.row, 0))
 
     return replace(result, per_article_delta=replace(a, lowest=tuple(map(named, a.lowest)),
