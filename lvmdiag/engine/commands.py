@@ -150,7 +150,7 @@ def run_diverge(splits: Mapping[str, Any], *, k: int = 5, allow_pickle: bool = F
                 block_rows: int = 2048, engine: str | None = None, scheduler: str | None = None,
                 progress: ProgressCallback | None = None) -> tuple[Any, RunSummary | None]:
     """``lvmdiag diverge``: :func:`lvmdiag.analyzers.divergence.analyze_divergence`, one-shot or through the engine
-    (``block_rows`` also bounds the classifier's scoring re-reads). Returns (DivergenceResult, RunSummary or None)."""
+    (``block_rows``: windows per streamed block). Returns (DivergenceResult, RunSummary or None)."""
     from lvmdiag.analyzers.divergence import analyze_divergence
 
     engine = resolve_engine(splits, engine, scheduler)
