@@ -421,7 +421,7 @@ def finalize_divergence(states: list[SplitState], ordered: list[Any], names: lis
     for other_state, other_ss in zip(states[1:], ordered[1:]):
         comparisons.append(
             _compare(states[0], ordered[0], other_state, other_ss, fold_of_article, n_permutations, n_bootstrap,
-                     ridge, block_rows, rng, tick, alpha, names_of)
+                     ridge, rng, alpha, names_of)
         )
     shared_notes = []
     ref_articles = set(np.unique(split_codes[0]).tolist())
@@ -478,9 +478,7 @@ def _compare(
     n_perm: int | str,
     n_boot: int,
     ridge: float,
-    block_rows: int,
     rng: np.random.Generator,
-    tick: Callable[[int], None],
     alpha: float = 0.05,
     article_names: Callable[[int], str] | None = None,
 ) -> SplitComparison:
