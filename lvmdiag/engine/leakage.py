@@ -78,11 +78,17 @@ class QuerySideState:
         if len(self.chunk_keys) <= 1:
             return
         keys, slots = np.concatenate(self.chunk_keys), np.concatenate(self.chunk_slots)
-        vecs = np.concatenate(self.chunk_vecs)
         order = np.lexsort((slots, keys))
-        keys, slots, vecs = keys[order], slots[order], vecs[order]
-        first = np.r_[True, keys[1:] != keys[:-1]]
-        self.chunk_keys, self.chunk_slots, self.chunk_vecs = [keys[first]], [slots[first]], [vecs[first]]
+        first = order[np.r_[True, keys[order][1:] != keys[order][:-1]]]  # sorted by key, first slot each
+        # gather the kept vectors piece by piece: no concatenated copy of every piece's vectors
+        sizes = np.array([v.shape[0] for v in self.chunk_vecs])
+        piece = np.repeat(np.arange(sizes.size), sizes)[first]
+        local = first - np.r_[0, np.cumsum(sizes)[:-1]][piece]
+        vecs = np.empty((first.size, self.chunk_vecs[0].shape[1]), dtype=self.chunk_vecs[0].dtype)
+        for i, v in enumerate(self.chunk_vecs):
+            m = piece == i
+            vecs[m] = v[local[m]]
+        self.chunk_keys, self.chunk_slots, self.chunk_vecs = [keys[first]], [slots[first]], [vecs]
 
     def merge(self, other: "QuerySideState") -> "QuerySideState":
         self.keys.blocks.extend(other.keys.blocks)
