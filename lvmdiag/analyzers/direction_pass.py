@@ -105,12 +105,14 @@ class DirectionAccumulator:
         self.k, self.d, self.max_windows, self.salt = k, d, max_windows, int(salt)
         self.sums = np.zeros((0, 2 + 3 * len(self.specs)))  # count, Δ, fwd (L), bwd (L), rounded diff (L)
         self.n_used = 0
+        self.n_rows = 0  # every row seen, usable or not
         self._sample: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # (keys, rows, labels, phi)
         self._n_sample = 0
         self._threshold: np.uint64 | None = None  # largest kept key once the sample is full
 
     def update(self, start: int, ctx: np.ndarray, tgt: np.ndarray, valid: np.ndarray, labels: np.ndarray) -> None:
         """Add one block of rows ``start ..``; ``labels`` are the block rows' article labels."""
+        self.n_rows += int(ctx.shape[0])
         phi, ok, delta, fwd, bwd = block_values(ctx, tgt, valid, self.specs)
         lab = np.asarray(labels, dtype=np.int64)[ok]
         if lab.size == 0:
@@ -127,12 +129,13 @@ class DirectionAccumulator:
         self._grow(other.sums.shape[0])
         self.sums[: other.sums.shape[0]] += other.sums
         self.n_used += other.n_used
+        self.n_rows += other.n_rows
         for part in other._sample:
             self._add_sample(*part)
         self._compact(force=True)
         return self
 
-    def finish(self, n_windows: int) -> "SplitStats":
+    def finish(self) -> "SplitStats":
         """The split's statistics: article sums in label order, the sample in row order."""
         self._compact(force=True)
         keys, rows, labels, phi = self._sample[0] if self._sample else self._empty()
@@ -143,7 +146,7 @@ class DirectionAccumulator:
         return SplitStats(phi=phi, phi_groups=phi_groups.astype(np.int64).ravel(),
                           counts=s[:, 0], delta_sums=s[:, 1], fwd_sums=s[:, 2 : 2 + L], bwd_sums=s[:, 2 + L : 2 + 2 * L],
                           diff_sums=s[:, 2 + 2 * L :], n_used=self.n_used, n_groups=int(present.sum()),
-                          n_windows=n_windows)
+                          n_windows=self.n_rows)
 
     def _grow(self, n: int) -> None:
         if n > self.sums.shape[0]:
@@ -200,7 +203,7 @@ def stream_split(seq: SequenceSet, labels: np.ndarray, block_rows: int, max_wind
         stop = start + ctx.shape[0]
         acc.update(start, ctx, tgt, valid[start:stop], labels[start:stop])
         tick(ctx.shape[0])
-    return acc.finish(seq.n)
+    return acc.finish()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -45,7 +45,6 @@ def plan_sections(sources: Mapping[str, Any], groups: Any, sections: Sequence[st
     sec = "lvmdiag.engine.sections"
     names = [reference] + [n for n in sources if n != reference]
     first = sources[reference]
-    labels = {n: np.asarray(lab, dtype=np.int64) for n, lab in zip(names, groups.labels)}
     opts = {name: dict(o) for name, o in (options or {}).items()}
 
     def kw(name: str, **shared: Any) -> dict[str, Any]:
@@ -56,7 +55,7 @@ def plan_sections(sources: Mapping[str, Any], groups: Any, sections: Sequence[st
             "bias", reference=reference, k=first.k, d=first.d, group_method=groups.method, group_note=groups.note,
             n_resamples=n_bootstrap, seed=seeds["bias"], n_permutations=n_permutations, alpha=alpha)),
         "direction": lambda: section(sec, "DirectionAnalyzer")(**kw(
-            "direction", splits=names, reference=reference, k=first.k, d=first.d, labels=labels,
+            "direction", splits=names, reference=reference, k=first.k, d=first.d,
             method=groups.method, note=groups.note, n_permutations=n_permutations, n_bootstrap=n_bootstrap,
             alpha=alpha, seed=seeds["direction"])),
         "divergence": lambda: section(sec, "plan_divergence_analyzer")(

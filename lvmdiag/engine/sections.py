@@ -106,7 +106,6 @@ class DirectionAnalyzer(SinglePhase):
     reference: str
     k: int
     d: int
-    labels: dict[str, np.ndarray]
     method: str
     note: str
     n_permutations: int | str
@@ -133,15 +132,13 @@ class DirectionAnalyzer(SinglePhase):
     def finalize(self, states: Mapping[str, DirectionPartState], sources: Mapping[str, Any]) -> Any:
         from lvmdiag.analyzers.direction import finalize_direction
         from lvmdiag.errors import InputError
-        from lvmdiag.stats.resampling import as_rng
-
         from lvmdiag.stats.sequential import resolve_cap
 
         resolve_cap(self.n_permutations, 1, self.alpha)  # "auto" or a positive integer
         if self.n_bootstrap < 1:
             raise InputError(f"n_bootstrap must be >= 1; got {self.n_bootstrap}.")
         streams = {name: [np.random.default_rng(int(x)) for x in row] for name, row in zip(self.splits, self._seeds)}
-        stats = {name: states[name].acc.finish(int(self.labels[name].size)) for name in self.splits}
+        stats = {name: states[name].acc.finish() for name in self.splits}
         method, gnote = self.method, self.note
         result = finalize_direction(stats, streams, ref=self.reference, k=self.k, d=self.d, method=method,
                                     gnote=gnote, n_permutations=self.n_permutations, n_bootstrap=self.n_bootstrap,

@@ -28,7 +28,7 @@ def _stream(seq, labels, max_windows, salt, cuts):
     out = parts[order[0]]
     for i in order[1:]:
         out = out.merge(parts[i])
-    return out.finish(seq.n)
+    return out.finish()
 
 
 def test_the_sample_is_the_bottom_k_of_the_row_keys_and_sharding_does_not_change_it(split):
@@ -48,7 +48,7 @@ def test_the_sample_is_the_bottom_k_of_the_row_keys_and_sharding_does_not_change
     rows = np.flatnonzero(ok)
     keep = np.sort(rows[np.argsort(sample_keys(11, rows))[:60]])
     np.testing.assert_allclose(one.phi, phi[np.searchsorted(rows, keep)], rtol=1e-6, atol=1e-6)
-    assert one.phi.shape[0] == 60 and one.n_used == ok.sum()
+    assert one.phi.shape[0] == 60 and one.n_used == ok.sum() and one.n_windows == split.n
 
 
 def test_sums_equal_the_per_window_computation(split):
@@ -77,7 +77,8 @@ def test_memory_stays_bounded_and_the_sample_is_uniform():
         acc.update(s, ctx, tgt, np.ones(1000, bool), np.arange(s, s + 1000) // 50)
         peak = max(peak, sum(p[0].size for p in acc._sample))
     assert peak <= 500 + 500 // 4 + 1000  # compacted whenever it passes 1.25 x max_windows
-    st = acc.finish(n)
+    st = acc.finish()
+    assert st.n_windows == n
     assert st.phi.shape[0] == 500
     # the kept rows spread evenly over the stream: 10 deciles of 50 expected each, binomial 99.9% band
     keys = sample_keys(7, np.arange(n))
