@@ -91,19 +91,21 @@ def test_distinct_rows_keeps_rows_when_a_chunk_is_in_two_articles():
     assert distinct_rows(np.array([1, 2, 3], np.uint64), np.zeros(3, int)) is None  # nothing repeats
 
 
-def test_above_the_cap_whole_articles_are_sampled_the_same_for_any_sharding():
-    store = make_store(n_articles=40, d=6, rho=0.8, rng=5)
+def _full_half_and_cut(seed, **rate):
+    """40 articles accumulated whole, with a sampling ``rate``, and with that rate in two parts cut inside an article."""
+    store = make_store(n_articles=40, d=6, rho=0.8, rng=seed)
     ss = make_splits(store, k=3, ratios=(1.0,), names=("train",), rng=0)["train"]
     codes = ss.article_ids
     folds = np.arange(codes.max() + 1) % 3
     feats = {v: RandomFourierFeatures.create(6, 16, 1.0, rng=2) for v in ("context", "target")}
     args = (folds, feats, 3, 50, lambda n: None)
-    full = accumulate_split(ss, "train", codes, *args)
-    half = accumulate_split(ss, "train", codes, *args, sample_rate=0.5)
     cut = ss.n // 2 + 3
-    parts = accumulate_split(ss.subset(np.arange(cut)), "train", codes[:cut], *args, sample_rate=0.5).merge(
-        accumulate_split(ss.subset(np.arange(cut, ss.n)), "train", codes[cut:], *args, sample_rate=0.5,
-                         row_offset=cut))
+    parts = accumulate_split(ss.subset(np.arange(cut)), "train", codes[:cut], *args, **rate).merge(
+        accumulate_split(ss.subset(np.arange(cut, ss.n)), "train", codes[cut:], *args, **rate, row_offset=cut))
+    return accumulate_split(ss, "train", codes, *args), accumulate_split(ss, "train", codes, *args, **rate), parts
+
+def test_above_the_cap_whole_articles_are_sampled_the_same_for_any_sharding():
+    full, half, parts = _full_half_and_cut(seed=5, sample_rate=0.5)
     np.testing.assert_array_equal(parts.unit_of_row, half.unit_of_row)  # the same sample however it is cut
     # whole articles: a sampled unit keeps every used window, an unsampled one none
     per_unit = np.bincount(half.unit_of_row, minlength=half.n_units)
@@ -120,18 +122,7 @@ def test_above_the_cap_whole_articles_are_sampled_the_same_for_any_sharding():
 
 
 def test_an_article_sample_drops_whole_articles_from_every_sum_the_same_for_any_sharding():
-    store = make_store(n_articles=40, d=6, rho=0.8, rng=6)
-    ss = make_splits(store, k=3, ratios=(1.0,), names=("train",), rng=0)["train"]
-    codes = ss.article_ids
-    folds = np.arange(codes.max() + 1) % 3
-    feats = {v: RandomFourierFeatures.create(6, 16, 1.0, rng=2) for v in ("context", "target")}
-    args = (folds, feats, 3, 50, lambda n: None)
-    full = accumulate_split(ss, "train", codes, *args)
-    half = accumulate_split(ss, "train", codes, *args, article_rate=0.5)
-    cut = ss.n // 2 + 3
-    parts = accumulate_split(ss.subset(np.arange(cut)), "train", codes[:cut], *args, article_rate=0.5).merge(
-        accumulate_split(ss.subset(np.arange(cut, ss.n)), "train", codes[cut:], *args, article_rate=0.5,
-                         row_offset=cut))
+    full, half, parts = _full_half_and_cut(seed=6, article_rate=0.5)
     assert 0 < half.n_units < full.n_units
     np.testing.assert_array_equal(parts.unit_article, half.unit_article)
     assert parts.n_outside == half.n_outside and half.n_used + half.n_outside == full.n_used

@@ -15,17 +15,23 @@ def _data(seed=0, n_units=12, d=5):
     return x, unit
 
 
+def _streamed(x, unit, unit_fold, step):
+    """Fold Grams streamed in uneven blocks of ``step`` rows, and the per-unit sums and row counts."""
+    fold = unit_fold[unit]
+    grams = FoldGrams(x.shape[1], int(unit_fold.max()) + 1)
+    for s in range(0, x.shape[0], step):
+        grams.update(x[s : s + step], fold[s : s + step])
+    sums = np.zeros((unit.max() + 1, x.shape[1]))
+    np.add.at(sums, unit, x.astype(np.float64))
+    return grams, sums, np.bincount(unit).astype(float)
+
+
 def test_fit_from_unit_sums_equals_direct_ridge_per_fold():
     x, unit = _data()
     n_units, d = unit.max() + 1, x.shape[1]
     unit_fold = np.arange(n_units) % 3
     fold = unit_fold[unit]
-    grams = FoldGrams(d, 3)
-    for s in range(0, x.shape[0], 7):  # streamed in uneven blocks
-        grams.update(x[s : s + 7], fold[s : s + 7])
-    sums = np.zeros((n_units, d))
-    np.add.at(sums, unit, x.astype(np.float64))
-    counts = np.bincount(unit).astype(float)
+    grams, sums, counts = _streamed(x, unit, unit_fold, step=7)
     rng = np.random.default_rng(1)
     labels = np.where(rng.random((n_units, 4)) < 0.5, 1.0, -1.0)
     model = fit_ridge_folds(grams.gram, sums, counts, unit_fold, labels, ridge=0.1)
@@ -77,15 +83,10 @@ def test_held_out_auc_from_sums_equals_the_row_by_row_computation():
     # the slow, obvious way: score every held-out row, then Cohen's d with the pooled within-sample variance
     x, unit = _data(seed=5, n_units=16, d=4)
     x[unit % 2 == 1] += 0.4  # units of sample a sit a little apart, so d is not ~0
-    n_units, d = unit.max() + 1, x.shape[1]
+    n_units = unit.max() + 1
     unit_fold = (np.arange(n_units) // 2) % 4  # one unit of each sample per fold
     fold = unit_fold[unit]
-    grams = FoldGrams(d, 4)
-    for s in range(0, x.shape[0], 11):
-        grams.update(x[s : s + 11], fold[s : s + 11])
-    sums = np.zeros((n_units, d))
-    np.add.at(sums, unit, x.astype(np.float64))
-    counts = np.bincount(unit).astype(float)
+    grams, sums, counts = _streamed(x, unit, unit_fold, step=11)
     rng = np.random.default_rng(3)
     labels = np.where(rng.random((n_units, 5)) < 0.5, 1.0, -1.0)
     labels[:, 0] = np.where(np.arange(n_units) % 2 == 1, 1.0, -1.0)  # the planted labelling first
