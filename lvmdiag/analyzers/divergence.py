@@ -368,7 +368,7 @@ def analyze_divergence(
                                        sample_rate=w_rate, article_rate=a_rate))
     return finalize_divergence(states, ordered, names, split_codes, fold_of_article, bandwidths, m_used, grouping,
                                n_permutations=n_permutations, n_bootstrap=n_bootstrap, rff_features=rff_features,
-                               n_folds=n_folds, ridge=ridge, alpha=alpha, block_rows=block_rows, rng=rng, tick=tick)
+                               n_folds=n_folds, ridge=ridge, alpha=alpha, rng=rng)
 
 
 def sample_rates(n_windows: int, n_articles: int, window_cap: int | None, article_cap: int | None
@@ -409,8 +409,7 @@ def plan_divergence(ordered: list[SequenceSet], labels: list[np.ndarray], n_fold
 def finalize_divergence(states: list[SplitState], ordered: list[Any], names: list[str], split_codes: list[np.ndarray],
                         fold_of_article: np.ndarray, bandwidths: dict[str, float], m_used: int, grouping: str, *,
                         n_permutations: int | str, n_bootstrap: int, rff_features: int, n_folds: int, ridge: float,
-                        alpha: float, block_rows: int, rng: np.random.Generator,
-                        tick: Callable[[int], None]) -> DivergenceResult:
+                        alpha: float, rng: np.random.Generator) -> DivergenceResult:
     """The finalize phase of :func:`analyze_divergence` from merged per-split states (reference first).
 
     Every test uses the states alone (``ordered`` supplies article names and chunk texts, not rows).

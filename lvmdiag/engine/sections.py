@@ -225,8 +225,7 @@ class DivergenceAnalyzer(SinglePhase):
             [states[n].split_state() for n in self.names], [sources[n] for n in self.names], self.names,
             [self.split_codes[n] for n in self.names], self.fold_of_article, self.bandwidths, self.m_used,
             self.grouping, n_permutations=self.n_permutations, n_bootstrap=self.n_bootstrap,
-            rff_features=self.rff_features, n_folds=self.n_folds, ridge=self.ridge, alpha=self.alpha,
-            block_rows=self.block_rows, rng=rng, tick=_NOOP)
+            rff_features=self.rff_features, n_folds=self.n_folds, ridge=self.ridge, alpha=self.alpha, rng=rng)
 
 
 def plan_divergence_analyzer(sources: Mapping[str, Any], groups: Any, reference: str, *, n_permutations: int | str,
