@@ -73,16 +73,6 @@ class RidgeFolds:
     weights: np.ndarray
     penalties: np.ndarray  # (F,) lambda used in each fold
 
-    def score(self, x: np.ndarray, fold: np.ndarray, columns: slice = slice(None)) -> np.ndarray:
-        """Out-of-fold scores (n, C') of rows ``x`` (n, P) in folds ``fold`` for the chosen label columns."""
-        xa = augment(x)
-        w = self.weights[:, :, columns].astype(np.float32)
-        out = np.empty((xa.shape[0], w.shape[2]), dtype=np.float32)
-        for f in np.unique(fold):
-            rows = fold == f
-            out[rows] = xa[rows] @ w[f]
-        return out
-
 
 def fit_ridge_folds(
     gram: np.ndarray,
