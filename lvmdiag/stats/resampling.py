@@ -24,6 +24,21 @@ def as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
+def resample_counts(n_units: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_resamples, n_units) float64 counts: each row draws ``n_units`` units with replacement.
+
+    The rows are Multinomial(n_units, uniform) exactly, as ``rng.multinomial`` would give, but
+    drawn as uniform indices and counted: ``multinomial`` samples one binomial per unit and was
+    5-7x slower at 3*10^4 articles (2.5 s of a 1000-resample bootstrap, more than the read of the
+    data it summarised).
+    """
+    idx = rng.integers(0, n_units, size=(n_resamples, n_units))
+    out = np.empty((n_resamples, n_units))
+    for i in range(n_resamples):  # one row at a time: its bins stay in cache
+        out[i] = np.bincount(idx[i], minlength=n_units)
+    return out
+
+
 def permutation_pvalue(observed: float, null: np.ndarray, alternative: str = "two-sided") -> float:
     """(b+1)/(B+1): b null statistics at least as extreme as ``observed``. Never 0."""
     null = np.asarray(null, dtype=float)
@@ -91,10 +106,9 @@ def cluster_bootstrap_ratio(
     rng = as_rng(rng)
     est = sums2.sum(0) / counts.sum()
     reps = np.empty((n_resamples, sums2.shape[1]))
-    p = np.full(g, 1.0 / g)
     for start in range(0, n_resamples, _CHUNK):
         b = min(_CHUNK, n_resamples - start)
-        w = rng.multinomial(g, p, size=b).astype(np.float64)  # (b, G)
+        w = resample_counts(g, b, rng)  # (b, G)
         denom = w @ counts
         denom[denom == 0] = np.nan
         reps[start : start + b] = (w @ sums2) / denom[:, None]
@@ -162,8 +176,8 @@ def group_difference_test(
     ia, ib = np.flatnonzero(in_a), np.flatnonzero(~in_a)
     for start in range(0, n_resamples, _CHUNK):
         b = min(_CHUNK, n_resamples - start)
-        wa = rng.multinomial(ia.size, np.full(ia.size, 1 / ia.size), size=b).astype(np.float64)
-        wb = rng.multinomial(ib.size, np.full(ib.size, 1 / ib.size), size=b).astype(np.float64)
+        wa = resample_counts(ia.size, b, rng)
+        wb = resample_counts(ib.size, b, rng)
         mean_a = (wa @ sums2[ia]) / (wa @ counts[ia])[:, None]
         mean_b = (wb @ sums2[ib]) / (wb @ counts[ib])[:, None]
         boot[start : start + b] = mean_a - mean_b

@@ -19,7 +19,7 @@ import numpy as np
 
 from lvmdiag.errors import InputError
 from lvmdiag.results import ConfidenceInterval
-from lvmdiag.stats.resampling import as_rng
+from lvmdiag.stats.resampling import as_rng, resample_counts
 
 _MAX_CELLS = 4_000_000  # (replicates x rows) cells per chunk in the ECDF statistics (~32 MB float64)
 
@@ -46,8 +46,8 @@ def bootstrap_weights(in_a: np.ndarray, n_resamples: int, rng: np.random.Generat
     wa = np.zeros((n_resamples, in_a.size))
     wb = np.zeros((n_resamples, in_a.size))
     ia, ib = np.flatnonzero(in_a), np.flatnonzero(~in_a)
-    wa[:, ia] = rng.multinomial(ia.size, np.full(ia.size, 1.0 / ia.size), size=n_resamples)
-    wb[:, ib] = rng.multinomial(ib.size, np.full(ib.size, 1.0 / ib.size), size=n_resamples)
+    wa[:, ia] = resample_counts(ia.size, n_resamples, rng)
+    wb[:, ib] = resample_counts(ib.size, n_resamples, rng)
     return wa, wb
 
 

@@ -12,6 +12,7 @@ from lvmdiag.stats.resampling import (
     group_difference_test,
     group_reduce,
     permutation_pvalue,
+    resample_counts,
 )
 
 N_SEEDS = 200
@@ -40,6 +41,19 @@ def test_permutation_pvalue_is_b_plus_one_over_B_plus_one_and_never_zero():
     assert permutation_pvalue(100.0, null) == pytest.approx(1 / 6)
     with pytest.raises(InputError):
         permutation_pvalue(1.0, null, "sideways")
+
+
+def test_resample_counts_are_multinomial_with_equal_probabilities():
+    """Every composition of 3 units drawn 3 times, against scipy's multinomial pmf (chi-square)."""
+    b = 60_000
+    w = resample_counts(3, b, np.random.default_rng(0))
+    assert w.shape == (b, 3) and w.dtype == np.float64
+    assert np.array_equal(w.sum(1), np.full(b, 3.0))  # counts: exact
+    comps, observed = np.unique(w.astype(int), axis=0, return_counts=True)
+    assert len(comps) == 10  # all compositions of 3 into 3 parts occur
+    expected = b * stats.multinomial.pmf(comps, 3, [1 / 3] * 3)
+    # a correct sampler fails this at the 0.001 level once in a thousand seeds; seed fixed
+    assert stats.chisquare(observed, expected).pvalue > 1e-3
 
 
 def test_group_reduce_matches_loop():
