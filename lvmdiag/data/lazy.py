@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from collections import OrderedDict
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -160,6 +160,33 @@ class BlockRows(_RowIndexed):
         while len(self._cache) > self._cache_blocks:
             self._cache.popitem(last=False)
         return arr
+
+    def read_ahead(self) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Every block in file order as ``(start, stop, rows)``, the next one decoded in a background
+        thread while the caller works on this one.
+
+        Decoding (pyarrow) and numpy's kernels release the GIL, so a pass that computes on each block
+        costs about max(read, compute) instead of their sum; two decoded blocks are alive at once.
+        Blocks come from ``read_block`` directly, not through the cache, and the caller must not
+        read this object elsewhere while iterating (``read_block`` need not be thread-safe).
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        n = self.n_blocks
+        if n == 0:
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lvmdiag-read-ahead") as pool:
+            pending = pool.submit(self._read, 0)
+            try:
+                for i in range(n):
+                    arr = pending.result()  # a read error surfaces here, in the caller's thread
+                    if i + 1 < n:
+                        pending = pool.submit(self._read, i + 1)
+                    if arr.flags.writeable:
+                        arr.flags.writeable = False
+                    yield int(self.starts[i]), int(self.starts[i + 1]), arr
+            finally:
+                pending.cancel()  # the caller stopped early: do not decode on its behalf
 
     def _block_of(self, row: int) -> int:
         return int(np.searchsorted(self.starts, row, side="right") - 1)

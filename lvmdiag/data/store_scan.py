@@ -17,7 +17,7 @@ without reading a vector again. The products use the same float32 ``einsum`` red
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -105,6 +105,17 @@ def _spans(vectors: Any) -> list[tuple[int, int]]:
     return [(s, min(s + step, n)) for s in range(0, n, step)]
 
 
+def _read_blocks(vectors: Any, spans: list[tuple[int, int]], read_ahead: bool) -> Iterator[tuple[int, int, Any]]:
+    """``(start, stop, rows)`` over ``spans``. A columnar store's row groups are decoded one ahead in a
+    thread (:meth:`BlockRows.read_ahead`) when nothing else reads the store during the pass (the
+    scattered-successor path gathers partners from it, so it reads in turn)."""
+    if read_ahead and isinstance(vectors, BlockRows):
+        yield from vectors.read_ahead()
+        return
+    for s, e in spans:
+        yield s, e, vectors[s:e]
+
+
 def _dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     # the reduction window_cosines uses for every Gram entry: identical float32 results
     return np.einsum("nd,nd->n", a, b)
@@ -152,8 +163,8 @@ def scan_store_windows(
     spans = _spans(vectors)
     fast = bands is not None and consecutive
     carry_rows, carry_x = np.empty(0, np.int64), np.empty((0, d), np.float32)  # rows whose successors come later
-    for s, e in spans:
-        x = np.asarray(vectors[s:e], dtype=np.float32)  # (m, D): a view of the decoded row group
+    for s, e, block in _read_blocks(vectors, spans, read_ahead=bands is None or fast):
+        x = np.asarray(block, dtype=np.float32)  # (m, D): a view of the decoded row group
         _scan_block(vectors, x, s, e, k, sq, nonfinite, probe, probe_cols, bands if fast else None)
         if fast:
             carry_rows, carry_x = _carry_bands(carry_rows, carry_x, x, s, e, k, bands)  # type: ignore[arg-type]

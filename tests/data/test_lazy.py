@@ -51,6 +51,56 @@ def test_block_rows_reads_only_needed_blocks_and_caches_two():
     assert not view.flags.writeable  # cached blocks cannot be changed through a view
 
 
+def test_read_ahead_yields_every_block_once_and_decodes_the_next_while_the_caller_works():
+    import threading
+
+    arr = np.arange(60, dtype=np.float32).reshape(30, 2)
+    sizes = [4, 11, 1, 14]
+    starts = np.r_[0, np.cumsum(sizes)]
+    started = [threading.Event() for _ in sizes]
+    threads = {}
+
+    def read(i):
+        started[i].set()
+        threads[i] = threading.current_thread().name
+        return arr[starts[i] : starts[i + 1]].copy()
+
+    rows = BlockRows(sizes, read, (2,), np.float32)
+    got = []
+    for s, e, block in rows.read_ahead():
+        i = len(got)
+        if i + 1 < len(sizes):  # block i + 1 is being read before the caller is done with block i
+            assert started[i + 1].wait(timeout=30)
+        assert not block.flags.writeable
+        got.append((s, e, block))
+    assert [(s, e) for s, e, _ in got] == list(zip(starts[:-1], starts[1:]))
+    assert np.array_equal(np.concatenate([b for _, _, b in got]), arr)
+    assert sorted(threads) == [0, 1, 2, 3] and threads[0] != threading.current_thread().name
+
+
+def test_read_ahead_raises_the_read_error_and_stops_early_without_reading_on():
+    from lvmdiag.errors import InputError
+
+    arr = np.zeros((20, 2), np.float32)
+    reads = []
+
+    def read(i):
+        reads.append(i)
+        if i == 2:
+            raise InputError("block 2 is bad")
+        return arr[5 * i : 5 * i + 5].copy()
+
+    rows = BlockRows([5, 5, 5, 5], read, (2,), np.float32)
+    with pytest.raises(InputError, match="block 2 is bad"):
+        for _ in rows.read_ahead():
+            pass
+    reads.clear()
+    it = rows.read_ahead()
+    next(it)
+    it.close()  # the caller stops after block 0: at most the block already asked for is read
+    assert reads in ([0], [0, 1])
+
+
 def test_gather_rows_reuses_a_buffer_only_when_released():
     src = np.random.default_rng(1).standard_normal((100, 4)).astype(np.float32)
     index = np.arange(90)[:, None] + np.arange(5)[None]
