@@ -27,7 +27,7 @@ import numpy as np
 
 from lvmdiag.data._npz import NpzArchive
 from lvmdiag.data.validate import block_rows_for, file_label, require_float, warn
-from lvmdiag.data.windows import window_indices
+from lvmdiag.data.windows import unsorted_order, window_indices
 from lvmdiag.errors import InputError
 
 STORE_FORMS = ("arxiv_store", "wikipedia_store", "python_docs_store")
@@ -249,8 +249,8 @@ def _require_int(arr: np.ndarray, key: str, fname: str) -> None:
 
 def _check_chunk_order(article: np.ndarray, chunk: np.ndarray, fname: str) -> None:
     """Warn about repeated or missing chunk positions (windows would then join non-adjacent chunks)."""
-    order = np.lexsort((chunk, article))
-    a, c = article[order], chunk[order]
+    order = unsorted_order(article, chunk)
+    a, c = (article, chunk) if order is None else (article[order], chunk[order])
     same = a[1:] == a[:-1]
     step = np.diff(c)
     n_repeat = int((same & (step == 0)).sum())

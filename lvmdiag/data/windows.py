@@ -9,10 +9,32 @@ from lvmdiag.errors import InputError
 
 def article_order(article_ids: np.ndarray, chunk_index: np.ndarray | None = None) -> np.ndarray:
     """Row order that sorts chunks by (article, chunk); row order within an article when no chunk index."""
+    order = unsorted_order(article_ids, chunk_index)
+    return np.arange(np.asarray(article_ids).size) if order is None else order
+
+
+def unsorted_order(article_ids: np.ndarray, chunk_index: np.ndarray | None = None) -> np.ndarray | None:
+    """:func:`article_order`, or None when the rows are in that order already.
+
+    Stores are usually written in (article, chunk) order; checking that is one comparison per row,
+    while the stable sort it spares took a tenth of a second per 10^6 rows (the same result: a stable
+    sort of sorted keys is the identity).
+    """
     article_ids = np.asarray(article_ids)
+    if article_ids.size < 2:
+        return None
+    with np.errstate(invalid="ignore"):
+        a, b = article_ids[:-1], article_ids[1:]
+        if chunk_index is None:
+            in_order = bool(np.all(a <= b))
+        else:
+            chunk_index = np.asarray(chunk_index)
+            in_order = bool(np.all((a < b) | ((a == b) & (chunk_index[:-1] <= chunk_index[1:]))))
+    if in_order:
+        return None
     if chunk_index is None:
         return np.argsort(article_ids, kind="stable")
-    return np.lexsort((np.asarray(chunk_index), article_ids))
+    return np.lexsort((chunk_index, article_ids))
 
 
 def window_indices(
@@ -31,18 +53,14 @@ def window_indices(
     if k < 1:
         raise InputError(f"window length K must be >= 1; got {k}.")
     article_ids = np.asarray(article_ids)
-    order = article_order(article_ids, chunk_index)
-    sorted_ids = article_ids[order]
+    order = unsorted_order(article_ids, chunk_index)
+    sorted_ids = article_ids if order is None else article_ids[order]
     n = sorted_ids.size
-    if n == 0:
+    if n <= k:
         return np.empty((0, k), np.int64), np.empty(0, np.int64), sorted_ids[:0]
-    # position of each sorted row within its article run
-    starts = np.r_[0, np.flatnonzero(sorted_ids[1:] != sorted_ids[:-1]) + 1]
-    lengths = np.diff(np.r_[starts, n])
-    run_start = np.repeat(starts, lengths)
-    run_len = np.repeat(lengths, lengths)
-    pos = np.arange(n) - run_start
-    first = np.flatnonzero(pos + k < run_len)  # sorted positions where a window starts
-    offsets = np.arange(k + 1)
-    span = order[first[:, None] + offsets[None, :]]  # (W, k+1) original rows
-    return span[:, :k].astype(np.int64), span[:, k].astype(np.int64), sorted_ids[first]
+    # sorted runs: a window starts at i when the chunk k places on is in the same article
+    first = np.flatnonzero(sorted_ids[k:] == sorted_ids[:-k])
+    span = first[:, None] + np.arange(k + 1, dtype=np.int64)  # (W, k+1) sorted positions
+    if order is not None:
+        span = order[span]  # original rows
+    return np.ascontiguousarray(span[:, :k], dtype=np.int64), span[:, k].astype(np.int64), sorted_ids[first]
