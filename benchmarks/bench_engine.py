@@ -178,12 +178,17 @@ def dask_vs_local(args: argparse.Namespace) -> None:
     plan = lambda: plan_sections(loaded, groups, SECTIONS, "train", n_permutations=args.perms,  # noqa: E731
                                  n_bootstrap=args.perms, threshold=0.98, alpha=0.05, seeds=seeds)[0]
     parts = parts_of(loaded, groups, "train")
+    if args.cold:  # both runs read from disk (else the second finds what the first left cached)
+        evict(paths)
     _, states, local = run_local(parts, plan(), block_rows=BLOCK_ROWS)
     sizes = {k: len(pickle.dumps(v)) for k, v in states.items()}
     del states
+    if args.cold:
+        evict(paths)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
         _, _, dsk = run_dask(parts, plan(), block_rows=BLOCK_ROWS, scheduler=cl.scheduler_address)
-    print(f"| {args.n:,} + {args.n // 4:,} windows, {args.d}-d, {len(parts)} parts | local stream {local.stream_seconds:.1f} s "
+    print(f"| {args.n:,} + {args.n // 4:,} windows, {args.d}-d, {len(parts)} parts"
+          f"{', cold: evicted before each run' if args.cold else ''} | local stream {local.stream_seconds:.1f} s "
           f"| dask 2 workers stream {dsk.stream_seconds:.1f} s ({dsk.stream_seconds / local.stream_seconds:.2f}x) | "
           + ", ".join(f"{k} {v / 2**20:.1f} MB" for k, v in sizes.items()) + " |")
 
