@@ -15,5 +15,9 @@ class RunDirError(LvmdiagError, ValueError):
     """A training run directory cannot be read."""
 
 
+class EngineError(LvmdiagError, RuntimeError):
+    """A distributed run could not finish (workers lost beyond the retries). Nothing partial is reported."""
+
+
 class LvmdiagWarning(UserWarning):
     """Legal but degraded input: the analysis continues, the warning says what was excluded or assumed."""

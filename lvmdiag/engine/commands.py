@@ -159,7 +159,7 @@ def run_diverge(splits: Mapping[str, Any], *, k: int = 5, allow_pickle: bool = F
                                   n_bootstrap=n_bootstrap, rff_features=rff_features, rng=seed, block_rows=block_rows,
                                   progress=progress), None
     _need_two(splits, "diverge")
-    options = {"divergence": {"rff_features": rff_features, "block_rows": block_rows}}
+    options = {"divergence": {"rff_features": rff_features}}
     results, _, summary = _run(splits, ["divergence"], options, k=k, allow_pickle=allow_pickle, seed=seed,
                                n_permutations=n_permutations, n_bootstrap=n_bootstrap, engine=engine,
                                scheduler=scheduler, block_rows=block_rows, progress=progress)

@@ -1,6 +1,7 @@
 """The Dask runner: every part is one task, states combine by a tree reduction of ``merge``, finalize on the client.
 
-Built on ``dask.delayed`` and ``distributed`` (the ``lvmdiag[dask]`` extra), imported lazily. Phase-0
+Built on ``distributed`` futures (the ``lvmdiag[dask]`` extra), imported lazily. The analyzers' plans are
+scattered to every worker once; each part is a task, and the progress callback ticks as parts finish. Phase-0
 parts (every split but train) are reduced first; the analyzers' ``prepare`` runs as one task on that
 reduction (leakage builds its query sets there) and every phase-1 task depends on it, so each row is
 still read once. Tasks are retried (``retries``) when a worker dies; the rows each task read are
@@ -17,7 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 from lvmdiag.engine.block import Part
 from lvmdiag.engine.protocol import merge_split_states
 from lvmdiag.engine.runner import RunSummary, check_rows, process_part, split_phase
-from lvmdiag.errors import InputError
+from lvmdiag.errors import EngineError, InputError, LvmdiagError
 
 ProgressCallback = Callable[[int, int], None]
 #: parts merged per reduction task (a tree of this arity)
@@ -52,14 +53,17 @@ def _combine(*items: tuple[dict, dict, int]) -> tuple[dict, dict, int]:
     return states, rows, blocks
 
 
-def _tree(items: list[Any]) -> Any:
-    from dask import delayed
+def _empty() -> tuple[dict, dict, int]:
+    return {}, {}, 0
 
+
+def _tree(client: Any, items: list[Any], retries: int) -> Any:
+    """One future: ``items`` (futures, in row order) merged by ``_combine`` tasks, FAN_IN at a time."""
     if not items:
-        return delayed(lambda: ({}, {}, 0))()
+        return client.submit(_empty, pure=False)
     while len(items) > 1:
-        items = [delayed(_combine)(*items[i : i + FAN_IN]) if len(items[i : i + FAN_IN]) > 1 else items[i]
-                 for i in range(0, len(items), FAN_IN)]
+        groups = [items[i : i + FAN_IN] for i in range(0, len(items), FAN_IN)]
+        items = [client.submit(_combine, *g, pure=False, retries=retries) if len(g) > 1 else g[0] for g in groups]
     return items[0]
 
 
@@ -146,8 +150,6 @@ def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int
     ``tcp://host:8786``); else a :func:`default_cluster` started and closed here.
     """
     distributed = _require()
-    from dask import delayed
-
     if client is None:
         with dask_client(scheduler) as own:
             return run_dask(parts, analyzers, block_rows=block_rows, client=own, retries=retries, progress=progress)
@@ -156,17 +158,38 @@ def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int
     t0 = time.perf_counter()
     p0 = [p for p in parts if split_phase(analyzers, p.split) == 0]
     p1 = [p for p in parts if split_phase(analyzers, p.split) == 1]
-    task = delayed(_task, pure=False)
-    red0 = _tree([task(p, analyzers, block_rows) for p in p0])
-    prepared = delayed(_prepare)(analyzers, red0)
-    red = _tree([red0] + [task(p, prepared, block_rows) for p in p1])
-    fut_prep, fut_red = client.compute([prepared, red], retries=retries)
+    # the plans (split codes, query sets' sources, ...) go to every worker once, not inside every task
+    [plans] = client.scatter([list(analyzers)], broadcast=True, hash=False)
+    tasks0 = [client.submit(_task, p, plans, block_rows, pure=False, retries=retries) for p in p0]
+    red0 = _tree(client, list(tasks0), retries)
+    fut_prep = client.submit(_prepare, plans, red0, pure=False, retries=retries)
+    tasks1 = [client.submit(_task, p, fut_prep, block_rows, pure=False, retries=retries) for p in p1]
+    fut_red = _tree(client, [red0] + tasks1, retries)
+    rows_of = {t.key: p.n for t, p in zip(tasks0 + tasks1, p0 + p1)}
+    pending = distributed.as_completed(tasks0 + tasks1)
+    del red0, tasks0, tasks1  # hold no part's state here: each is released once merged
+    total, done, finished = sum(p.n for p in parts), 0, 0
     if progress is not None:
-        total = sum(p.n for p in parts)
-        distributed.wait([fut_red])
-        progress(total, total)
-    prepared_analyzers = fut_prep.result()
-    states, rows_read, n_blocks = fut_red.result()
+        progress(0, total)
+    try:
+        for fut in pending:  # a tick per part as it finishes
+            if fut.status != "finished":
+                fut.result()  # raises the part's error now rather than after every other part
+            finished += 1
+            done += rows_of[fut.key]
+            if progress is not None:
+                progress(done, total)
+        prepared_analyzers = fut_prep.result()
+        states, rows_read, n_blocks = fut_red.result()
+    except LvmdiagError:
+        raise  # a bad shard found on a worker: its own one-line message
+    except Exception as exc:  # workers lost beyond the retries, data lost with them
+        line = (str(exc).strip().splitlines() or [""])[0]
+        raise EngineError(
+            f"the Dask run failed ({type(exc).__name__}: {line}) after {finished} of {len(rows_of)} parts "
+            f"({done} of {total} windows) finished; no result is reported from a partial run. Rerun, or give the "
+            "cluster more workers or memory."
+        ) from exc
     seconds = time.perf_counter() - t0
     check_rows(parts, rows_read)
     sizes = {name: len(pickle.dumps(per, protocol=pickle.HIGHEST_PROTOCOL)) for name, per in states.items()}

@@ -202,7 +202,6 @@ class DivergenceAnalyzer(SinglePhase):
     n_folds: int = 5
     ridge: float = 1e-2
     alpha: float = 0.05
-    block_rows: int = 2048
     sample_rates: dict = field(default_factory=dict)  # split -> (article rate, per-window rate): divergence.sample_rates
     name: str = "divergence"
 
@@ -231,7 +230,7 @@ class DivergenceAnalyzer(SinglePhase):
 def plan_divergence_analyzer(sources: Mapping[str, Any], groups: Any, reference: str, *, n_permutations: int | str,
                              n_bootstrap: int, alpha: float, seed: Any, rff_features: int = 512,
                              bandwidth_subsample: int = 1000, n_folds: int = 5, ridge: float = 1e-2,
-                             block_rows: int = 2048, window_cap: int | None | str = "default",
+                             window_cap: int | None | str = "default",
                              article_cap: int | None | str = "default") -> DivergenceAnalyzer:
     """Plan divergence as :func:`analyze_divergence` does before its pass (same draws from ``seed``)."""
     from lvmdiag.analyzers.divergence import _resolve_labels, plan_divergence, sample_rates
@@ -260,6 +259,6 @@ def plan_divergence_analyzer(sources: Mapping[str, Any], groups: Any, reference:
         fold_of_article=fold_of_article, features=features, bandwidths=bandwidths, m_used=m_used,
         grouping=grouping, d=ordered[0].d, k=ordered[0].k, rng_state=rng.bit_generator.state,
         n_permutations=n_permutations, n_bootstrap=n_bootstrap, rff_features=rff_features, n_folds=n_folds,
-        ridge=ridge, alpha=alpha, block_rows=block_rows,
+        ridge=ridge, alpha=alpha,
         sample_rates={n: sample_rates(s.n, int(np.unique(c).size), window_cap, article_cap)
                       for n, s, c in zip(names, ordered, split_codes)})

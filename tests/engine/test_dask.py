@@ -104,6 +104,56 @@ def test_a_worker_that_dies_mid_run_is_replaced_and_the_result_is_complete(split
         assert (states["bias"][n].inner.counts == ref["bias"][n].inner.counts).all()
 
 
+class AlwaysDies:
+    """A row source whose every read kills the worker process (a shard that crashes any node)."""
+
+    def __init__(self, seq):
+        self.seq = seq
+
+    @property
+    def n(self):
+        return self.seq.n
+
+    def iter_blocks(self, block_rows=8192):
+        import os
+
+        os._exit(1)
+        yield from ()
+
+
+def test_dask_progress_ticks_as_parts_finish_and_a_part_that_always_kills_its_worker_fails_in_one_line(splits):
+    """Progress: one tick per part, monotone, ending at every window. A part that kills every worker it
+    runs on: an EngineError naming what finished, never a result from the other parts."""
+    import dask
+
+    distributed = pytest.importorskip("distributed")
+    from lvmdiag.data.groups import resolve_groups
+    from lvmdiag.engine.block import Part
+    from lvmdiag.engine.dask_runner import run_dask
+    from lvmdiag.engine.sections import BiasAnalyzer
+    from lvmdiag.errors import EngineError
+
+    groups = resolve_groups(list(splits.values()))
+    an = [BiasAnalyzer("train", 3, 10, groups.method, groups.note, 20)]
+    parts = []
+    for (n, s), lab in zip(splits.items(), groups.labels):
+        cuts = [0, s.n // 2, s.n]
+        parts += [Part(n, a, s.subset(np.arange(a, b)), lab[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+    total = sum(p.n for p in parts)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cl:
+            ticks = []
+            _, _, summary = run_dask(parts, an, scheduler=cl.scheduler_address, progress=lambda d, t: ticks.append((d, t)))
+            assert summary.rows_read == {n: s.n for n, s in splits.items()}
+            assert ticks[0] == (0, total) and ticks[-1] == (total, total) and len(ticks) == len(parts) + 1
+            assert all(a[0] < b[0] for a, b in zip(ticks, ticks[1:]))
+            bad = parts[:-1] + [Part(parts[-1].split, parts[-1].start, AlwaysDies(parts[-1].source), parts[-1].labels)]
+            with pytest.raises(EngineError, match=r"the Dask run failed \(KilledWorker.*no result is reported") as err:
+                run_dask(bad, an, scheduler=cl.scheduler_address, retries=0)
+            assert "\n" not in str(err.value)
+
+
 def test_the_approximate_leakage_search_runs_on_dask_like_locally(cluster):
     pytest.importorskip("faiss")
     from lvmdiag.data.groups import resolve_groups
