@@ -75,7 +75,7 @@ class DirectionFit:
 def fit_direction(phi: np.ndarray, ridge: float = 1.0, blocks: tuple[int, ...] | None = None) -> DirectionFit:
     """Fit the ridge discriminant of given vs reversed order on odd features ``phi`` (n, p)."""
     gram = _gram(phi)
-    rhs = phi.astype(np.float64).sum(axis=0)
+    rhs = phi.sum(axis=0, dtype=np.float64)  # no float64 copy of phi (the same sums, in the same order)
     return DirectionFit(_ridge_inverse(gram, ridge, blocks) @ rhs, ridge)
 
 
@@ -103,7 +103,9 @@ class ArticleDirectionCV:
         self.rows = [np.flatnonzero(fold_of_row == f) for f in range(n_folds)]
         # per-article feature sums: the only part of the fit that an article flip changes
         u = np.zeros((self.n_groups, phi.shape[1]))
-        np.add.at(u, self.groups, phi.astype(np.float64))
+        for start in range(0, phi.shape[0], 16384):  # float64 copies of a block at a time, not of phi
+            rows = slice(start, start + 16384)
+            np.add.at(u, self.groups[rows], phi[rows].astype(np.float64))
         self.u = u
         fold_grams = [_gram(phi[r]) for r in self.rows]
         total = np.sum(fold_grams, axis=0)
