@@ -99,6 +99,29 @@ class _Source:
         return self.part_labels[self.block_part[block]] if self.part_labels else self.label
 
 
+class _ParquetFiles:
+    """Open ``ParquetFile`` handles that pickle as their absolute paths: a Dask task (or any process the
+    source is sent to) reopens each file where it runs, on first use (pyarrow's readers cannot be pickled)."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = [str(Path(p).resolve()) for p in paths]
+        self._open: dict[int, Any] = {}
+
+    def __getitem__(self, i: int) -> Any:
+        handle = self._open.get(i)
+        if handle is None:
+            import pyarrow.parquet as pq
+
+            handle = self._open[i] = pq.ParquetFile(self.paths[i], memory_map=True)
+        return handle
+
+    def __getstate__(self) -> dict:
+        return {"paths": self.paths}
+
+    def __setstate__(self, state: dict) -> None:
+        self.paths, self._open = state["paths"], {}
+
+
 def _open_parquet(path: Path, fname: str) -> _Source:
     pa = _pyarrow(fname)
     import pyarrow.parquet as pq
@@ -106,14 +129,14 @@ def _open_parquet(path: Path, fname: str) -> _Source:
     files = _parquet_files(path) if path.is_dir() else [path]
     if not files:
         raise InputError(f"directory {fname} holds no .parquet files.")
-    handles, labels, schemas, block_part, sizes, index = [], [], [], [], [], []
+    handles = _ParquetFiles(files)
+    labels, schemas, block_part, sizes, index = [], [], [], [], []
     for i, f in enumerate(files):
         label = str(f) if not path.is_dir() else f"{fname}/{f.relative_to(path)}"
         try:
-            pf = pq.ParquetFile(f, memory_map=True)
+            pf = handles[i]
         except (pa.ArrowInvalid, OSError) as exc:
             raise InputError(f"{label} cannot be read as Parquet ({str(exc).splitlines()[0]}); the file looks truncated or corrupt.") from None
-        handles.append(pf)
         labels.append(label)
         schemas.append(pf.schema_arrow)
         for rg in range(pf.metadata.num_row_groups):
@@ -132,7 +155,7 @@ def _open_parquet(path: Path, fname: str) -> _Source:
         col = table.column(0)
         return col.chunk(0) if col.num_chunks == 1 else pa.concat_arrays(col.chunks)
 
-    return _Source(fname, "parquet", schemas[0], labels, schemas, block_part, sizes, read, handles)
+    return _Source(fname, "parquet", schemas[0], labels, schemas, block_part, sizes, read, [handles])
 
 
 def _ipc_table(f: Path, label: str) -> Any:

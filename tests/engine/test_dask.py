@@ -64,6 +64,37 @@ def test_bad_shards_fail_in_one_line(splits, tmp_path):
         analyze_data({"train": [train[0], tmp_path / "gone"], "val": val}, **FAST)
 
 
+def _parquet_store(store, path, shards=1, id_offset=0):
+    """An article store written by pyarrow (embedding fixed_size_list, article_id, chunk_index), in shards."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    d = store.vectors.shape[1]
+    table = pa.table({"embedding": pa.FixedSizeListArray.from_arrays(pa.array(store.vectors.astype(np.float32).ravel()), d),
+                      "article_id": pa.array(store.article_ids + id_offset), "chunk_index": pa.array(store.chunk_index)})
+    if shards == 1:
+        pq.write_table(table, path, row_group_size=50)
+        return path
+    path.mkdir()
+    cuts = np.linspace(0, table.num_rows, shards + 1).astype(int)
+    for i, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
+        pq.write_table(table.slice(a, b - a), path / f"part-{i:03d}.parquet", row_group_size=40)
+    return path
+
+
+def test_parquet_inputs_run_on_dask_like_locally(tmp_path, cluster):
+    """A Parquet store (one file, and a folder of shards cutting articles) is sent to the workers by path
+    and reopened there (pyarrow's readers cannot be pickled); the report equals the local one."""
+    train = make_store(n_articles=24, d=10, rho=0.8, length=(8, 14), rng=11)
+    val = make_store(n_articles=8, d=10, rho=0.8, length=(8, 14), rng=12)
+    inputs = {"train": _parquet_store(train, tmp_path / "train", shards=3),
+              "val": _parquet_store(val, tmp_path / "val.parquet", id_offset=1000)}
+    local = analyze_data(inputs, **FAST).to_dict()
+    remote = analyze_data(inputs, engine="dask", scheduler=cluster.scheduler_address, **FAST).to_dict()
+    assert remote["engine"]["rows_read"] == local["engine"]["rows_read"]
+    assert_same_report(remote, local)
+
+
 class DiesOnce:
     """A row source whose first read kills the worker process (a node lost mid-run)."""
 
