@@ -98,6 +98,21 @@ class _Source:
     def where(self, block: int) -> str:
         return self.part_labels[self.block_part[block]] if self.part_labels else self.label
 
+    def first_row_in_file(self) -> np.ndarray:
+        """(blocks,) row of each block's first row within its own file (error messages name the file)."""
+        starts = np.r_[0, np.cumsum(self.sizes)].astype(np.int64)[:-1]
+        part = np.asarray(self.block_part, dtype=np.int64)
+        if part.size == 0:
+            return starts
+        new_file = np.r_[True, part[1:] != part[:-1]]
+        return starts - np.maximum.accumulate(np.where(new_file, starts, 0))
+
+    def check_column_everywhere(self, col: str) -> None:
+        """Every file of the source has ``col`` (the first one has it: that is where it was found)."""
+        for label, schema in zip(self.part_labels, self.part_schemas):
+            if schema.get_field_index(col) < 0:
+                raise InputError(f"shard {label} has no column `{col}` (the first shard has it); all shards need the same columns.")
+
 
 class _ParquetFiles:
     """Open ``ParquetFile`` handles that pickle as their absolute paths: a Dask task (or any process the
@@ -243,11 +258,18 @@ def _resolve(src: _Source, role: str, columns: Mapping[str, str], required: bool
                 f"{src.label} has no column `{given}` (given for {role}); columns: {', '.join(f'`{n}`' for n in names)}."
             )
         return given
-    found = next((a for a in COLUMN_ALIASES[role] if a in names), None)
+    matches = [a for a in COLUMN_ALIASES[role] if a in names]
+    if len(matches) > 1:  # guessing would silently analyse whichever comes first
+        raise InputError(
+            f"{src.label} has {len(matches)} columns that could be the {what} column "
+            f"({', '.join(f'`{m}`' for m in matches)}); say which with the global option "
+            f"`lvmdiag --columns {role}=NAME COMMAND ...` (API: columns={{'{role}': NAME}})."
+        )
+    found = matches[0] if matches else None
     if found is None and required:
         raise InputError(
             f"{src.label} has no {what} column (looked for {', '.join(COLUMN_ALIASES[role])}); columns: "
-            f"{', '.join(f'`{n}`' for n in names) or 'none'}. Name it with --columns {role}=NAME (columns={{'{role}': NAME}})."
+            f"{', '.join(f'`{n}`' for n in names) or 'none'}. Name it with the global option `lvmdiag --columns {role}=NAME COMMAND ...` (API: columns={{'{role}': NAME}})."
         )
     return found
 
@@ -367,18 +389,16 @@ def _vector_rows(src: _Source, col: str, depth: int) -> BlockRows:
         raise InputError(f"column `{col}` in {where0} must hold {shape}; its type is {field_type}.")
     dtype = _check_leaf(leaf, where0, col)
     fixed = _fixed_shape(field_type, depth)
+    src.check_column_everywhere(col)
     for label, schema in zip(src.part_labels, src.part_schemas):
-        idx = schema.get_field_index(col)
-        if idx < 0:
-            raise InputError(f"shard {label} has no column `{col}` (the first shard has it); all shards need the same columns.")
-        other = _fixed_shape(schema.field(idx).type, depth)
+        other = _fixed_shape(schema.field(schema.get_field_index(col)).type, depth)
         for a, b in zip(fixed, other):
             if a is not None and b is not None and a != b:
                 raise InputError(
                     f"shard {label} has `{col}` of shape {other} per row but {src.part_labels[0]} has {fixed}; "
                     "every shard must come from the same encoder and window length."
                 )
-    starts = np.r_[0, np.cumsum(src.sizes)].astype(np.int64)
+    starts = src.first_row_in_file()  # errors name the file, so rows count within it
     expect: list[tuple[int, ...] | None] = [None if None in fixed else tuple(int(x) for x in fixed)]  # type: ignore[arg-type]
     first = None
     if expect[0] is None:
@@ -401,11 +421,13 @@ def _plain_column(src: _Source, col: str) -> np.ndarray:
     """A scalar (or fixed-size list of scalars) column read whole, as numpy (ids, positions, extras)."""
     import pyarrow as pa
 
+    src.check_column_everywhere(col)
+    row0 = src.first_row_in_file()
     parts = []
     for b in range(len(src.sizes)):
         arr = src.read(b, col)
         if arr.null_count:
-            bad = int(np.flatnonzero(np.asarray(arr.is_null()))[0]) + int(sum(src.sizes[:b]))
+            bad = int(np.flatnonzero(np.asarray(arr.is_null()))[0]) + int(row0[b])
             raise InputError(f"column `{col}` in {src.where(b)} has {arr.null_count} nulls (first in row {bad}); fill or drop them.")
         if pa.types.is_fixed_size_list(arr.type):
             flat = arr.flatten()

@@ -99,6 +99,17 @@ def test_missing_id_column(store, tmp_path):
         load_article_store(tmp_path / "noid.parquet")
 
 
+def test_two_columns_that_could_be_the_vectors_are_refused_not_guessed(store, tmp_path):
+    table = store_table(store, vec="embedding")
+    table = table.append_column("vector", vector_array(pa, store.vectors[::-1].copy(), True))
+    pq.write_table(table, tmp_path / "both.parquet")
+    with pytest.raises(InputError, match=r"both.parquet has 2 columns that could be the vector column \(`embedding`, "
+                                         r"`vector`\); say which with the global option `lvmdiag --columns vector=NAME"):
+        load_article_store(tmp_path / "both.parquet")
+    chosen = load_article_store(tmp_path / "both.parquet", columns={"vector": "vector"})
+    assert np.array_equal(np.asarray(chosen.vectors), store.vectors[::-1])
+
+
 def test_float_ids_and_null_ids_refused(store, tmp_path):
     t = store_table(store).set_column(1, "doc_id", pa.array(store.article_ids.astype(np.float64)))
     pq.write_table(t, tmp_path / "fid.parquet")
@@ -145,6 +156,33 @@ def test_float64_and_float16_accepted(store, tmp_path):
     s = load_sequences(tmp_path / "f64.parquet", k=3)
     assert s.contexts.dtype == np.float64
     assert next(s.iter_blocks())[1].dtype == np.float32
+
+
+def test_shard_errors_name_the_shard_its_own_row_and_a_column_it_lacks(store, tmp_path):
+    """Rows in a shard's error count within that shard; a shard without the position (or id) column
+    the first shard has is one line, not an IndexError."""
+    d = tmp_path / "rag"
+    d.mkdir()
+    good = [[0.1, 0.2, 0.3]] * 6
+    pq.write_table(pa.table({"embedding": pa.array(good, pa.list_(pa.float32())), "article_id": [0] * 6}),
+                   d / "part-0.parquet", row_group_size=4)
+    bad = [[0.1, 0.2, 0.3]] * 5 + [[0.5, 0.5]]
+    pq.write_table(pa.table({"embedding": pa.array(bad, pa.list_(pa.float32())), "article_id": [1] * 6}),
+                   d / "part-1.parquet", row_group_size=4)
+    with pytest.raises(InputError, match=r"`embedding` in .*rag/part-1.parquet is ragged: row 5 has a list of length 2"):
+        load_sequences(d, k=1)
+    n = tmp_path / "nopos"
+    n.mkdir()
+    pq.write_table(store_table(store), n / "part-0.parquet")
+    other = make_store(n_articles=3, d=8, length=8, first_article_id=100, rng=1)
+    pq.write_table(store_table(other, pos=None), n / "part-1.parquet")
+    with pytest.raises(InputError, match=r"shard .*nopos/part-1.parquet has no column `position` \(the first shard has it\)"):
+        load_sequences(n, k=3)
+    ids = pa.array([5, None, 5, 5, 5, 5], pa.int64())
+    pq.write_table(pa.table({"embedding": pa.array(good, pa.list_(pa.float32())), "article_id": ids}),
+                   d / "part-1.parquet", row_group_size=4)
+    with pytest.raises(InputError, match=r"column `article_id` in .*rag/part-1.parquet has 1 nulls \(first in row 1\)"):
+        load_sequences(d, k=1)
 
 
 def test_shard_with_another_dimension(store, tmp_path):
