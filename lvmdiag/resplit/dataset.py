@@ -291,7 +291,8 @@ def resplit(
             "so give files of one form (convert the others first)."
         )
     fmt = fmts[0]
-    out_form = output_form(fmt, out_format)
+    kinds = {(s.attrs.get("columnar") or {}).get("kind") for s in sets}
+    out_form = output_form(fmt, out_format, kinds.pop() if len(kinds) == 1 else None)
     pooled = group_inputs(in_names, sets, paths, by)
     n_total = sum(s.n for s in sets)
     if n_total == 0:

@@ -170,13 +170,18 @@ OUTPUT_FORMATS = {"npz": "npz", "npy": "npy_dir", "parquet": "parquet"}
 _NPZ_INPUT_FORMS = ("arxiv", "wikipedia", "rebuilt", "two_split", "article_store", "synthetic")
 
 
-def output_form(input_fmt: str, out_format: str | None) -> str:
+#: columnar kinds of file (window files as their ``fmt``, article stores as ``attrs["columnar"]["kind"]``)
+COLUMNAR_KINDS = ("parquet", "arrow", "hf_dataset")
+
+
+def output_form(input_fmt: str, out_format: str | None, input_kind: str | None = None) -> str:
     """"npy_dir", "parquet" or "npz": ``out_format`` if given, else the inputs' own kind of file
-    (columnar inputs are written as Parquet, safetensors as .npz)."""
+    (columnar inputs, window files or article stores (``input_kind``), are written as Parquet,
+    safetensors as .npz)."""
     if out_format is None:
         if input_fmt == "npy_dir":
             return "npy_dir"
-        return "parquet" if input_fmt in ("parquet", "arrow", "hf_dataset") else "npz"
+        return "parquet" if input_fmt in COLUMNAR_KINDS or input_kind in COLUMNAR_KINDS else "npz"
     return OUTPUT_FORMATS[out_format]
 
 

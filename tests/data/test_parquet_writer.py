@@ -96,6 +96,19 @@ def test_resplit_format_parquet_verified_and_deterministic(splits, tmp_path):
     assert npz.fmt == "rebuilt (from parquet inputs)" and (tmp_path / "d" / "x.npz").is_file()
 
 
+def test_resplit_of_a_parquet_article_store_writes_parquet_by_default(tmp_path):
+    """Columnar article stores (not only window files) are resplit to Parquet unless told otherwise."""
+    store = make_store(n_articles=20, d=8, rho=0.75, length=(8, 12), rng=4)
+    table = pa.table({"embedding": pa.FixedSizeListArray.from_arrays(pa.array(store.vectors.astype(np.float32).ravel()), 8),
+                      "article_id": pa.array(store.article_ids), "chunk_index": pa.array(store.chunk_index)})
+    pq.write_table(table, tmp_path / "store.parquet", row_group_size=50)
+    res = resplit([tmp_path / "store.parquet"], out_dir=tmp_path / "o", seed=1, analyses=False, k=3,
+                  stratify="none", ratios=(0.5, 0.5), names=("x", "y"))
+    assert sorted(res.files.values()) == ["x.parquet", "y.parquet"] and res.verification.passed
+    outs = [load_sequences(tmp_path / "o" / f) for f in ("x.parquet", "y.parquet")]
+    assert sum(o.n for o in outs) == load_sequences(tmp_path / "store.parquet", k=3).n
+
+
 def test_resplit_cli_format_option(splits, tmp_path):
     from typer.testing import CliRunner
 
