@@ -90,7 +90,8 @@ def store_to_lazy_windows(
     targets = GatherRows(vectors, tgt_rows)
     # one read of the chunks validates every window and keeps the dot products the bias pass needs
     report, gram = scan_store_windows(vectors, ctx_rows, tgt_rows, contexts, targets, fname,
-                                      [note] if note else [], scan=scan)
+                                      [note] if note else [], scan=scan,
+                                      key=(info.get("columns") or {}).get("vector") or "vectors")
     contexts.window_gram = targets.window_gram = gram
     from lvmdiag.data.readers import store_window_set
 

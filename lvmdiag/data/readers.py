@@ -463,7 +463,8 @@ def _load_npy_dir(p: Path, fname: str, allow_pickle: bool, scan: str = "auto") -
         found = sorted(x.name for x in p.iterdir())[:12]
         raise InputError(
             f"directory {fname} has no {', '.join(missing)} (found {', '.join(found) or 'nothing'}); "
-            "an .npy directory needs contexts.npy (N, K, D) and targets.npy (N, D)."
+            "a directory is read as an .npy directory (contexts.npy (N, K, D) and targets.npy (N, D)), a folder "
+            "of .parquet shards, a `datasets` save_to_disk folder (state.json) or a folder of shard directories."
         )
     arrays: dict[str, np.ndarray] = {}
     for f in sorted(p.glob("*.npy")):

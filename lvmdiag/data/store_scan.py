@@ -130,6 +130,7 @@ def scan_store_windows(
     fname: str,
     notes: Sequence[str] = (),
     scan: str = "auto",
+    key: str = "vectors",
 ) -> tuple[ScanReport, WindowGram | None]:
     """The validation of :func:`~lvmdiag.data.validate.scan_sequences` for a store's windows, from one
     read of each chunk, and the :class:`WindowGram` that spares the bias pass a second read.
@@ -140,6 +141,7 @@ def scan_store_windows(
     ctx_rows, tgt_rows : (W, K), (W,) chunk rows of each window
     contexts, targets : the windows as lazy gathers (read only to confirm duplicate candidates)
     fname, notes : as in ``scan_sequences``
+    key : the name of the vector column / array, for the messages
     scan : "auto" and "full" scan every chunk ("auto" samples windows, as ``scan_sequences`` does,
         only when the chunk vectors exceed ``FULL_SCAN_BYTES``); "sample" and "none" are handed to
         ``scan_sequences`` (no bands are kept)
@@ -152,7 +154,7 @@ def scan_store_windows(
     w, k = (int(x) for x in ctx_rows.shape)
     chunk_bytes = n_chunks * d * np.dtype(vectors.dtype).itemsize
     if scan in ("sample", "none") or (scan == "auto" and chunk_bytes > FULL_SCAN_BYTES):
-        return scan_sequences(contexts, targets, fname, "vectors", "vectors", notes, scan=scan), None
+        return scan_sequences(contexts, targets, fname, key, key, notes, scan=scan), None
     succ = _successors(ctx_rows, tgt_rows, n_chunks)
     consecutive = succ is not None and bool(np.all((succ == -1) | (succ == np.arange(n_chunks) + 1)))
     sq = np.empty(n_chunks, dtype=np.float32)
@@ -189,7 +191,7 @@ def scan_store_windows(
     n_dup = _count_duplicate_windows(contexts, targets, probe[tgt_rows], ~(bad_nonfinite | bad_zero))
     nbytes = w * (k + 1) * d * np.dtype(vectors.dtype).itemsize
     report = finish_scan(bad_nonfinite, bad_zero, norm_min, norm_max, n_dup, None, False, nbytes,
-                         fname, "vectors", "vectors", notes)
+                         fname, key, key, notes)
     gram = WindowGram(bands, ctx_rows, tgt_rows, d) if bands is not None else None
     return report, gram
 

@@ -226,6 +226,7 @@ def finish_scan(
     n = bad_nonfinite.size
     bad = bad_nonfinite | bad_zero
     notes = list(notes)
+    cols = f"`{ckey}`" if ckey == tkey else f"`{ckey}`/`{tkey}`"  # a store: one vector column
     n_nonfinite, n_zero = int(bad_nonfinite.sum()), int(bad_zero.sum())
     n_seen = n if seen is None else int(seen.sum())
     of = f"of {n}" if seen is None else f"in a sample of {n_seen} of {n}"
@@ -237,29 +238,29 @@ def finish_scan(
         )
     if not sampled and n_nonfinite + n_zero == n:
         raise InputError(
-            f"every window in {fname} has a zero or non-finite vector in `{ckey}`/`{tkey}`: "
+            f"every window in {fname} has a zero or non-finite vector in {cols}: "
             "nothing is left to analyse; re-embed the chunks."
         )
     if n_nonfinite:
         warn(
-            f"{fname}: {n_nonfinite} {of} windows contain NaN or Inf values in `{ckey}`/`{tkey}`; "
+            f"{fname}: {n_nonfinite} {of} windows contain NaN or Inf values in {cols}; "
             "they are excluded from the analysis (fix the encoder output to keep them)."
         )
     if n_zero:
         warn(
-            f"{fname}: {n_zero} {of} windows contain an all-zero vector in `{ckey}`/`{tkey}` "
+            f"{fname}: {n_zero} {of} windows contain an all-zero vector in {cols} "
             "(a failed encoder batch?); they are excluded from the analysis (re-embed those chunks to keep them)."
         )
     if np.isfinite(norm_min) and (abs(norm_min - 1) > NORM_TOL or abs(norm_max - 1) > NORM_TOL):
         note = f"vector norms range {norm_min:.3g}..{norm_max:.3g}, not 1"
         notes.append(note)
         warn(
-            f"{fname}: vectors in `{ckey}`/`{tkey}` are not unit-norm (norms {norm_min:.3g} to {norm_max:.3g}); "
+            f"{fname}: vectors in {cols} are not unit-norm (norms {norm_min:.3g} to {norm_max:.3g}); "
             "analyzers normalise them, so cosines are unaffected."
         )
     if n_dup:
         warn(
-            f"{fname}: {n_dup} {of} windows in `{ckey}`/`{tkey}` are exact duplicates of an earlier window; "
+            f"{fname}: {n_dup} {of} windows in {cols} are exact duplicates of an earlier window; "
             "they are kept, but they inflate sample sizes (deduplicate the file to remove them)."
         )
     return ScanReport(

@@ -52,7 +52,8 @@ def _write(tmp_path, vec, ids, pos, row_group_size, name="s.parquet"):
 def _window_scan(seqs):
     """The window-level scan of the same windows (what the store reader ran before)."""
     c, t = seqs.contexts, seqs.targets
-    return scan_sequences(GatherRows(c.source, c.index), GatherRows(t.source, t.index), seqs.source, "vectors", "vectors")
+    key = ((seqs.attrs.get("columnar") or {}).get("columns") or {}).get("vector") or "vectors"  # the column messages name
+    return scan_sequences(GatherRows(c.source, c.index), GatherRows(t.source, t.index), seqs.source, key, key)
 
 
 def _without_gram(seqs):
@@ -89,7 +90,7 @@ def test_all_windows_unusable_is_the_same_one_line_error(tmp_path):
     vec, ids, pos = _bad_store()
     vec[:] = 0.0
     path = _write(tmp_path, vec, ids, pos, 16)
-    with pytest.raises(Exception, match=r"every window in .*s.parquet has a zero or non-finite vector in `vectors`/`vectors`"):
+    with pytest.raises(Exception, match=r"every window in .*s.parquet has a zero or non-finite vector in `embedding`"):
         load_sequences(path, k=K)
 
 
