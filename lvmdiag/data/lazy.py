@@ -161,6 +161,10 @@ class BlockRows(_RowIndexed):
             self._cache.popitem(last=False)
         return arr
 
+    def __getstate__(self) -> dict:
+        """Pickled (sent to a Dask worker) without its decoded blocks: they are read again there."""
+        return {**self.__dict__, "_cache": OrderedDict()}
+
     def read_ahead(self) -> Iterator[tuple[int, int, np.ndarray]]:
         """Every block in file order as ``(start, stop, rows)``, the next one decoded in a background
         thread while the caller works on this one.
@@ -235,6 +239,10 @@ class GatherRows(_RowIndexed):
         self.shape = (int(self.index.shape[0]),) + tuple(self.index.shape[1:]) + tuple(source.shape[1:])
         self.dtype = np.dtype(source.dtype)
         self._pool: list[np.ndarray] = []
+
+    def __getstate__(self) -> dict:
+        """Pickled without its output buffers (scratch space, up to ~100 MB each)."""
+        return {**self.__dict__, "_pool": []}
 
     def _gather(self, idx: np.ndarray) -> np.ndarray:
         flat = idx.reshape(-1)

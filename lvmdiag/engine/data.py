@@ -77,16 +77,21 @@ def plan_sections(sources: Mapping[str, Any], groups: Any, sections: Sequence[st
     return analyzers, skipped
 
 
-def parts_of(sources: Mapping[str, Any], groups: Any, reference: str) -> list[Part]:
-    """Engine parts: one per shard of a sharded split, else one per loaded split (read whole by one task)."""
-    from lvmdiag.engine.sources import ShardedSplit, shard_parts
+def parts_of(sources: Mapping[str, Any], groups: Any, reference: str, *, split_columnar: bool = False) -> list[Part]:
+    """Engine parts: one per shard of a sharded split; with ``split_columnar`` (Dask), contiguous window
+    ranges of a columnar split (:func:`~lvmdiag.engine.sources.window_range_parts`); else one per loaded
+    split (read whole by one task)."""
+    from lvmdiag.engine.sources import ShardedSplit, shard_parts, window_range_parts
 
     names = [reference] + [n for n in sources if n != reference]
     parts: list[Part] = []
     for n, lab in zip(names, groups.labels):
         src = sources[n]
+        ranges = window_range_parts(src, n, lab) if split_columnar else None
         if isinstance(src, ShardedSplit):
             parts += shard_parts(src, lab)
+        elif ranges is not None:
+            parts += ranges
         else:
             parts.append(Part(n, 0, src, np.asarray(lab, dtype=np.int64), getattr(src, "valid", None)))
     return parts
@@ -115,7 +120,7 @@ def run_sections(sources: Mapping[str, Any], groups: Any, sections: Sequence[str
     analyzers, skipped = plan_sections(sources, groups, sections, reference, n_permutations=n_permutations,
                                        n_bootstrap=n_bootstrap, threshold=threshold, alpha=alpha, seeds=seeds,
                                        options=options)
-    parts = list(parts) if parts is not None else parts_of(sources, groups, reference)
+    parts = list(parts) if parts is not None else parts_of(sources, groups, reference, split_columnar=engine == "dask")
     from lvmdiag.engine.sources import ShardedSplit
 
     def unscanned(s: Any) -> bool:

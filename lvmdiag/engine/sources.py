@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -202,3 +202,41 @@ def shard_parts(split: ShardedSplit, labels: np.ndarray) -> list:
     labels = np.asarray(labels, dtype=np.int64)
     return [Part(split.split or split.name, int(lo), sh, labels[lo:hi])
             for sh, lo, hi in zip(split.shards, split.offsets[:-1], split.offsets[1:])]
+
+
+#: a columnar split on Dask is cut into about one part per this many row groups (at most MAX_WINDOW_PARTS):
+#: each part decodes its row groups plus at most one at each end (windows straddle the cut)
+BLOCKS_PER_PART = 4
+MAX_WINDOW_PARTS = 64
+
+
+def window_range_parts(seq: Any, split: str, labels: np.ndarray) -> list | None:
+    """A lazily read split (a columnar store's windows: gathers over row groups) as contiguous window
+    ranges, one engine Part each, so Dask workers read it in parallel; None for any other split.
+
+    Each part carries only its windows' chunk rows and the file plan (a Parquet source travels as paths
+    and is reopened on the worker), never vectors. The windows are in file order, so a range reads a
+    run of row groups.
+    """
+    from dataclasses import replace
+
+    from lvmdiag.data.lazy import BlockRows, GatherRows
+    from lvmdiag.engine.block import Part
+
+    c, t = getattr(seq, "contexts", None), getattr(seq, "targets", None)
+    if not (isinstance(c, GatherRows) and isinstance(t, GatherRows) and isinstance(c.source, BlockRows)):
+        return None
+    n_parts = max(1, min(c.source.n_blocks // BLOCKS_PER_PART, MAX_WINDOW_PARTS, seq.n))
+    cuts = np.linspace(0, seq.n, n_parts + 1).astype(np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    valid = None if seq.valid is None else np.asarray(seq.valid, bool)
+    parts = []
+    for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
+        if b <= a:
+            continue
+        sub = replace(seq, contexts=GatherRows(c.source, c.index[a:b]), targets=GatherRows(t.source, t.index[a:b]),
+                      article_ids=None if seq.article_ids is None else np.asarray(seq.article_ids)[a:b],
+                      extras={k: np.asarray(v)[a:b] for k, v in seq.extras.items()},
+                      valid=None if valid is None else valid[a:b])
+        parts.append(Part(split, a, sub, labels[a:b], sub.valid))
+    return parts

@@ -84,7 +84,8 @@ def _parquet_store(store, path, shards=1, id_offset=0):
 
 def test_parquet_inputs_run_on_dask_like_locally(tmp_path, cluster):
     """A Parquet store (one file, and a folder of shards cutting articles) is sent to the workers by path
-    and reopened there (pyarrow's readers cannot be pickled); the report equals the local one."""
+    and reopened there (pyarrow's readers cannot be pickled), the train split as several window ranges
+    read in parallel; the report equals the local one."""
     train = make_store(n_articles=24, d=10, rho=0.8, length=(8, 14), rng=11)
     val = make_store(n_articles=8, d=10, rho=0.8, length=(8, 14), rng=12)
     inputs = {"train": _parquet_store(train, tmp_path / "train", shards=3),
@@ -92,6 +93,7 @@ def test_parquet_inputs_run_on_dask_like_locally(tmp_path, cluster):
     local = analyze_data(inputs, **FAST).to_dict()
     remote = analyze_data(inputs, engine="dask", scheduler=cluster.scheduler_address, **FAST).to_dict()
     assert remote["engine"]["rows_read"] == local["engine"]["rows_read"]
+    assert remote["engine"]["n_parts"] > local["engine"]["n_parts"] == 2  # train cut into window ranges
     assert_same_report(remote, local)
 
 
