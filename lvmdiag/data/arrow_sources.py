@@ -411,6 +411,7 @@ def _vector_rows(src: _Source, col: str, depth: int) -> BlockRows:
         return vectors_to_numpy(src.read(b, col), src.where(b), col, int(starts[b]), expect[0])
 
     rows = BlockRows(src.sizes, read_block, expect[0], dtype)
+    rows.travels_by_path = src.kind == "parquet"  # Arrow batches pickle by value
     if first is not None:
         first.flags.writeable = False
         rows._cache[0] = first

@@ -125,7 +125,12 @@ class BlockRows(_RowIndexed):
     row_shape : shape of one row, e.g. ``(D,)`` or ``(K, D)``
     dtype : dtype of what ``read_block`` returns
     cache_blocks : decoded blocks kept (the last ones used); 2 covers a block boundary in a pass
+
+    ``travels_by_path`` is True when a pickled copy holds only file paths and a read plan (a Parquet
+    column): the Dask engine then cuts the rows into several parts; other sources pickle their data.
     """
+
+    travels_by_path: bool = False
 
     def __init__(
         self,
@@ -171,8 +176,8 @@ class BlockRows(_RowIndexed):
 
         Decoding (pyarrow) and numpy's kernels release the GIL, so a pass that computes on each block
         costs about max(read, compute) instead of their sum; two decoded blocks are alive at once.
-        Blocks come from ``read_block`` directly, not through the cache, and the caller must not
-        read this object elsewhere while iterating (``read_block`` need not be thread-safe).
+        Blocks come from ``read_block`` (or the cache, for a block decoded already), and the caller must
+        not read this object elsewhere while iterating (``read_block`` need not be thread-safe).
         """
         from concurrent.futures import ThreadPoolExecutor
 
@@ -180,17 +185,24 @@ class BlockRows(_RowIndexed):
         if n == 0:
             return
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lvmdiag-read-ahead") as pool:
-            pending = pool.submit(self._read, 0)
+
+            def start(i: int) -> Any:  # a block decoded already (cached) is not decoded again
+                hit = self._cache.get(i)
+                return hit if hit is not None else pool.submit(self._read, i)
+
+            pending = start(0)
             try:
                 for i in range(n):
-                    arr = pending.result()  # a read error surfaces here, in the caller's thread
+                    # a read error surfaces here, in the caller's thread
+                    arr = pending if isinstance(pending, np.ndarray) else pending.result()
                     if i + 1 < n:
-                        pending = pool.submit(self._read, i + 1)
+                        pending = start(i + 1)
                     if arr.flags.writeable:
                         arr.flags.writeable = False
                     yield int(self.starts[i]), int(self.starts[i + 1]), arr
             finally:
-                pending.cancel()  # the caller stopped early: do not decode on its behalf
+                if not isinstance(pending, np.ndarray):
+                    pending.cancel()  # the caller stopped early: do not decode on its behalf
 
     def _block_of(self, row: int) -> int:
         return int(np.searchsorted(self.starts, row, side="right") - 1)

@@ -17,6 +17,7 @@ without reading a vector again. The products use the same float32 ``einsum`` red
 
 from __future__ import annotations
 
+from contextlib import closing
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -165,13 +166,15 @@ def scan_store_windows(
     spans = _spans(vectors)
     fast = bands is not None and consecutive
     carry_rows, carry_x = np.empty(0, np.int64), np.empty((0, d), np.float32)  # rows whose successors come later
-    for s, e, block in _read_blocks(vectors, spans, read_ahead=bands is None or fast):
-        x = np.asarray(block, dtype=np.float32)  # (m, D): a view of the decoded row group
-        _scan_block(vectors, x, s, e, k, sq, nonfinite, probe, probe_cols, bands if fast else None)
-        if fast:
-            carry_rows, carry_x = _carry_bands(carry_rows, carry_x, x, s, e, k, bands)  # type: ignore[arg-type]
-        elif bands is not None:
-            _scattered_bands(vectors, x, s, e, succ, bands, k)  # type: ignore[arg-type]
+    # closing(): an error mid-pass stops the read-ahead thread now, not when the generator is collected
+    with closing(_read_blocks(vectors, spans, read_ahead=bands is None or fast)) as blocks:
+        for s, e, block in blocks:
+            x = np.asarray(block, dtype=np.float32)  # (m, D): a view of the decoded row group
+            _scan_block(vectors, x, s, e, k, sq, nonfinite, probe, probe_cols, bands if fast else None)
+            if fast:
+                carry_rows, carry_x = _carry_bands(carry_rows, carry_x, x, s, e, k, bands)  # type: ignore[arg-type]
+            elif bands is not None:
+                _scattered_bands(vectors, x, s, e, succ, bands, k)  # type: ignore[arg-type]
     if bands is not None:
         bands[:, 0] = sq
 

@@ -1,7 +1,8 @@
 """The Dask runner: every part is one task, states combine by a tree reduction of ``merge``, finalize on the client.
 
-Built on ``distributed`` futures (the ``lvmdiag[dask]`` extra), imported lazily. The analyzers' plans are
-scattered to every worker once; each part is a task, and the progress callback ticks as parts finish. Phase-0
+Built on ``distributed`` futures (the ``lvmdiag[dask]`` extra), imported lazily. The analyzers' plans
+travel once (one task's argument, recomputable); each part is a task, and the progress callback ticks
+as parts finish. Phase-0
 parts (every split but train) are reduced first; the analyzers' ``prepare`` runs as one task on that
 reduction (leakage builds its query sets there) and every phase-1 task depends on it, so each row is
 still read once. Tasks are retried (``retries``) when a worker dies; the rows each task read are
@@ -12,13 +13,15 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
 
 from lvmdiag.engine.block import Part
 from lvmdiag.engine.protocol import merge_split_states
 from lvmdiag.engine.runner import RunSummary, check_rows, process_part, split_phase
-from lvmdiag.errors import EngineError, InputError, LvmdiagError
+from lvmdiag.errors import EngineError, InputError
 
 ProgressCallback = Callable[[int, int], None]
 #: parts merged per reduction task (a tree of this arity)
@@ -65,6 +68,10 @@ def _tree(client: Any, items: list[Any], retries: int) -> Any:
         groups = [items[i : i + FAN_IN] for i in range(0, len(items), FAN_IN)]
         items = [client.submit(_combine, *g, pure=False, retries=retries) if len(g) > 1 else g[0] for g in groups]
     return items[0]
+
+
+def _identity(x: Any) -> Any:
+    return x
 
 
 def _prepare(analyzers: Sequence[Any], reduced: tuple[dict, dict, int]) -> list[Any]:
@@ -158,20 +165,26 @@ def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int
     t0 = time.perf_counter()
     p0 = [p for p in parts if split_phase(analyzers, p.split) == 0]
     p1 = [p for p in parts if split_phase(analyzers, p.split) == 1]
-    # the plans (split codes, query sets' sources, ...) go to every worker once, not inside every task
-    [plans] = client.scatter([list(analyzers)], broadcast=True, hash=False)
-    tasks0 = [client.submit(_task, p, plans, block_rows, pure=False, retries=retries) for p in p0]
-    red0 = _tree(client, list(tasks0), retries)
-    fut_prep = client.submit(_prepare, plans, red0, pure=False, retries=retries)
-    tasks1 = [client.submit(_task, p, fut_prep, block_rows, pure=False, retries=retries) for p in p1]
-    fut_red = _tree(client, [red0] + tasks1, retries)
-    rows_of = {t.key: p.n for t, p in zip(tasks0 + tasks1, p0 + p1)}
-    pending = distributed.as_completed(tasks0 + tasks1)
-    del red0, tasks0, tasks1  # hold no part's state here: each is released once merged
     total, done, finished = sum(p.n for p in parts), 0, 0
-    if progress is not None:
-        progress(0, total)
+    futures: list[Any] = []
     try:
+        with warnings.catch_warnings():
+            # the plans (split codes, folds, random features; tens of MB at 10^6 windows) travel once, as
+            # one task's argument: a task, unlike scattered data, is recomputed if its worker dies
+            warnings.filterwarnings("ignore", message="Sending large graph")
+            plans = client.submit(_identity, list(analyzers), pure=False, retries=retries)
+        tasks0 = [client.submit(_task, p, plans, block_rows, pure=False, retries=retries) for p in p0]
+        red0 = _tree(client, list(tasks0), retries)
+        fut_prep = client.submit(_prepare, plans, red0, pure=False, retries=retries)
+        tasks1 = [client.submit(_task, p, fut_prep, block_rows, pure=False, retries=retries) for p in p1]
+        fut_red = _tree(client, [red0] + tasks1, retries)
+        futures = [plans, fut_prep, fut_red, *tasks0, *tasks1]
+        rows_of = {t.key: p.n for t, p in zip(tasks0 + tasks1, p0 + p1)}
+        pending = distributed.as_completed(tasks0 + tasks1)
+        del red0, tasks0, tasks1, plans  # hold no part's state here: each is released once merged
+        if progress is not None:
+            progress(0, total)
+        fut = None
         for fut in pending:  # a tick per part as it finishes
             if fut.status != "finished":
                 fut.result()  # raises the part's error now rather than after every other part
@@ -179,17 +192,22 @@ def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int
             done += rows_of[fut.key]
             if progress is not None:
                 progress(done, total)
+        fut = None
+        futures = futures[:3]  # the parts are merged: only the plan and the reductions are still needed
         prepared_analyzers = fut_prep.result()
         states, rows_read, n_blocks = fut_red.result()
-    except LvmdiagError:
-        raise  # a bad shard found on a worker: its own one-line message
-    except Exception as exc:  # workers lost beyond the retries, data lost with them
+    except (distributed.KilledWorker, CancelledError, OSError, TimeoutError) as exc:
+        # workers lost beyond the retries (or the scheduler gone): say what finished, report nothing partial
+        client.cancel(futures)
         line = (str(exc).strip().splitlines() or [""])[0]
         raise EngineError(
-            f"the Dask run failed ({type(exc).__name__}: {line}) after {finished} of {len(rows_of)} parts "
+            f"the Dask run failed ({type(exc).__name__}: {line}) after {finished} of {len(p0) + len(p1)} parts "
             f"({done} of {total} windows) finished; no result is reported from a partial run. Rerun, or give the "
             "cluster more workers or memory."
         ) from exc
+    except BaseException:
+        client.cancel(futures)  # a bad shard (InputError from a worker), a bug, an interrupt: stop the rest
+        raise
     seconds = time.perf_counter() - t0
     check_rows(parts, rows_read)
     sizes = {name: len(pickle.dumps(per, protocol=pickle.HIGHEST_PROTOCOL)) for name, per in states.items()}

@@ -211,7 +211,7 @@ MAX_WINDOW_PARTS = 64
 
 
 def window_range_parts(seq: Any, split: str, labels: np.ndarray) -> list | None:
-    """A lazily read split (a columnar store's windows: gathers over row groups) as contiguous window
+    """A split read lazily from Parquet (a store's windows: gathers over row groups) as contiguous window
     ranges, one engine Part each, so Dask workers read it in parallel; None for any other split.
 
     Each part carries only its windows' chunk rows and the file plan (a Parquet source travels as paths
@@ -224,8 +224,9 @@ def window_range_parts(seq: Any, split: str, labels: np.ndarray) -> list | None:
     from lvmdiag.engine.block import Part
 
     c, t = getattr(seq, "contexts", None), getattr(seq, "targets", None)
-    if not (isinstance(c, GatherRows) and isinstance(t, GatherRows) and isinstance(c.source, BlockRows)):
-        return None
+    if not (isinstance(c, GatherRows) and isinstance(t, GatherRows) and isinstance(c.source, BlockRows)
+            and c.source.travels_by_path):
+        return None  # in memory, or Arrow record batches (pickled by value): one part, sent once
     n_parts = max(1, min(c.source.n_blocks // BLOCKS_PER_PART, MAX_WINDOW_PARTS, seq.n))
     cuts = np.linspace(0, seq.n, n_parts + 1).astype(np.int64)
     labels = np.asarray(labels, dtype=np.int64)

@@ -43,8 +43,8 @@ def _bad_store(d: int = 10, rng: int = 3):
     return vec, ids, pos
 
 
-def _write(tmp_path, vec, ids, pos, row_group_size, name="s.parquet"):
-    table = pa.table({"embedding": vector_array(pa, vec), "article_id": pa.array(ids), "chunk_index": pa.array(pos)})
+def _write(tmp_path, vec, ids, pos, row_group_size, name="s.parquet", fixed=True):
+    table = pa.table({"embedding": vector_array(pa, vec, fixed), "article_id": pa.array(ids), "chunk_index": pa.array(pos)})
     pq.write_table(table, tmp_path / name, row_group_size=row_group_size)
     return tmp_path / name
 
@@ -144,11 +144,12 @@ def test_bias_from_the_gram_equals_bias_from_the_vectors(tmp_path):
     assert _strip(a) == _strip(b)
 
 
-def test_each_row_group_is_decoded_once_in_bias(tmp_path, monkeypatch):
+@pytest.mark.parametrize("fixed", [True, False])  # fixed_size_list, and list<float> (D read from block 0 first)
+def test_each_row_group_is_decoded_once_in_bias(tmp_path, monkeypatch, fixed):
     """``load`` + ``analyze_bias`` on a Parquet store decode every row group of the vector column
     exactly once: validation and the bias pass share one read."""
     st = make_store(n_articles=40, d=24, length=(8, 20), rng=8)
-    path = _write(tmp_path, st.vectors.astype(np.float32), st.article_ids, st.chunk_index, 50)
+    path = _write(tmp_path, st.vectors.astype(np.float32), st.article_ids, st.chunk_index, 50, fixed=fixed)
     n_groups = pq.ParquetFile(path).metadata.num_row_groups
     assert n_groups >= 8
     reads: list[tuple[int, tuple[str, ...]]] = []

@@ -187,6 +187,71 @@ def test_dask_progress_ticks_as_parts_finish_and_a_part_that_always_kills_its_wo
             assert "\n" not in str(err.value)
 
 
+class BadShard:
+    """A row source that finds its data bad on the worker (as a reader raises InputError)."""
+
+    def __init__(self, seq):
+        self.seq = seq
+
+    @property
+    def n(self):
+        return self.seq.n
+
+    def iter_blocks(self, block_rows=8192):
+        raise InputError("shard gone-bad.npy has NaN in its header")
+        yield from ()
+
+
+def test_an_input_error_raised_on_a_worker_comes_back_as_itself(splits, cluster):
+    from lvmdiag.data.groups import resolve_groups
+    from lvmdiag.engine.block import Part
+    from lvmdiag.engine.dask_runner import run_dask
+    from lvmdiag.engine.sections import BiasAnalyzer
+
+    groups = resolve_groups(list(splits.values()))
+    an = [BiasAnalyzer("train", 3, 10, groups.method, groups.note, 20)]
+    parts = [Part(n, 0, BadShard(s) if n == "val" else s, lab) for (n, s), lab in zip(splits.items(), groups.labels)]
+    with pytest.raises(InputError, match="gone-bad.npy has NaN in its header"):
+        run_dask(parts, an, scheduler=cluster.scheduler_address, retries=0)
+
+
+def test_arrow_inputs_run_on_dask_as_one_part_per_split(tmp_path, cluster):
+    """Arrow record batches pickle by value: an Arrow split is not cut (that would ship it once per part)."""
+    pa = pytest.importorskip("pyarrow")
+    train = make_store(n_articles=16, d=10, rho=0.8, length=(8, 12), rng=13)
+    val = make_store(n_articles=6, d=10, rho=0.8, length=(8, 12), rng=14)
+    inputs = {}
+    for name, st, off in (("train", train, 0), ("val", val, 1000)):
+        table = pa.table({"embedding": pa.FixedSizeListArray.from_arrays(pa.array(st.vectors.astype(np.float32).ravel()), 10),
+                          "article_id": pa.array(st.article_ids + off), "chunk_index": pa.array(st.chunk_index)})
+        inputs[name] = tmp_path / f"{name}.arrow"
+        with pa.ipc.new_file(str(inputs[name]), table.schema) as w:
+            for batch in table.to_batches(max_chunksize=20):
+                w.write_batch(batch)
+    local = analyze_data(inputs, **FAST).to_dict()
+    remote = analyze_data(inputs, engine="dask", scheduler=cluster.scheduler_address, **FAST).to_dict()
+    assert remote["engine"]["n_parts"] == 2
+    assert_same_report(remote, local)
+
+
+def test_a_lone_worker_that_dies_is_replaced_and_the_plans_are_sent_again(splits, tmp_path):
+    """With one worker, everything it held dies with it: the plans travel as a task, so they are
+    recomputed on its replacement (scattered data would be lost for good)."""
+    distributed = pytest.importorskip("distributed")
+    from lvmdiag.data.groups import resolve_groups
+    from lvmdiag.engine.block import Part
+    from lvmdiag.engine.dask_runner import run_dask
+    from lvmdiag.engine.sections import BiasAnalyzer
+
+    groups = resolve_groups(list(splits.values()))
+    an = [BiasAnalyzer("train", 3, 10, groups.method, groups.note, 20)]
+    parts = [Part(n, 0, DiesOnce(s, tmp_path / "died") if n == "val" else s, lab)
+             for (n, s), lab in zip(splits.items(), groups.labels)]
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
+        _, states, summary = run_dask(parts, an, scheduler=cl.scheduler_address)
+    assert (tmp_path / "died").exists() and summary.rows_read == {n: s.n for n, s in splits.items()}
+
+
 def test_the_approximate_leakage_search_runs_on_dask_like_locally(cluster):
     pytest.importorskip("faiss")
     from lvmdiag.data.groups import resolve_groups
