@@ -70,6 +70,14 @@ def _tree(client: Any, items: list[Any], retries: int) -> Any:
     return items[0]
 
 
+def _cancel(client: Any, head: list[Any], pending: Any) -> None:
+    """Cancel what is still running or queued after a failure (and drop our references to it)."""
+    rest = list(pending.futures) if pending is not None else []
+    if pending is not None:
+        pending.clear()
+    client.cancel(head + rest)
+
+
 def _identity(x: Any) -> Any:
     return x
 
@@ -166,7 +174,8 @@ def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int
     p0 = [p for p in parts if split_phase(analyzers, p.split) == 0]
     p1 = [p for p in parts if split_phase(analyzers, p.split) == 1]
     total, done, finished = sum(p.n for p in parts), 0, 0
-    futures: list[Any] = []
+    head: list[Any] = []  # the plan and the reductions; parts are held only by `pending` until they finish
+    pending: Any = None
     try:
         with warnings.catch_warnings():
             # the plans (split codes, folds, random features; tens of MB at 10^6 windows) travel once, as
@@ -178,7 +187,7 @@ def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int
         fut_prep = client.submit(_prepare, plans, red0, pure=False, retries=retries)
         tasks1 = [client.submit(_task, p, fut_prep, block_rows, pure=False, retries=retries) for p in p1]
         fut_red = _tree(client, [red0] + tasks1, retries)
-        futures = [plans, fut_prep, fut_red, *tasks0, *tasks1]
+        head = [plans, fut_prep, fut_red]
         rows_of = {t.key: p.n for t, p in zip(tasks0 + tasks1, p0 + p1)}
         pending = distributed.as_completed(tasks0 + tasks1)
         del red0, tasks0, tasks1, plans  # hold no part's state here: each is released once merged
@@ -193,12 +202,11 @@ def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int
             if progress is not None:
                 progress(done, total)
         fut = None
-        futures = futures[:3]  # the parts are merged: only the plan and the reductions are still needed
         prepared_analyzers = fut_prep.result()
         states, rows_read, n_blocks = fut_red.result()
     except (distributed.KilledWorker, CancelledError, OSError, TimeoutError) as exc:
         # workers lost beyond the retries (or the scheduler gone): say what finished, report nothing partial
-        client.cancel(futures)
+        _cancel(client, head, pending)
         line = (str(exc).strip().splitlines() or [""])[0]
         raise EngineError(
             f"the Dask run failed ({type(exc).__name__}: {line}) after {finished} of {len(p0) + len(p1)} parts "
@@ -206,7 +214,7 @@ def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int
             "cluster more workers or memory."
         ) from exc
     except BaseException:
-        client.cancel(futures)  # a bad shard (InputError from a worker), a bug, an interrupt: stop the rest
+        _cancel(client, head, pending)  # a bad shard (InputError from a worker), a bug, an interrupt: stop the rest
         raise
     seconds = time.perf_counter() - t0
     check_rows(parts, rows_read)
