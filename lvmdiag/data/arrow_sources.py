@@ -19,6 +19,8 @@ from lvmdiag.errors import InputError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 ARROW_SUFFIXES = (".arrow", ".feather", ".ipc", ".arrows")
+#: data files that a folder of Parquet shards may also hold, and that are then not read (said in a warning)
+_OTHER_DATA_SUFFIXES = (".npz", ".npy", ".safetensors", ".arrow", ".feather", ".ipc", ".arrows", ".csv", ".jsonl")
 _PARQUET_MAGIC = b"PAR1"
 _ARROW_FILE_MAGIC = b"ARROW1"
 
@@ -144,6 +146,14 @@ def _open_parquet(path: Path, fname: str) -> _Source:
     files = _parquet_files(path) if path.is_dir() else [path]
     if not files:
         raise InputError(f"directory {fname} holds no .parquet files.")
+    if path.is_dir():
+        other = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()
+                       and p.suffix.lower() in _OTHER_DATA_SUFFIXES and not p.name.startswith((".", "_")))
+        if other:
+            from lvmdiag.data.validate import warn
+
+            warn(f"{fname}: read as {len(files)} Parquet shard(s); {len(other)} other data file(s) in it are not read "
+                 f"({', '.join(other[:3])}{', ...' if len(other) > 3 else ''}).")
     handles = _ParquetFiles(files)
     labels, schemas, block_part, sizes, index = [], [], [], [], []
     for i, f in enumerate(files):

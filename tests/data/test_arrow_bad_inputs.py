@@ -185,6 +185,17 @@ def test_shard_errors_name_the_shard_its_own_row_and_a_column_it_lacks(store, tm
         load_sequences(d, k=1)
 
 
+def test_other_data_files_beside_parquet_shards_are_named_as_not_read(store, tmp_path):
+    d = tmp_path / "mixed"
+    d.mkdir()
+    pq.write_table(store_table(store), d / "part-0.parquet")
+    np.savez(d / "extra.npz", vectors=store.vectors)
+    with Recorder() as msgs:
+        seqs = load_sequences(d, k=3)
+    assert seqs.n > 0
+    assert any("read as 1 Parquet shard(s); 1 other data file(s) in it are not read (extra.npz)" in m for m in msgs)
+
+
 def test_shard_with_another_dimension(store, tmp_path):
     d = tmp_path / "shards"
     d.mkdir()
