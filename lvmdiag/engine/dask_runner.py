@@ -94,12 +94,43 @@ def default_cluster() -> Any:
     return distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
 
 
+def _refused(address: str) -> str | None:
+    """Why a ``tcp://host:port`` address refuses connections right now, else None.
+
+    distributed retries a refused connection until its timeout (30 s here); a refusal is certain at
+    once, so it is reported at once. Anything else (no route, a slow network) is left to distributed.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    if not address.startswith("tcp://"):
+        return None
+    try:
+        parts = urlsplit(address)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host or not port:
+        return None
+    try:
+        with socket.create_connection((host, port), timeout=5):
+            return None
+    except ConnectionRefusedError:
+        return "connection refused"
+    except OSError:
+        return None
+
+
 @contextmanager
 def dask_client(scheduler: str | None = None) -> Iterator[Any]:
     """A ``distributed.Client``: connected to ``scheduler``, or to a :func:`default_cluster` started here;
     closed (with the cluster) on exit."""
     distributed = _require()
     if scheduler:
+        refused = _refused(scheduler)
+        if refused:
+            raise InputError(f"--scheduler {scheduler}: cannot connect ({refused}: nothing listens there); start "
+                             "`dask scheduler` there or leave --scheduler out for a local cluster.")
         try:
             client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S)
         except ValueError as exc:  # not an address at all (distributed raises before connecting)

@@ -309,3 +309,20 @@ def test_id_less_shards_are_recovered_from_keys_hashed_on_the_workers(splits, tm
         np.testing.assert_array_equal(n_got, n_want)
     assert rep.grouping == local.grouping
     assert_same_report(rep.to_dict(), local.to_dict())
+
+
+def test_a_refused_scheduler_address_fails_at_once_in_one_line():
+    """Nothing listening at a tcp:// address: one InputError now, not after distributed's 30 s of retries."""
+    import socket
+
+    pytest.importorskip("distributed")
+    from lvmdiag.engine.dask_runner import CONNECT_TIMEOUT_S, _refused, dask_client
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens on it
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert CONNECT_TIMEOUT_S == 30  # the wait this check spares (the test itself never waits for it)
+    with pytest.raises(InputError, match=rf"--scheduler tcp://127.0.0.1:{port}: cannot connect \(connection refused"):
+        with dask_client(f"tcp://127.0.0.1:{port}"):
+            pass
+    assert _refused("inproc://x") is None and _refused("tcp://no-port-given") is None
