@@ -1,4 +1,5 @@
-"""Memory measurement shared by the benchmarks: /proc fields and a background RssAnon peak sampler.
+"""Memory measurement shared by the benchmarks: /proc fields, a background RssAnon peak sampler, and
+dropping files from the page cache (for cold-read runs).
 
 RssAnon is the process's own memory; pages of memory-mapped inputs are file-backed (RssFile, the
 page cache the kernel reclaims at will), so "memory beyond the map" is the RssAnon peak.
@@ -6,8 +7,11 @@ page cache the kernel reclaims at will), so "memory beyond the map" is the RssAn
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from pathlib import Path
+from typing import Iterable
 
 
 def status_kb(field: str) -> int:
@@ -17,6 +21,18 @@ def status_kb(field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def drop_from_page_cache(files: Iterable[Path]) -> None:
+    """Drop the files' clean pages from the page cache (``posix_fadvise(DONTNEED)``: no root needed),
+    so the next read comes from disk."""
+    for f in files:
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # dirty pages are not dropped: write them first
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
 
 
 def meminfo_kb(field: str) -> int:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -45,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _memory import AnonPeak, meminfo_kb, status_kb  # noqa: E402
+from _memory import AnonPeak, drop_from_page_cache, meminfo_kb, status_kb  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WINDOWS_PER_ARTICLE = 30
@@ -159,14 +158,8 @@ def child(method: str, path: Path, block_rows: int, n_resamples: int) -> None:
 # driver
 # ---------------------------------------------------------------------------------------------
 def evict(path: Path) -> None:
-    """Drop this data's clean pages from the page cache (``posix_fadvise(DONTNEED)``: no root needed)."""
-    for f in path.glob("*.npy"):
-        fd = os.open(f, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
+    """Drop this data's pages from the page cache (a cold read follows)."""
+    drop_from_page_cache(path.glob("*.npy"))
 
 
 def run_child(method: str, path: Path, block_rows: int, n_resamples: int, cold: bool = False) -> dict:

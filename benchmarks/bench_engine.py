@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _memory import AnonPeak  # noqa: E402
+from _memory import AnonPeak, drop_from_page_cache  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "_data" / "engine"
 K = 5
@@ -98,18 +98,8 @@ def gen(n: int, d: int, shards: int = 1) -> dict[str, list[Path]]:
 
 
 def evict(paths: dict[str, list[Path]]) -> None:
-    """Drop the data files from the page cache (clean pages: allowed without root)."""
-    import os
-
-    os.sync()
-    for ps in paths.values():
-        for d_ in ps:
-            for f in d_.glob("*.npy"):
-                fd = os.open(f, os.O_RDONLY)
-                try:
-                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-                finally:
-                    os.close(fd)
+    """Drop the data files from the page cache (a cold read follows)."""
+    drop_from_page_cache(f for ps in paths.values() for d_ in ps for f in d_.glob("*.npy"))
 
 
 def bare_read(paths: dict[str, list[Path]]) -> float:

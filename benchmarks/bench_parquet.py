@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _memory import AnonPeak, meminfo_kb, status_kb  # noqa: E402
+from _memory import AnonPeak, drop_from_page_cache, meminfo_kb, status_kb  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CHUNKS_PER_ARTICLE = 30
@@ -215,16 +215,6 @@ def child(method: str, path: Path, block_rows: int, n_resamples: int) -> None:
                       "vmhwm_mb": status_kb("VmHWM") / 1024, "cached_gb_before": cached_before, "phases": phases}))
 
 
-def drop_cache(path: Path) -> None:
-    """Ask the kernel to drop the file's pages from the page cache (a cold read follows)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
 def cached_fraction(path: Path) -> float | None:
     """Share of the file's pages in the page cache (mincore via a memory map), or None if unknown."""
     try:
@@ -313,9 +303,9 @@ def main() -> None:
                 if method == "npz-cli-path" and args.layout != "store":
                     continue
                 if args.cache == "cold":
-                    drop_cache(path)
+                    drop_from_page_cache([path])
                     if method == "npz-cli-path":
-                        drop_cache(path.with_suffix(".npz"))
+                        drop_from_page_cache([path.with_suffix(".npz")])
                 cached = cached_fraction(path.with_suffix(".npz") if method == "npz-cli-path" else path)
                 r = run_child(method, path, args.block_rows, args.n_resamples)
                 if method == "floor":
