@@ -64,14 +64,18 @@ def test_bad_shards_fail_in_one_line(splits, tmp_path):
         analyze_data({"train": [train[0], tmp_path / "gone"], "val": val}, **FAST)
 
 
-def _parquet_store(store, path, shards=1, id_offset=0):
-    """An article store written by pyarrow (embedding fixed_size_list, article_id, chunk_index), in shards."""
+def _store_table(store, id_offset=0):
+    """An article store as a pyarrow table: embedding (fixed_size_list<float32>), article_id, chunk_index."""
     pa = pytest.importorskip("pyarrow")
-    import pyarrow.parquet as pq
-
     d = store.vectors.shape[1]
-    table = pa.table({"embedding": pa.FixedSizeListArray.from_arrays(pa.array(store.vectors.astype(np.float32).ravel()), d),
-                      "article_id": pa.array(store.article_ids + id_offset), "chunk_index": pa.array(store.chunk_index)})
+    return pa.table({"embedding": pa.FixedSizeListArray.from_arrays(pa.array(store.vectors.astype(np.float32).ravel()), d),
+                     "article_id": pa.array(store.article_ids + id_offset), "chunk_index": pa.array(store.chunk_index)})
+
+
+def _parquet_store(store, path, shards=1, id_offset=0):
+    """The store written by pyarrow as one Parquet file, or as a folder of ``shards`` files."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = _store_table(store, id_offset)
     if shards == 1:
         pq.write_table(table, path, row_group_size=50)
         return path
@@ -97,11 +101,13 @@ def test_parquet_inputs_run_on_dask_like_locally(tmp_path, cluster):
     assert_same_report(remote, local)
 
 
-class DiesOnce:
-    """A row source whose first read kills the worker process (a node lost mid-run)."""
+class Faulty:
+    """A row source whose read fails on the worker: ``"die_once"`` kills the worker process the first time
+    (a marker file remembers: a node lost mid-run), ``"die"`` every time (a shard that crashes any node),
+    ``"bad"`` raises InputError (a reader finding bad data)."""
 
-    def __init__(self, seq, marker):
-        self.seq, self.marker = seq, str(marker)
+    def __init__(self, seq, fault, marker=None):
+        self.seq, self.fault, self.marker = seq, fault, None if marker is None else str(marker)
 
     @property
     def n(self):
@@ -111,47 +117,39 @@ class DiesOnce:
         import os
         from pathlib import Path
 
-        if not Path(self.marker).exists():
-            Path(self.marker).touch()
+        if self.fault == "bad":
+            raise InputError("shard gone-bad.npy has NaN in its header")
+        if self.fault == "die" or not Path(self.marker).exists():
+            if self.marker:
+                Path(self.marker).touch()
             os._exit(1)
         yield from self.seq.iter_blocks(block_rows)
 
 
-def test_a_worker_that_dies_mid_run_is_replaced_and_the_result_is_complete(splits, tmp_path, cluster):
+def _bias_plan(splits, faulty=None, **fault):
+    """The bias analyzer of the splits and one whole-split Part each, split ``faulty`` read through Faulty."""
     from lvmdiag.data.groups import resolve_groups
     from lvmdiag.engine.block import Part
-    from lvmdiag.engine.dask_runner import run_dask
-    from lvmdiag.engine.runner import run_local
     from lvmdiag.engine.sections import BiasAnalyzer
 
     groups = resolve_groups(list(splits.values()))
     an = [BiasAnalyzer("train", 3, 10, groups.method, groups.note, 20)]
-    parts = [Part(n, 0, s, lab) for (n, s), lab in zip(splits.items(), groups.labels)]
-    flaky = [Part(p.split, 0, DiesOnce(p.source, tmp_path / "died"), p.labels) if p.split == "val" else p for p in parts]
+    parts = [Part(n, 0, Faulty(s, **fault) if n == faulty else s, lab) for (n, s), lab in zip(splits.items(), groups.labels)]
+    return an, parts, groups
+
+
+def test_a_worker_that_dies_mid_run_is_replaced_and_the_result_is_complete(splits, tmp_path, cluster):
+    from lvmdiag.engine.dask_runner import run_dask
+    from lvmdiag.engine.runner import run_local
+
+    an, flaky, _ = _bias_plan(splits, "val", fault="die_once", marker=tmp_path / "died")
     prepared, states, summary = run_dask(flaky, an, scheduler=cluster.scheduler_address)
     assert (tmp_path / "died").exists()  # a worker did die
     assert summary.rows_read == {n: s.n for n, s in splits.items()}
-    _, ref, _ = run_local(parts, an)
+    _, ref, _ = run_local(_bias_plan(splits)[1], an)
     for n in splits:
         np.testing.assert_allclose(states["bias"][n].inner.sums, ref["bias"][n].inner.sums, atol=1e-9)
         assert (states["bias"][n].inner.counts == ref["bias"][n].inner.counts).all()
-
-
-class AlwaysDies:
-    """A row source whose every read kills the worker process (a shard that crashes any node)."""
-
-    def __init__(self, seq):
-        self.seq = seq
-
-    @property
-    def n(self):
-        return self.seq.n
-
-    def iter_blocks(self, block_rows=8192):
-        import os
-
-        os._exit(1)
-        yield from ()
 
 
 def test_dask_progress_ticks_as_parts_finish_and_a_part_that_always_kills_its_worker_fails_in_one_line(splits):
@@ -160,14 +158,11 @@ def test_dask_progress_ticks_as_parts_finish_and_a_part_that_always_kills_its_wo
     import dask
 
     distributed = pytest.importorskip("distributed")
-    from lvmdiag.data.groups import resolve_groups
     from lvmdiag.engine.block import Part
     from lvmdiag.engine.dask_runner import run_dask
-    from lvmdiag.engine.sections import BiasAnalyzer
     from lvmdiag.errors import EngineError
 
-    groups = resolve_groups(list(splits.values()))
-    an = [BiasAnalyzer("train", 3, 10, groups.method, groups.note, 20)]
+    an, _, groups = _bias_plan(splits)
     parts = []
     for (n, s), lab in zip(splits.items(), groups.labels):
         cuts = [0, s.n // 2, s.n]
@@ -181,36 +176,16 @@ def test_dask_progress_ticks_as_parts_finish_and_a_part_that_always_kills_its_wo
             assert summary.rows_read == {n: s.n for n, s in splits.items()}
             assert ticks[0] == (0, total) and ticks[-1] == (total, total) and len(ticks) == len(parts) + 1
             assert all(a[0] < b[0] for a, b in zip(ticks, ticks[1:]))
-            bad = parts[:-1] + [Part(parts[-1].split, parts[-1].start, AlwaysDies(parts[-1].source), parts[-1].labels)]
+            bad = parts[:-1] + [Part(parts[-1].split, parts[-1].start, Faulty(parts[-1].source, "die"), parts[-1].labels)]
             with pytest.raises(EngineError, match=r"the Dask run failed \(KilledWorker.*no result is reported") as err:
                 run_dask(bad, an, scheduler=cl.scheduler_address, retries=0)
             assert "\n" not in str(err.value)
 
 
-class BadShard:
-    """A row source that finds its data bad on the worker (as a reader raises InputError)."""
-
-    def __init__(self, seq):
-        self.seq = seq
-
-    @property
-    def n(self):
-        return self.seq.n
-
-    def iter_blocks(self, block_rows=8192):
-        raise InputError("shard gone-bad.npy has NaN in its header")
-        yield from ()
-
-
 def test_an_input_error_raised_on_a_worker_comes_back_as_itself(splits, cluster):
-    from lvmdiag.data.groups import resolve_groups
-    from lvmdiag.engine.block import Part
     from lvmdiag.engine.dask_runner import run_dask
-    from lvmdiag.engine.sections import BiasAnalyzer
 
-    groups = resolve_groups(list(splits.values()))
-    an = [BiasAnalyzer("train", 3, 10, groups.method, groups.note, 20)]
-    parts = [Part(n, 0, BadShard(s) if n == "val" else s, lab) for (n, s), lab in zip(splits.items(), groups.labels)]
+    an, parts, _ = _bias_plan(splits, "val", fault="bad")
     with pytest.raises(InputError, match="gone-bad.npy has NaN in its header"):
         run_dask(parts, an, scheduler=cluster.scheduler_address, retries=0)
 
@@ -222,8 +197,7 @@ def test_arrow_inputs_run_on_dask_as_one_part_per_split(tmp_path, cluster):
     val = make_store(n_articles=6, d=10, rho=0.8, length=(8, 12), rng=14)
     inputs = {}
     for name, st, off in (("train", train, 0), ("val", val, 1000)):
-        table = pa.table({"embedding": pa.FixedSizeListArray.from_arrays(pa.array(st.vectors.astype(np.float32).ravel()), 10),
-                          "article_id": pa.array(st.article_ids + off), "chunk_index": pa.array(st.chunk_index)})
+        table = _store_table(st, off)
         inputs[name] = tmp_path / f"{name}.arrow"
         with pa.ipc.new_file(str(inputs[name]), table.schema) as w:
             for batch in table.to_batches(max_chunksize=20):
@@ -238,15 +212,9 @@ def test_a_lone_worker_that_dies_is_replaced_and_the_plans_are_sent_again(splits
     """With one worker, everything it held dies with it: the plans travel as a task, so they are
     recomputed on its replacement (scattered data would be lost for good)."""
     distributed = pytest.importorskip("distributed")
-    from lvmdiag.data.groups import resolve_groups
-    from lvmdiag.engine.block import Part
     from lvmdiag.engine.dask_runner import run_dask
-    from lvmdiag.engine.sections import BiasAnalyzer
 
-    groups = resolve_groups(list(splits.values()))
-    an = [BiasAnalyzer("train", 3, 10, groups.method, groups.note, 20)]
-    parts = [Part(n, 0, DiesOnce(s, tmp_path / "died") if n == "val" else s, lab)
-             for (n, s), lab in zip(splits.items(), groups.labels)]
+    an, parts, _ = _bias_plan(splits, "val", fault="die_once", marker=tmp_path / "died")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
         _, states, summary = run_dask(parts, an, scheduler=cl.scheduler_address)
     assert (tmp_path / "died").exists() and summary.rows_read == {n: s.n for n, s in splits.items()}
