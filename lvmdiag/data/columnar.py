@@ -69,8 +69,9 @@ def store_to_lazy_windows(
     """Stride-1 windows of a store as lazy gathers of its chunk vectors (no (K + 1)-fold copy).
 
     Windows are ordered by file position (within an article, chunk order), so a streaming pass
-    reads the file about once; validation reads each chunk once (:mod:`lvmdiag.data.store_scan`). A store whose articles are scattered over the file is read into
-    memory first (its vectors, not its windows).
+    reads the file about once; validation reads each chunk once (:mod:`lvmdiag.data.store_scan`).
+    A store whose articles are scattered over the file is read into memory first (its vectors, not
+    its windows).
     """
     ctx_rows, tgt_rows, codes = checked_window_rows(store, k, fname)
     order = np.argsort(ctx_rows[:, 0], kind="stable")

@@ -87,10 +87,9 @@ def parts_of(sources: Mapping[str, Any], groups: Any, reference: str, *, split_c
     parts: list[Part] = []
     for n, lab in zip(names, groups.labels):
         src = sources[n]
-        ranges = window_range_parts(src, n, lab) if split_columnar else None
         if isinstance(src, ShardedSplit):
             parts += shard_parts(src, lab)
-        elif ranges is not None:
+        elif split_columnar and (ranges := window_range_parts(src, n, lab)) is not None:
             parts += ranges
         else:
             parts.append(Part(n, 0, src, np.asarray(lab, dtype=np.int64), getattr(src, "valid", None)))
