@@ -50,7 +50,7 @@ def test_matches_loop_on_stores_in_order_and_with_string_ids(sort_rows):
 
 
 def test_unsorted_order_is_none_exactly_when_the_sort_is_the_identity():
-    from lvmdiag.data.windows import article_order, unsorted_order
+    from lvmdiag.data.windows import unsorted_order
 
     rng = np.random.default_rng(2)
     for trial in range(300):
@@ -67,4 +67,3 @@ def test_unsorted_order_is_none_exactly_when_the_sort_is_the_identity():
             assert np.array_equal(ref, np.arange(n))
         else:
             assert np.array_equal(got, ref) and not np.array_equal(ref, np.arange(n))
-        assert np.array_equal(article_order(ids, chunk), ref)
