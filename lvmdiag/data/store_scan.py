@@ -170,7 +170,7 @@ def scan_store_windows(
     with closing(_read_blocks(vectors, spans, read_ahead=bands is None or fast)) as blocks:
         for s, e, block in blocks:
             x = np.asarray(block, dtype=np.float32)  # (m, D): a view of the decoded row group
-            _scan_block(vectors, x, s, e, k, sq, nonfinite, probe, probe_cols, bands if fast else None)
+            _scan_block(x, s, e, k, sq, nonfinite, probe, probe_cols, bands if fast else None)
             if fast:
                 carry_rows, carry_x = _carry_bands(carry_rows, carry_x, x, s, e, k, bands)  # type: ignore[arg-type]
             elif bands is not None:
@@ -199,7 +199,7 @@ def scan_store_windows(
     return report, gram
 
 
-def _scan_block(vectors: Any, x: np.ndarray, s: int, e: int, k: int, sq: np.ndarray, nonfinite: np.ndarray,
+def _scan_block(x: np.ndarray, s: int, e: int, k: int, sq: np.ndarray, nonfinite: np.ndarray,
                 probe: np.ndarray, probe_cols: np.ndarray, bands: np.ndarray | None) -> None:
     """Chunk rows [s, e) (``x``, float32): squared norms, non-finite rows, probe hashes and, with
     ``bands`` (successors are the next rows), the bands of the rows whose K successors are in the block."""
