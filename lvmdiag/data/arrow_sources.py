@@ -67,8 +67,23 @@ def arrow_kind(path: Path) -> str | None:
     return None
 
 
+def _folder_files(path: Path) -> tuple[list[Path], list[Path]]:
+    """(Parquet files, other data files) under a folder, each sorted, from one walk; hidden and
+    ``_``-prefixed files (``_SUCCESS``, ``.crc``) are skipped."""
+    parquet, other = [], []
+    for p in path.rglob("*"):
+        if not p.is_file() or p.name.startswith((".", "_")):
+            continue
+        suffix = p.suffix.lower()
+        if suffix in PARQUET_SUFFIXES:
+            parquet.append(p)
+        elif suffix in _OTHER_DATA_SUFFIXES:
+            other.append(p)
+    return sorted(parquet), sorted(other)
+
+
 def _parquet_files(path: Path) -> list[Path]:
-    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PARQUET_SUFFIXES and not p.name.startswith((".", "_")))
+    return _folder_files(path)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,17 +158,15 @@ def _open_parquet(path: Path, fname: str) -> _Source:
     pa = _pyarrow(fname)
     import pyarrow.parquet as pq
 
-    files = _parquet_files(path) if path.is_dir() else [path]
+    files, others = _folder_files(path) if path.is_dir() else ([path], [])
     if not files:
         raise InputError(f"directory {fname} holds no .parquet files.")
-    if path.is_dir():
-        other = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()
-                       and p.suffix.lower() in _OTHER_DATA_SUFFIXES and not p.name.startswith((".", "_")))
-        if other:
-            from lvmdiag.data.validate import warn
+    if others:
+        from lvmdiag.data.validate import warn
 
-            warn(f"{fname}: read as {len(files)} Parquet shard(s); {len(other)} other data file(s) in it are not read "
-                 f"({', '.join(other[:3])}{', ...' if len(other) > 3 else ''}).")
+        other = [p.relative_to(path).as_posix() for p in others]
+        warn(f"{fname}: read as {len(files)} Parquet shard(s); {len(other)} other data file(s) in it are not read "
+             f"({', '.join(other[:3])}{', ...' if len(other) > 3 else ''}).")
     handles = _ParquetFiles(files)
     labels, schemas, block_part, sizes, index = [], [], [], [], []
     for i, f in enumerate(files):
