@@ -245,18 +245,18 @@ def _engine_client(engine: str, scheduler: str | None) -> Iterator[Any]:
 
 
 def _groups(loaded: dict[str, Any], client: Any) -> Any:
-    """Article labels; with Dask and id-less shard directories the recovery's read runs on the workers."""
+    """Article labels; with Dask and id-less shard directories the recovery (hashing and linking) runs on the workers."""
     from lvmdiag.data.groups import resolve_groups
     from lvmdiag.engine.sources import ShardedSplit
 
     sources = list(loaded.values())
-    keys = None
+    recovery = None
     if (client is not None and any(s.article_ids is None for s in sources)
             and any(isinstance(s, ShardedSplit) for s in sources)):
-        from lvmdiag.engine.dask_runner import slot_keys_on_workers
+        from lvmdiag.engine.dask_recovery import recover_on_workers
 
-        keys = slot_keys_on_workers(sources, client)
-    return resolve_groups(sources, slot_keys=keys)
+        recovery = recover_on_workers(sources, client)
+    return resolve_groups(sources, recovery=recovery)
 
 
 def analyze_data(

@@ -90,7 +90,7 @@ def resolve_groups(
     block_size: int | None = None,
     recover: bool = True,
     progress: Callable[[int, int], None] | None = None,
-    slot_keys: Sequence[Any] | None = None,
+    recovery: ArticleRecovery | None = None,
 ) -> GroupAssignment:
     """Group labels for every window of every input: given ids, recovered articles, or row blocks.
 
@@ -101,8 +101,8 @@ def resolve_groups(
         at least K + 1 rows)
     recover : try article recovery when ids are missing (off: go straight to blocks)
     progress : optional ``(done, total)`` callback for the recovery pass
-    slot_keys : optional per-input chunk-slot keys for the recovery, computed elsewhere (e.g. on Dask
-        workers: :func:`lvmdiag.engine.dask_runner.slot_keys_on_workers`); then no vector is read here
+    recovery : the recovery of these inputs computed elsewhere (on Dask workers:
+        :func:`lvmdiag.engine.dask_recovery.recover_on_workers`); then no vector is read here
 
     Returns
     -------
@@ -115,10 +115,10 @@ def resolve_groups(
         raise InputError(f"block_size must be >= 1; got {block_size}.")
     if all(s.article_ids is not None for s in seqsets):
         return _from_ids(seqsets)
-    recovery: ArticleRecovery | None = None
     reason = "no article ids"
     if recover:
-        recovery = recover_articles(seqsets, progress=progress, keys=slot_keys)
+        if recovery is None:
+            recovery = recover_articles(seqsets, progress=progress)
         if recovery.share_linked >= MIN_SHARE_LINKED:
             return GroupAssignment(
                 labels=recovery.labels,

@@ -157,16 +157,8 @@ def recover_articles(
     ArticleRecovery with per-file label arrays and linking diagnostics (see its attributes).
     """
     seqsets = list(seqsets)
-    if not seqsets:
-        raise InputError("recover_articles needs at least one sequence file.")
-    k, d = seqsets[0].k, seqsets[0].d
-    for s in seqsets[1:]:
-        if s.k != k or s.d != d:
-            raise InputError(
-                f"{s.source} has windows (K={s.k}, D={s.d}) but {seqsets[0].source} has (K={k}, D={d}): "
-                "articles can only be recovered across files with the same window length and encoder."
-            )
-    width = k + 1
+    check_same_shape(seqsets)
+    width = seqsets[0].k + 1
     sizes = [s.n for s in seqsets]
     total = int(sum(sizes))
     if keys is None:
@@ -219,14 +211,9 @@ def recover_articles(
     n_articles = int(dense.max()) + 1 if dense.size else 0
     windows_per_article = np.bincount(dense.reshape(-1), minlength=n_articles)
     share_linked = float((windows_per_article[dense.reshape(-1)] > 1)[inverse].mean()) if total else 0.0
-    labels, per_file_articles, offsets = [], [], np.cumsum([0] + sizes)
-    files_of_article = np.zeros(n_articles, dtype=np.int64)
-    for i, s in enumerate(seqsets):
-        lab = labels_all[offsets[i] : offsets[i + 1]]
-        labels.append(lab)
-        present = np.unique(lab)
-        per_file_articles.append(int(present.size))
-        files_of_article[present] += 1
+    offsets = np.cumsum([0] + sizes)
+    labels = [labels_all[offsets[i] : offsets[i + 1]] for i in range(len(seqsets))]
+    per_file_articles, n_shared = file_counts(labels, n_articles)
     return ArticleRecovery(
         labels=labels,
         files=[s.name for s in seqsets],
@@ -234,7 +221,7 @@ def recover_articles(
         n_windows=total,
         n_windows_per_file=sizes,
         n_articles_per_file=per_file_articles,
-        n_shared_articles=int((files_of_article > 1).sum()),
+        n_shared_articles=n_shared,
         n_chunks=int(n_chunks),
         n_null_chunks=int(null.sum()),
         n_ambiguous=int(branch.sum()),
@@ -244,6 +231,29 @@ def recover_articles(
         share_linked=share_linked,
         n_duplicate_windows=int(n_dup),
     )
+
+
+def check_same_shape(seqsets: Sequence[Any]) -> None:
+    """Inputs pooled by the recovery must exist and share K and D (one line naming the odd file otherwise)."""
+    if not seqsets:
+        raise InputError("recover_articles needs at least one sequence file.")
+    k, d = seqsets[0].k, seqsets[0].d
+    for s in seqsets[1:]:
+        if s.k != k or s.d != d:
+            raise InputError(
+                f"{s.source} has windows (K={s.k}, D={s.d}) but {seqsets[0].source} has (K={k}, D={d}): "
+                "articles can only be recovered across files with the same window length and encoder."
+            )
+
+
+def file_counts(labels: Sequence[np.ndarray], n_articles: int) -> tuple[list[int], int]:
+    """Articles present in each file, and articles present in more than one file."""
+    per_file, files_of_article = [], np.zeros(n_articles, dtype=np.int64)
+    for lab in labels:
+        present = np.unique(lab)
+        per_file.append(int(present.size))
+        files_of_article[present] += 1
+    return per_file, int((files_of_article > 1).sum())
 
 
 def _chunk_ids(keys: np.ndarray, null: np.ndarray) -> tuple[np.ndarray, int]:

@@ -155,38 +155,6 @@ def dask_client(scheduler: str | None = None) -> Iterator[Any]:
         cluster.close()
 
 
-def _shard_slot_keys(shard: Any) -> tuple[Any, Any]:
-    """One shard's chunk-slot keys (runs on a worker; imported there by name, so only the shard's path travels)."""
-    from lvmdiag.data.recover import slot_keys
-
-    return slot_keys(shard)
-
-
-def slot_keys_on_workers(sources: Sequence[Any], client: Any, retries: int = 2) -> list[tuple[Any, Any]]:
-    """Article recovery's read, distributed: the chunk-slot keys of every shard computed where the shard is.
-
-    Per source, in row order: ``(keys, null)`` as :func:`lvmdiag.data.recover.slot_keys` returns. A sharded
-    split's shards are Dask tasks (only paths travel; 17 bytes per chunk slot come back); other sources are
-    hashed on the client. The linking itself (components over the keys) then runs on the client.
-    """
-    import numpy as np
-
-    from lvmdiag.data.recover import slot_keys
-    from lvmdiag.engine.sources import ShardedSplit
-
-    futures = [[client.submit(_shard_slot_keys, sh, pure=False, retries=retries) for sh in s.shards]
-               if isinstance(s, ShardedSplit) else None for s in sources]
-    out = []
-    for s, futs in zip(sources, futures):
-        if futs is None:
-            out.append(slot_keys(s))
-            continue
-        parts = client.gather(futs)
-        out.append((np.concatenate([k for k, _ in parts]) if parts else np.zeros((0, 2), np.uint64),
-                    np.concatenate([n for _, n in parts]) if parts else np.zeros(0, bool)))
-    return out
-
-
 def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int = 4096,
              scheduler: str | None = None, client: Any = None, retries: int = 2,
              progress: ProgressCallback | None = None) -> tuple[list[Any], dict[str, dict[str, Any]], RunSummary]:

@@ -242,41 +242,54 @@ def test_the_approximate_leakage_search_runs_on_dask_like_locally(cluster):
     assert_same_report(remote.to_dict(), local.to_dict())
 
 
-def test_id_less_shards_are_recovered_from_keys_hashed_on_the_workers(splits, tmp_path, cluster, monkeypatch):
-    """Without ids, the recovery's read (chunk hashing) runs per shard on the workers: the keys equal the
-    client-side ones, the client never hashes a vector, and the report equals the local one."""
+def test_id_less_shards_are_recovered_on_the_workers_hashing_and_linking(splits, tmp_path, cluster, monkeypatch):
+    """Without ids, the whole recovery runs on the workers (the two-round join): the client neither hashes a
+    vector nor links keys, and the report equals the local one, articles cut across shards included."""
     from dataclasses import replace
 
     from lvmdiag.analyzers import data_report  # noqa: F401  (imports the engine modules before patching)
-    from lvmdiag.data import recover
-    from lvmdiag.engine import dask_runner
-    from lvmdiag.engine.sources import open_sharded
+    from lvmdiag.data import groups, recover
 
     bare = {n: replace(s, article_ids=None) for n, s in splits.items()}
     sharded = {n: write_shards(s, tmp_path / n, [s.n // 3, 2 * s.n // 3]) for n, s in bare.items()}
     local = analyze_data(sharded, **FAST)
     assert local.grouping.startswith("recovered")
-    expect = [recover.slot_keys(open_sharded(p, n)) for n, p in sharded.items()]
 
     def client_side(*args, **kwargs):
-        raise AssertionError("the client hashed a vector")
+        raise AssertionError("the client hashed or linked")
 
-    monkeypatch.setattr(recover, "slot_keys", client_side)  # the workers are other processes: unaffected
-    seen = {}
-    real = dask_runner.slot_keys_on_workers
-
-    def spy(sources, client, retries=2):
-        seen["keys"] = real(sources, client, retries)
-        return seen["keys"]
-
-    monkeypatch.setattr(dask_runner, "slot_keys_on_workers", spy)
+    # the workers are other processes: unaffected
+    monkeypatch.setattr(recover, "slot_keys", client_side)
+    monkeypatch.setattr(groups, "recover_articles", client_side)
     rep = analyze_data(sharded, engine="dask", scheduler=cluster.scheduler_address, **FAST)
-    assert len(seen["keys"]) == 2
-    for (k_got, n_got), (k_want, n_want) in zip(seen["keys"], expect):
-        np.testing.assert_array_equal(k_got, k_want)  # hashes: exact
-        np.testing.assert_array_equal(n_got, n_want)
     assert rep.grouping == local.grouping
     assert_same_report(rep.to_dict(), local.to_dict())
+
+
+def test_recovery_on_workers_equals_recover_articles_for_shards_and_a_client_side_file(splits, tmp_path, cluster):
+    """Shards (some articles cut across them) and an in-memory split pooled: labels and every diagnostic equal
+    the one-machine recovery exactly, for any number of key buckets."""
+    from dataclasses import replace
+
+    distributed = pytest.importorskip("distributed")
+    from lvmdiag.data.recover import recover_articles
+    from lvmdiag.engine.dask_recovery import recover_on_workers
+    from lvmdiag.engine.sources import open_sharded
+
+    train = replace(splits["train"], article_ids=None)
+    val = replace(splits["val"], article_ids=None)
+    train = train.subset(np.r_[np.arange(train.n), np.arange(40)])  # 40 windows twice: duplicates across shards
+    sources = [open_sharded(write_shards(train, tmp_path / "train", [100, 101, 350]), "train"), val]
+    want = recover_articles([train, val])
+    assert want.n_duplicate_windows >= 40 and want.share_linked > 0.9
+    ticks = []
+    with distributed.Client(cluster.scheduler_address) as client:
+        for n_buckets in (None, 1, 3):
+            got = recover_on_workers(sources, client, n_buckets=n_buckets, progress=lambda d, t: ticks.append((d, t)))
+            assert got.to_dict() == want.to_dict()
+            for a, b in zip(got.labels, want.labels):
+                np.testing.assert_array_equal(a, b)
+    assert ticks[-1] == (train.n + val.n, train.n + val.n)
 
 
 def test_a_refused_scheduler_address_fails_at_once_in_one_line():
