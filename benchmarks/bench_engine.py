@@ -7,6 +7,7 @@ Run by hand, never in the tests (each part in its own process; generated data un
     python benchmarks/bench_engine.py dask --n 20000 --d 768 --shards 8
     python benchmarks/bench_engine.py ann --n-train 200000 --n-val 20000 --d 768
     python benchmarks/bench_engine.py plan --shards 100 --n-per-shard 1000000   # the simulated 10^8 plan
+    python benchmarks/bench_engine.py recover --n 2000000 --d 16 --shards 16   # id-less: client vs Dask join
 
 Full scale (issue 9): ``single``/``dask`` at --n 1000000 (18 GB memory-mapped, not in page cache),
 ``ann`` at --n-train 1000000 --n-val 100000. Data: random-walk articles (adjacent cosine ~0.71,
@@ -29,6 +30,10 @@ Full scale (issue 9): ``single``/``dask`` at --n 1000000 (18 GB memory-mapped, n
   bias + divergence states through ``run_dask`` on a ``LocalCluster(2 x 1 thread)``, tree-merged on the
   workers, finalized on the client. Reports the client's peak memory (it holds the article labels, 8 bytes
   per window, never a vector), the state each analyzer ships, and the windows counted per split.
+
+- recover: the same splits without ``article_ids.npy``; ``recover_articles`` on the client vs
+  ``recover_on_workers`` (the two-round join) on a ``LocalCluster(2 x 1 thread)``: wall time, the
+  client's peak memory, and whether labels and diagnostics are identical.
 
 Cold cache: ``--cold`` evicts every data file from the page cache (``posix_fadvise(DONTNEED)``, no root
 needed) before the bare read and again before the engine, so both read from disk.
@@ -261,9 +266,40 @@ def plan(args: argparse.Namespace) -> None:
           f"states shipped: {sizes} | client peak anon {client.peak_mb:.0f} MB |")
 
 
+def recover(args: argparse.Namespace) -> None:
+    """Id-less shards: article recovery on the client (``recover_articles``) vs the two-round join on Dask."""
+    import distributed
+
+    from lvmdiag.data.recover import recover_articles
+    from lvmdiag.engine.dask_recovery import recover_on_workers
+    from lvmdiag.engine.sources import open_sharded
+
+    paths = gen(args.n, args.d, args.shards)
+    for ps in paths.values():
+        for p in ps:
+            (p / "article_ids.npy").unlink()
+    sources = [open_sharded(ps, name) for name, ps in paths.items()]
+    with AnonPeak() as one:
+        t0 = time.perf_counter()
+        want = recover_articles(sources)
+        t_one = time.perf_counter() - t0
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+            distributed.Client(cl) as client:
+        with AnonPeak() as dist:
+            t0 = time.perf_counter()
+            got = recover_on_workers(sources, client)
+            t_dist = time.perf_counter() - t0
+    same = got.to_dict() == want.to_dict() and all(np.array_equal(a, b) for a, b in zip(got.labels, want.labels))
+    n = sum(s.n for s in sources)
+    print(f"| {n:,} windows, {args.d}-d, {sum(len(ps) for ps in paths.values())} shards, {want.n_articles:,} articles | "
+          f"client-side: {t_one:.1f} s, peak anon {one.peak_mb:.0f} MB | two-round join on Dask (2 workers): "
+          f"{t_dist:.1f} s, client peak anon {dist.peak_mb:.0f} MB | identical: {same} |")
+    assert same
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["single", "dask", "ann", "plan"])
+    ap.add_argument("what", choices=["single", "dask", "ann", "plan", "recover"])
     ap.add_argument("--n", type=int, default=20_000)
     ap.add_argument("--d", type=int, default=768)
     ap.add_argument("--shards", type=int, default=8)
@@ -278,7 +314,7 @@ def main() -> None:
     args = ap.parse_args()
     shutil.rmtree(DATA, ignore_errors=True)
     try:
-        {"single": single, "dask": dask_vs_local, "ann": ann, "plan": plan}[args.what](args)
+        {"single": single, "dask": dask_vs_local, "ann": ann, "plan": plan, "recover": recover}[args.what](args)
     finally:
         if not args.keep:
             shutil.rmtree(DATA, ignore_errors=True)
