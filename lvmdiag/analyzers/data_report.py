@@ -244,8 +244,11 @@ def _engine_client(engine: str, scheduler: str | None) -> Iterator[Any]:
         yield client
 
 
-def _groups(loaded: dict[str, Any], client: Any) -> Any:
-    """Article labels; with Dask and id-less shard directories the recovery (hashing and linking) runs on the workers."""
+def _groups(loaded: dict[str, Any], client: Any, progress: Callable[[int, int], None] | None = None) -> Any:
+    """Article labels; with Dask and id-less shard directories the recovery (hashing and linking) runs on the workers.
+
+    ``progress(done, total)`` ticks through the recovery's read of id-less inputs (before the pass's own ticks).
+    """
     from lvmdiag.data.groups import resolve_groups
     from lvmdiag.engine.sources import ShardedSplit
 
@@ -255,8 +258,8 @@ def _groups(loaded: dict[str, Any], client: Any) -> Any:
             and any(isinstance(s, ShardedSplit) for s in sources)):
         from lvmdiag.engine.dask_recovery import recover_on_workers
 
-        recovery = recover_on_workers(sources, client)
-    return resolve_groups(sources, recovery=recovery)
+        recovery = recover_on_workers(sources, client, progress=progress)
+    return resolve_groups(sources, recovery=recovery, progress=progress)
 
 
 def analyze_data(
@@ -309,7 +312,7 @@ def analyze_data(
         gen = as_rng(rng)
         seeds = {s: int(gen.integers(2**31)) for s in SECTIONS}
     with _engine_client(engine, scheduler) as client:
-        groups = _groups(loaded, client)
+        groups = _groups(loaded, client, progress)
         grouping = f"{groups.method}; {groups.note}".rstrip("; ")
         # one read of every split feeds every section (lvmdiag.engine); finalize runs each section's inference
         from lvmdiag.engine.data import run_sections

@@ -88,7 +88,7 @@ def _run(splits: Mapping[str, Any], sections: Sequence[str], options: Mapping[st
         seed = int(as_rng(seed).integers(2**31))
     loaded = _open(splits, k, allow_pickle)
     with _engine_client(engine or "local", scheduler) as client:  # one client: the recovery and the pass
-        groups = _groups(loaded, client)
+        groups = _groups(loaded, client, progress)
         results, skipped, summary = run_sections(
             loaded, groups, sections, "train", n_permutations=n_permutations, n_bootstrap=n_bootstrap,
             threshold=threshold, alpha=alpha, seeds={s: int(seed or 0) for s in sections}, engine=engine or "local",

@@ -108,3 +108,18 @@ def test_a_split_too_small_to_compare_is_reported_as_not_tested(store):
     no_dir = [f.message for f in rep.findings if f.kind == "no-direction"]
     assert rep.direction.detected() or (len(no_dir) == 1 and no_dir[0].startswith(
         "no arrow of time detected after correction in train"))
+
+
+def test_progress_covers_the_article_recovery_of_id_less_inputs_then_the_pass(store):
+    """Id-less inputs: the recovery's read ticks to the total first (it used to be silent), then the pass."""
+    from dataclasses import replace
+
+    splits = {n: replace(s, article_ids=None) for n, s in make_splits(store, k=5, by="window", rng=1).items()}
+    calls = []
+    rep = analyze_data(splits, sections=("bias",), n_permutations=20, n_bootstrap=20,
+                       progress=lambda done, total: calls.append((done, total)))
+    total = sum(s.n for s in splits.values())
+    assert rep.grouping.startswith("recovered")
+    ends = [i for i, c in enumerate(calls) if c == (total, total)]
+    assert len(ends) >= 2 and ends[0] < ends[-1]  # the recovery reached the total, then the pass did
+    assert calls[0][0] < total and all(t == total for _, t in calls)
