@@ -10,12 +10,10 @@ with a short verdict and a list of findings that a CI job can gate on (``--fail-
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -232,36 +230,6 @@ def _findings(bias: Any, direction: Any, divergence: Any, leakage: Any, alpha: f
     return out
 
 
-@contextmanager
-def _engine_client(engine: str, scheduler: str | None) -> Iterator[Any]:
-    """One Dask client for the whole report (article recovery and the pass), or None for the local engine."""
-    if engine != "dask":
-        yield None
-        return
-    from lvmdiag.engine.dask_runner import dask_client
-
-    with dask_client(scheduler) as client:
-        yield client
-
-
-def _groups(loaded: dict[str, Any], client: Any, progress: Callable[[int, int], None] | None = None) -> Any:
-    """Article labels; with Dask and id-less shard directories the recovery (hashing and linking) runs on the workers.
-
-    ``progress(done, total)`` ticks through the recovery's read of id-less inputs (before the pass's own ticks).
-    """
-    from lvmdiag.data.groups import resolve_groups
-    from lvmdiag.engine.sources import ShardedSplit
-
-    sources = list(loaded.values())
-    recovery = None
-    if (client is not None and any(s.article_ids is None for s in sources)
-            and any(isinstance(s, ShardedSplit) for s in sources)):
-        from lvmdiag.engine.dask_recovery import recover_on_workers
-
-        recovery = recover_on_workers(sources, client, progress=progress)
-    return resolve_groups(sources, recovery=recovery, progress=progress)
-
-
 def analyze_data(
     splits: Mapping[str, SequenceSet | str | os.PathLike[str] | None],
     *,
@@ -311,8 +279,10 @@ def analyze_data(
     else:
         gen = as_rng(rng)
         seeds = {s: int(gen.integers(2**31)) for s in SECTIONS}
-    with _engine_client(engine, scheduler) as client:
-        groups = _groups(loaded, client, progress)
+    from lvmdiag.engine.session import engine_client, engine_groups
+
+    with engine_client(engine, scheduler) as client:
+        groups = engine_groups(loaded, client, progress)
         grouping = f"{groups.method}; {groups.note}".rstrip("; ")
         # one read of every split feeds every section (lvmdiag.engine); finalize runs each section's inference
         from lvmdiag.engine.data import run_sections

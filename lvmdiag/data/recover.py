@@ -111,8 +111,9 @@ def slot_keys(seq: SequenceSet, progress: Callable[[int], None] | None = None) -
     """The 128-bit content key of every chunk slot of one file, and whether the slot is null (zero/non-finite).
 
     Returns ``keys`` (n (K+1), 2) uint64 and ``null`` (n (K+1),) bool, slots in window order (K contexts,
-    then the target). This is the part of the recovery that reads vectors; it runs per file or per shard
-    (on a Dask worker for shards) and ships 17 bytes per slot. ``progress(rows)`` after each block.
+    then the target): 17 bytes per slot. This is the part of the recovery that reads vectors; on Dask it
+    runs per shard on the worker that reads it (:mod:`lvmdiag.engine.dask_recovery`), whose keys stay
+    there. ``progress(rows)`` after each block.
     """
     k, d = seq.k, seq.d
     width = k + 1
@@ -141,7 +142,6 @@ def slot_keys(seq: SequenceSet, progress: Callable[[int], None] | None = None) -
 
 def recover_articles(
     seqsets: Sequence[SequenceSet], progress: Callable[[int, int], None] | None = None,
-    keys: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> ArticleRecovery:
     """Link stride-1 windows of several files into articles by exact chunk-vector identity.
 
@@ -149,8 +149,6 @@ def recover_articles(
     ----------
     seqsets : the files to pool (train, val, ood, ...); they must share K and D
     progress : optional ``(done_windows, total_windows)`` callback, called after each row block
-    keys : optional per-file :func:`slot_keys` results computed elsewhere (e.g. per shard on Dask
-        workers and concatenated in row order); then no vector is read here
 
     Returns
     -------
@@ -161,23 +159,20 @@ def recover_articles(
     width = seqsets[0].k + 1
     sizes = [s.n for s in seqsets]
     total = int(sum(sizes))
-    if keys is None:
-        done = [0]
+    done = [0]
 
-        def tick(rows: int) -> None:
-            done[0] += rows
-            if progress is not None:
-                progress(done[0], total)
+    def tick(rows: int) -> None:
+        done[0] += rows
+        if progress is not None:
+            progress(done[0], total)
 
-        keys = [slot_keys(s, tick) for s in seqsets]
-    elif len(keys) != len(seqsets) or any(kk.shape != (s.n * width, 2) or nn.shape != (s.n * width,)
-                                          for (kk, nn), s in zip(keys, seqsets)):
-        raise InputError("recover_articles: precomputed slot keys do not match the files' window counts.")
+    keys = [slot_keys(s, tick) for s in seqsets]
     null = np.concatenate([nn for _, nn in keys]) if keys else np.zeros(0, bool)
     keys = np.concatenate([kk for kk, _ in keys]) if keys else np.zeros((0, 2), np.uint64)
 
-    chunk_id, n_chunks = _chunk_ids(keys, null)
-    del keys
+    chunk_id, chunk_keys = rank_keys(keys, null)
+    n_chunks = chunk_keys.shape[0]
+    del keys, chunk_keys
     slots = chunk_id.reshape(total, width)  # (W, K+1) chunk id per slot, -1 for null
     uniq, inverse = np.unique(slots, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
@@ -193,14 +188,7 @@ def recover_articles(
     join[usable] = ~branch[uniq[usable]]
     n_ambiguous_links = int((usable & ~join).sum())
 
-    has = join.any(axis=1)
-    first = np.argmax(join, axis=1)
-    anchor = uniq[np.arange(uniq.shape[0]), first]
-    rows, cols = np.nonzero(join)
-    src = anchor[rows]
-    dst = uniq[rows, cols]
-    graph = coo_matrix((np.ones(src.size, dtype=np.int8), (src, dst)), shape=(n_chunks, n_chunks)).tocsr()
-    _, comp = connected_components(graph, directed=False)
+    has, anchor, _, comp = link_windows(uniq, join, n_chunks)
     window_label = np.where(has, comp[anchor] if n_chunks else -1, -1).astype(np.int64)
     # windows with no usable chunk: each its own article, numbered after the components
     lonely = np.flatnonzero(~has)
@@ -256,16 +244,38 @@ def file_counts(labels: Sequence[np.ndarray], n_articles: int) -> tuple[list[int
     return per_file, int((files_of_article > 1).sum())
 
 
-def _chunk_ids(keys: np.ndarray, null: np.ndarray) -> tuple[np.ndarray, int]:
-    """Dense id per chunk slot from its 128-bit key (equal keys, equal id); -1 for null slots."""
+def rank_keys(keys: np.ndarray, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense id per slot from its 128-bit key, ranked by (first word, second word); -1 for ``excluded`` slots.
+
+    Returns the ids (m,) and the distinct keys in rank order (c, 2).
+    """
     ids = np.full(keys.shape[0], -1, dtype=np.int64)
-    idx = np.flatnonzero(~null)
+    idx = np.flatnonzero(~np.asarray(excluded, bool))
     if idx.size == 0:
-        return ids, 0
+        return ids, np.zeros((0, 2), np.uint64)
     sub = keys[idx]
     order = np.lexsort((sub[:, 1], sub[:, 0]))
     s = sub[order]
     new = np.r_[True, (s[1:] != s[:-1]).any(axis=1)]
-    run = np.cumsum(new) - 1
-    ids[idx[order]] = run
-    return ids, int(run[-1]) + 1
+    ids[idx[order]] = np.cumsum(new) - 1
+    return ids, s[new]
+
+
+def link_windows(chunk_id: np.ndarray, usable: np.ndarray, n_chunks: int
+                 ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """Chunks joined through the windows that hold them: connected components over chunk ids.
+
+    ``chunk_id`` (W, K+1) and ``usable`` (W, K+1) (the slots allowed to join). Returns, per window, whether
+    it has a usable slot and its anchor (first usable chunk), then the number of components and each
+    chunk's component (scipy numbers them in order of their smallest chunk id).
+    """
+    has = usable.any(axis=1)
+    anchor = chunk_id[np.arange(chunk_id.shape[0]), np.argmax(usable, axis=1)] if chunk_id.shape[0] else \
+        np.zeros(0, np.int64)
+    rows, cols = np.nonzero(usable)
+    graph = coo_matrix((np.ones(rows.size, dtype=np.int8), (anchor[rows], chunk_id[rows, cols])),
+                       shape=(n_chunks, n_chunks)).tocsr()
+    if n_chunks == 0:
+        return has, anchor, 0, np.zeros(0, np.int64)
+    n_comp, comp = connected_components(graph, directed=False)
+    return has, anchor, int(n_comp), comp.astype(np.int64)

@@ -1,8 +1,8 @@
 """Article recovery as a two-round join on chunk keys: :func:`recover_articles` split into per-piece and per-bucket steps.
 
-:func:`lvmdiag.data.recover.recover_articles` links every chunk slot of every file on one machine
-(17 bytes per slot). Here the same linking is cut into steps that each see one *piece* of the input
-(a shard) or one *bucket* of chunk keys (``key mod P``), so that on Dask no machine holds every key:
+:func:`lvmdiag.data.recover.recover_articles` links every chunk slot of every file on one machine.
+Here the same linking is cut into steps that each see one *piece* of the input (a shard) or one
+*bucket* of chunk keys (``key mod P``), so that on Dask no machine needs every key:
 
 1. per piece, :func:`piece_keys` hashes the chunk slots and :func:`branch_records` sends
    (chunk key, offset, window key) of each distinct window to the chunk's bucket, and each distinct
@@ -12,21 +12,26 @@
 3. per piece, given every branch key, :func:`piece_fragments` links the piece's own windows into
    fragments (connected components over its non-branch chunks) and sends (chunk key, fragment) to
    the chunk's bucket;
-4. per bucket, :func:`join_bucket` emits an edge wherever one chunk is in fragments of two pieces;
-5. :func:`assemble` unites the fragments along those edges and numbers articles exactly as
+4. per bucket, :func:`join_bucket` returns edges between fragments of different pieces that share a
+   chunk, and :func:`spanning_forest` reduces any set of edges to a forest with the same components
+   (at most one edge per fragment, whatever the number of shared chunks);
+5. :func:`assemble` unites the fragments along the forest and numbers articles exactly as
    :func:`recover_articles` does (components by their smallest chunk key, then windows with no usable
    chunk in the order of their chunk keys), so both give the same labels and the same diagnostics.
 
 :func:`link_pieces` runs the steps one after another in this process (the reference for the Dask
 driver, :mod:`lvmdiag.engine.dask_recovery`, which runs the same functions as tasks).
 
-Keys are 128-bit content hashes (two uint64 columns, ordered by the first then the second, as
-:func:`recover_articles` orders chunk ids); a window's key hashes its slot keys and null mask.
+A key is 128 bits: two independent 64-bit hashes (two uint64 columns, "words"), ordered by the first
+word then the second, as :func:`recover_articles` ranks chunks. A window's key hashes its slot keys
+and its null mask. Fragments are the unit the client sees: one per run of an article's windows that
+share chunks inside one piece (about one per article per shard for shards written in article order;
+up to one per window when a shard's windows are shuffled).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -34,14 +39,25 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from lvmdiag.data.hashing import row_keys
+from lvmdiag.errors import InputError
 
 if TYPE_CHECKING:
     from lvmdiag.data.recover import ArticleRecovery
 
+#: a 128-bit key as one sortable record (words compared in order)
+KEY = np.dtype([("hi", "<u8"), ("lo", "<u8")])
+
+
+class _Arrays:
+    """``sys.getsizeof`` (hence ``dask.sizeof``) counts the arrays, so Dask sees what a piece really holds."""
+
+    def __sizeof__(self) -> int:
+        return 64 + sum(getattr(getattr(self, f.name), "nbytes", 8) for f in fields(self))
+
 
 @dataclass
-class PieceKeys:
-    """One piece's chunk-slot keys (kept where the piece was read, between the two rounds)."""
+class PieceKeys(_Arrays):
+    """One piece's chunk-slot keys (kept where the piece was read, between the two rounds): 17 (K+1) + 16 bytes a window."""
 
     keys: np.ndarray  # (n, K+1, 2) uint64 slot keys
     null: np.ndarray  # (n, K+1) bool: zero or non-finite slot
@@ -53,7 +69,7 @@ class PieceKeys:
 
 
 @dataclass
-class BucketCounts:
+class BucketCounts(_Arrays):
     """What one round-1 bucket found among the chunk keys and window keys that hash to it."""
 
     branch: np.ndarray  # (m, 2) uint64 branch chunk keys, sorted
@@ -63,8 +79,8 @@ class BucketCounts:
 
 
 @dataclass
-class PieceFragments:
-    """One piece's windows linked within the piece (small: O(fragments) plus one code per window)."""
+class PieceFragments(_Arrays):
+    """One piece's windows linked within the piece: O(fragments) plus one code per window."""
 
     code: np.ndarray  # (n,) int64: fragment of each window (>= 0), or -1 - (index of its lonely window)
     min_key: np.ndarray  # (F, 2) uint64 smallest chunk key of each fragment
@@ -73,17 +89,19 @@ class PieceFragments:
     rows: np.ndarray  # (F,) windows (rows) in each fragment
     lonely: np.ndarray  # (L, 2 + 3 (K+1)) uint64: window key, then per slot (not null, key) of each distinct
     #                     window with no usable chunk
+    n_null: int  # null slots (with multiplicity)
 
 
-def piece_keys(keys: np.ndarray, null: np.ndarray, width: int) -> PieceKeys:
-    """Wrap :func:`lvmdiag.data.recover.slot_keys` output ((n (K+1), 2), (n (K+1),)) with its window keys."""
-    n = null.size // width
-    k3 = np.ascontiguousarray(keys, dtype=np.uint64).reshape(n, width, 2)
-    nl = np.asarray(null, bool).reshape(n, width)
-    masked = np.where(nl[:, :, None], np.uint64(0), k3).reshape(n, 2 * width)
-    bits = (nl.astype(np.uint64) << np.arange(width, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
-    window = row_keys(np.ascontiguousarray(np.c_[masked, bits])) if n else np.zeros((0, 2), np.uint64)
-    return PieceKeys(k3, nl, window)
+def as_records(words: np.ndarray) -> np.ndarray:
+    """(m, 2) uint64 key words as (m,) :data:`KEY` records (a view when contiguous)."""
+    return np.ascontiguousarray(words, dtype=np.uint64).view(KEY).ravel()
+
+
+def is_new_row(sorted_rows: np.ndarray) -> np.ndarray:
+    """(m,) True where a row of a sorted (m, c) array differs from the row before it (True for row 0)."""
+    if sorted_rows.shape[0] == 0:
+        return np.zeros(0, bool)
+    return np.r_[True, (sorted_rows[1:] != sorted_rows[:-1]).any(axis=1)]
 
 
 def unique_rows(x: np.ndarray) -> np.ndarray:
@@ -91,143 +109,166 @@ def unique_rows(x: np.ndarray) -> np.ndarray:
     if x.shape[0] <= 1:
         return x
     s = x[np.lexsort(x.T[::-1])]
-    return s[np.r_[True, (s[1:] != s[:-1]).any(axis=1)]]
+    return s[is_new_row(s)]
 
 
-def _bucket_of(key_a: np.ndarray, n_buckets: int) -> np.ndarray:
-    return (key_a % np.uint64(n_buckets)).astype(np.int64)
+def check_buckets(n_buckets: int) -> int:
+    if isinstance(n_buckets, bool) or not isinstance(n_buckets, (int, np.integer)) or n_buckets < 1:
+        raise InputError(f"n_buckets must be a whole number >= 1; got {n_buckets!r}.")
+    return int(n_buckets)
 
 
-def _split(rows: np.ndarray, bucket: np.ndarray, n_buckets: int) -> list[np.ndarray]:
+def piece_keys(keys: np.ndarray, null: np.ndarray, width: int) -> PieceKeys:
+    """Wrap :func:`lvmdiag.data.recover.slot_keys` output ((n (K+1), 2), (n (K+1),)) with its window keys."""
+    n = null.size // width
+    slots = np.ascontiguousarray(keys, dtype=np.uint64).reshape(n, width, 2)
+    null = np.asarray(null, bool).reshape(n, width)
+    masked = np.where(null[:, :, None], np.uint64(0), slots).reshape(n, 2 * width)
+    null_bits = (null.astype(np.uint64) << np.arange(width, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
+    window = row_keys(np.ascontiguousarray(np.c_[masked, null_bits])) if n else np.zeros((0, 2), np.uint64)
+    return PieceKeys(slots, null, window)
+
+
+def _bucket_of(first_word: np.ndarray, n_buckets: int) -> np.ndarray:
+    return (first_word % np.uint64(n_buckets)).astype(np.int64)
+
+
+def _by_bucket(rows: np.ndarray, n_buckets: int) -> list[np.ndarray]:
+    """The rows cut by the bucket of their column 0 (a key's first word), one array per bucket."""
+    bucket = _bucket_of(rows[:, 0], n_buckets)
     order = np.argsort(bucket, kind="stable")
-    cuts = np.searchsorted(bucket[order], np.arange(1, n_buckets))
-    return np.split(rows[order], cuts)
+    return np.split(rows[order], np.searchsorted(bucket[order], np.arange(1, n_buckets)))
 
 
 def branch_records(piece: PieceKeys, n_buckets: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Round 1 of a piece, per bucket: (chunk a, chunk b, offset, window a, window b) of every non-null slot of
-    each distinct window, and the distinct window keys."""
-    n, width = piece.null.shape
-    # one row per distinct window (a window key identifies the whole slot tuple)
-    order = np.lexsort(piece.window.T[::-1])
-    s = piece.window[order]
-    new = np.r_[True, (s[1:] != s[:-1]).any(axis=1)] if n else np.zeros(0, bool)
-    wins, first = s[new], order[new]
-    live = ~piece.null[first]
-    w_idx, j = np.nonzero(live)
+    """Round 1 of a piece, per bucket: (chunk key (2 words), offset, window key (2 words)) of every non-null slot
+    of each distinct window (40 bytes a slot), and the distinct window keys."""
+    n_buckets = check_buckets(n_buckets)
+    order = np.lexsort(piece.window.T[::-1])  # one row per distinct window: its key stands for its slots
+    new = is_new_row(piece.window[order])
+    windows, first = piece.window[order][new], order[new]
+    w_idx, offset = np.nonzero(~piece.null[first])
     rows = np.empty((w_idx.size, 5), np.uint64)
-    rows[:, :2] = piece.keys[first[w_idx], j]
-    rows[:, 2] = j
-    rows[:, 3:] = piece.window[first[w_idx]]
-    chunks = _split(rows, _bucket_of(rows[:, 0], n_buckets), n_buckets)
-    windows = _split(wins, _bucket_of(wins[:, 0], n_buckets), n_buckets)
-    return list(zip(chunks, windows))
+    rows[:, :2] = piece.keys[first[w_idx], offset]
+    rows[:, 2] = offset
+    rows[:, 3:] = windows[w_idx]
+    return list(zip(_by_bucket(rows, n_buckets), _by_bucket(windows, n_buckets)))
 
 
 def branch_bucket(*records: tuple[np.ndarray, np.ndarray]) -> BucketCounts:
     """Round 1 of a bucket: its branch chunks and counts, from every piece's records for it."""
-    t = unique_rows(np.concatenate([r[0] for r in records])) if records else np.zeros((0, 5), np.uint64)
-    w = unique_rows(np.concatenate([r[1] for r in records])) if records else np.zeros((0, 2), np.uint64)
-    if t.shape[0] == 0:
-        return BucketCounts(np.zeros((0, 2), np.uint64), 0, int(w.shape[0]), 0)
-    new_pos = np.r_[True, (t[1:, :3] != t[:-1, :3]).any(axis=1)]  # a new (chunk, offset)
-    pos_id = np.cumsum(new_pos) - 1
-    in_two = np.bincount(pos_id) > 1  # one chunk at one offset of two different windows
-    new_chunk = np.r_[True, (t[1:, :2] != t[:-1, :2]).any(axis=1)]
-    chunk_id = np.cumsum(new_chunk) - 1
-    is_branch = np.bincount(chunk_id, weights=in_two[pos_id], minlength=int(chunk_id[-1]) + 1) > 0
-    return BucketCounts(branch=t[new_chunk][is_branch, :2].copy(), n_chunks=int(new_chunk.sum()),
-                        n_windows=int(w.shape[0]), n_ambiguous_links=int(is_branch[chunk_id].sum()))
+    slots = unique_rows(np.concatenate([r[0] for r in records])) if records else np.zeros((0, 5), np.uint64)
+    n_windows = unique_rows(np.concatenate([r[1] for r in records])).shape[0] if records else 0
+    if slots.shape[0] == 0:
+        return BucketCounts(np.zeros((0, 2), np.uint64), 0, int(n_windows), 0)
+    position = np.cumsum(is_new_row(slots[:, :3])) - 1  # one (chunk, offset)
+    in_two_windows = np.bincount(position) > 1
+    new_chunk = is_new_row(slots[:, :2])
+    chunk = np.cumsum(new_chunk) - 1
+    is_branch = np.bincount(chunk, weights=in_two_windows[position], minlength=int(chunk[-1]) + 1) > 0
+    return BucketCounts(branch=slots[new_chunk][is_branch, :2].copy(), n_chunks=int(new_chunk.sum()),
+                        n_windows=int(n_windows), n_ambiguous_links=int(is_branch[chunk].sum()))
 
 
 def all_branches(*buckets: BucketCounts) -> np.ndarray:
     """Every bucket's branch keys, sorted (what round 2 of each piece needs)."""
-    b = np.concatenate([x.branch for x in buckets]) if buckets else np.zeros((0, 2), np.uint64)
-    return unique_rows(b)
+    return unique_rows(np.concatenate([b.branch for b in buckets])) if buckets else np.zeros((0, 2), np.uint64)
 
 
 def _is_member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     """Rows of (m, 2) ``keys`` present in the sorted distinct (s, 2) ``sorted_keys``."""
     if sorted_keys.shape[0] == 0 or keys.shape[0] == 0:
         return np.zeros(keys.shape[0], bool)
-    kt = np.dtype([("a", "<u8"), ("b", "<u8")])
-    s = np.ascontiguousarray(sorted_keys).view(kt).ravel()
-    q = np.ascontiguousarray(keys).view(kt).ravel()
-    at = np.minimum(np.searchsorted(s, q), s.size - 1)
-    return s[at] == q
+    s, q = as_records(sorted_keys), as_records(keys)
+    return s[np.minimum(np.searchsorted(s, q), s.size - 1)] == q
 
 
 def piece_fragments(piece: PieceKeys, branch: np.ndarray, n_buckets: int
                     ) -> tuple[PieceFragments, list[np.ndarray]]:
-    """Round 2 of a piece: its windows linked into fragments, and per bucket (chunk a, chunk b, fragment) rows."""
+    """Round 2 of a piece: its windows linked into fragments, and per bucket (chunk key, fragment) rows."""
+    from lvmdiag.data.recover import link_windows, rank_keys
+
+    n_buckets = check_buckets(n_buckets)
     n, width = piece.null.shape
     flat = piece.keys.reshape(-1, 2)
     usable = (~piece.null.ravel()) & ~_is_member(flat, branch)
-    idx = np.flatnonzero(usable)
-    sub = flat[idx]
-    order = np.lexsort((sub[:, 1], sub[:, 0]))
-    s = sub[order]
-    new = np.r_[True, (s[1:] != s[:-1]).any(axis=1)] if s.shape[0] else np.zeros(0, bool)
-    run = np.cumsum(new) - 1
-    n_chunks = int(run[-1]) + 1 if run.size else 0
-    ckeys = s[new]  # (c, 2) the piece's usable chunks, sorted by key: local id = rank
-    cid = np.full(n * width, -1, np.int64)
-    cid[idx[order]] = run
-    cid = cid.reshape(n, width)
-    use = usable.reshape(n, width)
-    has = use.any(axis=1)
-    anchor = cid[np.arange(n), np.argmax(use, axis=1)] if n else np.zeros(0, np.int64)
-    r, c = np.nonzero(use)
-    graph = coo_matrix((np.ones(r.size, np.int8), (anchor[r], cid[r, c])), shape=(n_chunks, n_chunks)).tocsr()
-    n_frag, comp = connected_components(graph, directed=False) if n_chunks else (0, np.zeros(0, np.int64))
-    comp = comp.astype(np.int64)
-    code = np.full(n, 0, np.int64)
+    chunk_id, chunk_keys = rank_keys(flat, ~usable)  # local ids ranked by key, as recover_articles ranks
+    chunk_id = chunk_id.reshape(n, width)
+    has, anchor, n_frag, comp = link_windows(chunk_id, usable.reshape(n, width), chunk_keys.shape[0])
+    code = np.zeros(n, np.int64)
     code[has] = comp[anchor[has]]
-    # scipy numbers components in order of their smallest node; nodes are ranked by key
-    _, first_node = np.unique(comp, return_index=True)
-    min_key = ckeys[first_node]
-    fw = unique_rows(np.c_[code[has].astype(np.uint64), piece.window[has]])
-    frag_of_fw = fw[:, 0].astype(np.int64)
-    n_distinct = np.bincount(frag_of_fw, minlength=n_frag)
+    # scipy numbers components in order of their smallest node, and nodes are ranked by key
+    min_key = chunk_keys[np.unique(comp, return_index=True)[1]]
+    frag_windows = unique_rows(np.c_[code[has].astype(np.uint64), piece.window[has]])
+    frag_of = frag_windows[:, 0].astype(np.int64)
+    n_distinct = np.bincount(frag_of, minlength=n_frag)
     single = np.zeros((n_frag, 2), np.uint64)
-    one = n_distinct[frag_of_fw] == 1
-    single[frag_of_fw[one]] = fw[one, 1:]
+    one = n_distinct[frag_of] == 1
+    single[frag_of[one]] = frag_windows[one, 1:]
     rows = np.bincount(code[has], minlength=n_frag)
-    # windows with no usable chunk: each distinct one is an article of its own
-    lone_rows = np.flatnonzero(~has)
-    lone_keys = piece.window[lone_rows]
-    if lone_rows.size:
-        uniq_lone = unique_rows(lone_keys)
-        kt = np.dtype([("a", "<u8"), ("b", "<u8")])
-        pos = np.searchsorted(np.ascontiguousarray(uniq_lone).view(kt).ravel(),
-                              np.ascontiguousarray(lone_keys).view(kt).ravel())
-        code[lone_rows] = -1 - pos
-        first_of = lone_rows[np.unique(pos, return_index=True)[1]]
-        order_key = np.empty((first_of.size, width, 3), np.uint64)
-        order_key[:, :, 0] = ~piece.null[first_of]
-        order_key[:, :, 1:] = np.where(piece.null[first_of][:, :, None], np.uint64(0), piece.keys[first_of])
-        lonely = np.c_[uniq_lone, order_key.reshape(first_of.size, 3 * width)]
-    else:
-        lonely = np.zeros((0, 2 + 3 * width), np.uint64)
-    recs = np.c_[ckeys, comp.astype(np.uint64)] if n_chunks else np.zeros((0, 3), np.uint64)
-    out = PieceFragments(code=code, min_key=min_key, n_distinct=n_distinct, single=single, rows=rows, lonely=lonely)
-    return out, _split(recs, _bucket_of(recs[:, 0], n_buckets), n_buckets)
+    lonely = _lonely_windows(piece, np.flatnonzero(~has), code)
+    records = np.c_[chunk_keys, comp.astype(np.uint64)] if n_frag else np.zeros((0, 3), np.uint64)
+    out = PieceFragments(code=code, min_key=min_key, n_distinct=n_distinct, single=single, rows=rows,
+                         lonely=lonely, n_null=int(piece.null.sum()))
+    return out, _by_bucket(records, n_buckets)
+
+
+def _lonely_windows(piece: PieceKeys, rows: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """The distinct windows among ``rows`` (no usable chunk): window key and per-slot (not null, key) order key.
+
+    Sets ``code[rows]`` to -1 - (their index in the returned table).
+    """
+    width = piece.null.shape[1]
+    if rows.size == 0:
+        return np.zeros((0, 2 + 3 * width), np.uint64)
+    keys = piece.window[rows]
+    distinct = unique_rows(keys)
+    at = np.searchsorted(as_records(distinct), as_records(keys))
+    code[rows] = -1 - at
+    first = rows[np.unique(at, return_index=True)[1]]
+    order_key = np.empty((first.size, width, 3), np.uint64)
+    order_key[:, :, 0] = ~piece.null[first]  # a null slot (chunk id -1 in recover_articles) sorts first
+    order_key[:, :, 1:] = np.where(piece.null[first][:, :, None], np.uint64(0), piece.keys[first])
+    return np.c_[distinct, order_key.reshape(first.size, 3 * width)]
 
 
 def join_bucket(*records: np.ndarray) -> np.ndarray:
     """Round 2 of a bucket: (piece, fragment, piece, fragment) edges wherever one chunk is in two pieces' fragments.
 
-    ``records[p]`` are piece p's (chunk a, chunk b, fragment) rows for this bucket.
+    ``records[p]`` are piece p's (chunk key, fragment) rows for this bucket (a chunk is in one fragment of a
+    piece). Returned as a spanning forest (:func:`spanning_forest`).
     """
     rows = [np.c_[r, np.full(r.shape[0], p, np.uint64)] for p, r in enumerate(records)]
     t = np.concatenate(rows) if rows else np.zeros((0, 4), np.uint64)
     if t.shape[0] < 2:
         return np.zeros((0, 4), np.int64)
     t = t[np.lexsort((t[:, 3], t[:, 1], t[:, 0]))]
-    new = np.r_[True, (t[1:, :2] != t[:-1, :2]).any(axis=1)]
+    new = is_new_row(t[:, :2])
     head = np.flatnonzero(new)[np.cumsum(new) - 1]  # first row of each chunk's group
     other = ~new
-    return np.c_[t[head[other], 3], t[head[other], 2], t[other, 3], t[other, 2]].astype(np.int64)
+    edges = np.c_[t[head[other], 3], t[head[other], 2], t[other, 3], t[other, 2]].astype(np.int64)
+    return spanning_forest(edges)
+
+
+def spanning_forest(*edge_sets: np.ndarray) -> np.ndarray:
+    """(piece, fragment, piece, fragment) edges with the same connected components, at most one per fragment.
+
+    Mergeable: the forest of some forests is a forest of their union, so buckets reduce in a tree.
+    """
+    e = np.concatenate(edge_sets) if edge_sets else np.zeros((0, 4), np.int64)
+    if e.shape[0] == 0:
+        return np.zeros((0, 4), np.int64)
+    ends = np.r_[e[:, :2], e[:, 2:]]
+    nodes, idx = np.unique(ends[:, 0] * (1 << 32) + ends[:, 1], return_inverse=True)
+    idx = idx.ravel()
+    m = e.shape[0]
+    graph = coo_matrix((np.ones(m, np.int8), (idx[:m], idx[m:])), shape=(nodes.size, nodes.size))
+    _, comp = connected_components(graph, directed=False)
+    root = np.full(comp.max() + 1, nodes.size, np.int64)
+    np.minimum.at(root, comp, np.arange(nodes.size))
+    child = np.flatnonzero(root[comp] != np.arange(nodes.size))
+    a, b = nodes[root[comp[child]]], nodes[child]
+    return np.c_[a >> 32, a & 0xFFFFFFFF, b >> 32, b & 0xFFFFFFFF].astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -241,67 +282,69 @@ class JoinedLabels:
 
 
 def assemble(fragments: Sequence[PieceFragments], edges: Sequence[np.ndarray]) -> JoinedLabels:
-    """Unite every piece's fragments along the buckets' edges and number the articles as ``recover_articles``."""
+    """Unite every piece's fragments along the edges and number the articles as ``recover_articles`` does.
+
+    Each piece's ``code`` array is turned into its labels in place (no second per-window array).
+    """
     sizes = np.array([f.min_key.shape[0] for f in fragments], np.int64)
     offset = np.r_[0, np.cumsum(sizes)]
     n_frag = int(offset[-1])
-    e = np.concatenate(edges) if edges else np.zeros((0, 4), np.int64)
+    e = np.concatenate(edges) if len(edges) else np.zeros((0, 4), np.int64)
     src, dst = offset[e[:, 0]] + e[:, 1], offset[e[:, 2]] + e[:, 3]
-    graph = coo_matrix((np.ones(src.size, np.int8), (src, dst)), shape=(n_frag, n_frag)).tocsr()
-    n_comp, comp = connected_components(graph, directed=False) if n_frag else (0, np.zeros(0, np.int64))
-    min_key = np.concatenate([f.min_key for f in fragments]) if n_frag else np.zeros((0, 2), np.uint64)
+    graph = coo_matrix((np.ones(src.size, np.int8), (src, dst)), shape=(n_frag, n_frag))
+    n_comp, comp = connected_components(graph, directed=False) if n_frag else (0, np.zeros(0, np.int32))
+    min_key = np.concatenate([f.min_key for f in fragments])
     # an article's rank is that of its smallest chunk key (scipy's order over ranked chunk ids)
     by_key = np.lexsort((min_key[:, 1], min_key[:, 0]))
-    _, first = np.unique(comp[by_key], return_index=True)
     rank = np.empty(n_comp, np.int64)
-    rank[np.argsort(first)] = np.arange(n_comp)
-    # linked: an article holding more than one distinct window
-    n_distinct = np.concatenate([f.n_distinct for f in fragments]) if n_frag else np.zeros(0, np.int64)
-    single = np.concatenate([f.single for f in fragments]) if n_frag else np.zeros((0, 2), np.uint64)
-    rows = np.concatenate([f.rows for f in fragments]) if n_frag else np.zeros(0, np.int64)
+    rank[np.argsort(np.unique(comp[by_key], return_index=True)[1])] = np.arange(n_comp)
+    # linked: the article holds more than one distinct window
+    n_distinct = np.concatenate([f.n_distinct for f in fragments])
+    single = np.concatenate([f.single for f in fragments])
+    rows = np.concatenate([f.rows for f in fragments])
     multi = np.bincount(comp, weights=n_distinct > 1, minlength=n_comp) > 0
     one = n_distinct == 1
     singles = unique_rows(np.c_[comp[one].astype(np.uint64), single[one]])
     multi |= np.bincount(singles[:, 0].astype(np.int64), minlength=n_comp) > 1
     linked_rows = int(rows[multi[comp]].sum()) if n_frag else 0
     # windows with no usable chunk: distinct ones (by window key) ranked after every component
-    lonely_all = np.concatenate([f.lonely for f in fragments])
-    if lonely_all.shape[0]:
-        kt = np.dtype([("a", "<u8"), ("b", "<u8")])
-        uniq_lone = unique_rows(lonely_all[:, :2])
-        at = np.searchsorted(np.ascontiguousarray(uniq_lone).view(kt).ravel(),
-                             np.ascontiguousarray(lonely_all[:, :2]).view(kt).ravel())
-        tuples = np.empty((uniq_lone.shape[0], lonely_all.shape[1] - 2), np.uint64)
-        tuples[at] = lonely_all[:, 2:]
-        lone_rank = np.empty(uniq_lone.shape[0], np.int64)
-        lone_rank[np.lexsort(tuples.T[::-1])] = n_comp + np.arange(uniq_lone.shape[0])
-    else:
-        uniq_lone, at, lone_rank = np.zeros((0, 2), np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    lonely = np.concatenate([f.lonely for f in fragments])
+    distinct = unique_rows(lonely[:, :2])
+    at = np.searchsorted(as_records(distinct), as_records(lonely[:, :2])) if lonely.shape[0] else np.zeros(0, np.int64)
+    order_keys = np.empty((distinct.shape[0], lonely.shape[1] - 2), np.uint64)
+    order_keys[at] = lonely[:, 2:]
+    lone_rank = np.empty(distinct.shape[0], np.int64)
+    lone_rank[np.lexsort(order_keys.T[::-1])] = n_comp + np.arange(distinct.shape[0])
     labels, lone_seen, n_unresolved = [], 0, 0
     for p, f in enumerate(fragments):
-        lab = np.empty(f.code.size, np.int64)
-        inside = f.code >= 0
-        lab[inside] = rank[comp[offset[p] + f.code[inside]]]
-        lone = ~inside
-        n_unresolved += int(lone.sum())
-        if lone.any():
-            mine = at[lone_seen : lone_seen + f.lonely.shape[0]]  # this piece's lonely table, in global order
-            lab[lone] = lone_rank[mine[-1 - f.code[lone]]]
+        lab = f.code
+        lone = lab < 0
+        mine = at[lone_seen : lone_seen + f.lonely.shape[0]]  # this piece's lonely windows, in global order
         lone_seen += f.lonely.shape[0]
+        n_unresolved += int(lone.sum())
+        lone_labels = lone_rank[mine[-1 - lab[lone]]]
+        lab[~lone] = rank[comp[offset[p] + lab[~lone]]]
+        lab[lone] = lone_labels
         labels.append(lab)
     total = int(sum(f.code.size for f in fragments))
-    return JoinedLabels(labels=labels, n_articles=int(n_comp + uniq_lone.shape[0]),
+    return JoinedLabels(labels=labels, n_articles=int(n_comp + distinct.shape[0]),
                         n_unresolved_windows=n_unresolved, share_linked=linked_rows / total if total else 0.0)
 
 
-def link_pieces(pieces: Sequence[PieceKeys], n_buckets: int) -> tuple[JoinedLabels, list[BucketCounts]]:
-    """Every step in this process, piece after piece and bucket after bucket (the reference for the Dask driver)."""
-    rec1 = [branch_records(p, n_buckets) for p in pieces]
-    buckets = [branch_bucket(*[r[b] for r in rec1]) for b in range(n_buckets)]
+def link_pieces(pieces: Sequence[PieceKeys], n_buckets: int) -> tuple[JoinedLabels, list[BucketCounts], int]:
+    """Every step in this process, piece after piece and bucket after bucket (the reference for the Dask driver).
+
+    Returns the labels, the round-1 buckets and the null slots.
+    """
+    n_buckets = check_buckets(n_buckets)
+    round1 = [branch_records(p, n_buckets) for p in pieces]
+    buckets = [branch_bucket(*[r[b] for r in round1]) for b in range(n_buckets)]
     branch = all_branches(*buckets)
-    frags = [piece_fragments(p, branch, n_buckets) for p in pieces]
-    edges = [join_bucket(*[f[1][b] for f in frags]) for b in range(n_buckets)]
-    return assemble([f[0] for f in frags], edges), buckets
+    round2 = [piece_fragments(p, branch, n_buckets) for p in pieces]
+    forest = spanning_forest(*[join_bucket(*[f[1][b] for f in round2]) for b in range(n_buckets)])
+    fragments = [f[0] for f in round2]
+    n_null = sum(f.n_null for f in fragments)
+    return assemble(fragments, [forest]), buckets, n_null
 
 
 def joined_recovery(files: Sequence[str], pieces_per_file: Sequence[int], joined: JoinedLabels,

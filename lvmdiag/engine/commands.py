@@ -72,7 +72,7 @@ def _run(splits: Mapping[str, Any], sections: Sequence[str], options: Mapping[st
          threshold: float = 0.98, alpha: float = 0.05, engine: str, scheduler: str | None, block_rows: int,
          progress: ProgressCallback | None) -> tuple[dict[str, Any], dict[str, Any], RunSummary]:
     from lvmdiag._validate import COUNT, check, check_options
-    from lvmdiag.analyzers.data_report import _engine_client, _groups
+    from lvmdiag.engine.session import engine_client, engine_groups
     from lvmdiag.engine.data import run_sections
 
     check_engine(engine, scheduler)
@@ -87,8 +87,8 @@ def _run(splits: Mapping[str, Any], sections: Sequence[str], options: Mapping[st
 
         seed = int(as_rng(seed).integers(2**31))
     loaded = _open(splits, k, allow_pickle)
-    with _engine_client(engine or "local", scheduler) as client:  # one client: the recovery and the pass
-        groups = _groups(loaded, client, progress)
+    with engine_client(engine or "local", scheduler) as client:  # one client: the recovery and the pass
+        groups = engine_groups(loaded, client, progress)
         results, skipped, summary = run_sections(
             loaded, groups, sections, "train", n_permutations=n_permutations, n_bootstrap=n_bootstrap,
             threshold=threshold, alpha=alpha, seeds={s: int(seed or 0) for s in sections}, engine=engine or "local",

@@ -1,17 +1,21 @@
 """Article recovery for id-less shards on Dask: the two-round join of :mod:`lvmdiag.data.recover_join` as tasks.
 
-Each shard is hashed on a worker and its chunk-slot keys stay there (17 bytes per slot) until both
-rounds have used them. Round 1 sends each distinct window's (chunk, offset, window) keys to P bucket
-tasks by chunk key, which find the branch chunks; round 2 links each shard's windows into fragments
-(given every branch key) and sends (chunk, fragment) to the buckets, which return an edge wherever
-a chunk is in two shards' fragments. Records move between tasks by ``key mod P`` (each piece's list
-is cut by small pick tasks, the pattern of Dask's task-based shuffle), so no machine sees every key.
+Each shard is hashed on a worker and its slot keys stay there until round 2 has used them. Round 1
+sends each distinct window's (chunk, offset, window) keys to P bucket tasks by chunk key, which find
+the branch chunks; round 2 links each shard's windows into fragments (given every branch key) and
+sends (chunk, fragment) to the buckets, which return a spanning forest of the fragments that share a
+chunk across shards; forests merge in a tree. Records move between tasks by ``key mod P`` (each
+piece's list is cut by small pick tasks, the pattern of Dask's task-based shuffle), so no machine
+sees every key, and the client holds only the futures it gathers.
 
-The client receives: per bucket its branch keys and three counts; per shard its fragments (smallest
-chunk key, distinct-window count and key, rows: ~50 bytes each), one int64 code per window (which
-becomes the article label the report needs anyway), and the windows with no usable chunk; the edges
-(32 bytes per fragment that continues in another shard). Inputs that are not shard directories are
-hashed on the client and enter the join as one piece each. Labels and every diagnostic equal
+The client receives per bucket its branch keys and three counts; per piece its fragments (~48 bytes
+each), one int64 code per window (turned into the article label in place), and the windows with no
+usable chunk; and the forest (at most one 32-byte edge per fragment). Fragments number about one
+per article per shard when shards hold an article's windows together (as writers produce them),
+but up to one per window when windows are shuffled across shards: then the client needs ~80 bytes
+per window, less than the 102 + 16 of one-machine recovery's keys but not O(articles). Inputs that
+are not shard directories are hashed on the client and enter as one piece each (a task argument:
+their keys pass through the scheduler). Labels and every diagnostic equal
 :func:`lvmdiag.data.recover.recover_articles` (tested on random shardings).
 """
 
@@ -26,6 +30,8 @@ from lvmdiag.errors import EngineError
 
 #: most key buckets of the join (one per piece below this)
 MAX_BUCKETS = 32
+#: forests merged per reduction task
+FAN_IN = 4
 
 
 def _shard_piece(shard: Any) -> Any:
@@ -45,10 +51,6 @@ def _pick(items: Any, i: int) -> Any:
     return items[i]
 
 
-def _n_null(piece: Any) -> int:
-    return int(piece.null.sum())
-
-
 def _pieces(sources: Sequence[Any]) -> list[tuple[int, Any]]:
     """(source index, shard or None) per piece, sources in order; None: the whole source, hashed on the client."""
     from lvmdiag.engine.sources import ShardedSplit
@@ -59,13 +61,21 @@ def _pieces(sources: Sequence[Any]) -> list[tuple[int, Any]]:
     return out
 
 
+def _reduce(client: Any, fn: Any, items: list[Any], opts: dict) -> Any:
+    """One future: ``fn`` applied in a tree, FAN_IN items at a time (``fn`` of ``fn``-results is valid)."""
+    while len(items) > 1:
+        items = [client.submit(fn, *items[i : i + FAN_IN], **opts) for i in range(0, len(items), FAN_IN)]
+    return items[0]
+
+
 def recover_on_workers(sources: Sequence[Any], client: Any, *, n_buckets: int | None = None, retries: int = 2,
                        progress: Callable[[int, int], None] | None = None) -> ArticleRecovery:
     """:func:`lvmdiag.data.recover.recover_articles` of ``sources`` with the shards' work on the workers.
 
     ``n_buckets``: key buckets of the join (default: one per piece, at most :data:`MAX_BUCKETS`).
-    ``progress(done, total)``: windows hashed so far, as shards finish. A worker lost beyond the retries
-    fails with one :class:`~lvmdiag.errors.EngineError`; nothing partial is returned.
+    ``progress(done, total)``: windows hashed so far, as pieces finish. A worker lost beyond the retries
+    fails with one :class:`~lvmdiag.errors.EngineError`; nothing partial is returned. The client holds
+    only the futures it will gather, so every intermediate is released on the workers once used.
     """
     import distributed
 
@@ -76,50 +86,59 @@ def recover_on_workers(sources: Sequence[Any], client: Any, *, n_buckets: int | 
     check_same_shape(sources)
     pieces = _pieces(sources)
     width = sources[0].k + 1
-    p_n = max(1, min(MAX_BUCKETS, len(pieces))) if n_buckets is None else int(n_buckets)
+    n_buckets = min(MAX_BUCKETS, len(pieces)) if n_buckets is None else rj.check_buckets(n_buckets)
     total = sum(int(s.n) for s in sources)
     opts = {"pure": False, "retries": retries}
-    keys: list[Any] = []
-    held: list[Any] = []
+    keys: list[Any] = [None] * len(pieces)
+    wanted: list[Any] = []
+    piece_of: dict[Any, tuple[int, str]] = {}  # task key -> (windows, name) of each piece
     try:
+        for j, (_, shard) in enumerate(pieces):  # shards first: the workers hash them while the client hashes
+            if shard is not None:
+                keys[j] = client.submit(_shard_piece, shard, **opts)
         with warnings.catch_warnings():  # a client-side piece travels once, as a task's (recomputable) argument
             warnings.filterwarnings("ignore", message="Sending large graph")
-            for i, shard in pieces:
+            for j, (i, shard) in enumerate(pieces):
                 if shard is None:
-                    keys.append(client.submit(_identity, rj.piece_keys(*slot_keys(sources[i]), width), **opts))
-                else:
-                    keys.append(client.submit(_shard_piece, shard, **opts))
-        held = list(keys)
-        rows_of = {k.key: int(sources[i].n if sh is None else sh.n) for k, (i, sh) in zip(keys, pieces)}
-        rec1 = [client.submit(rj.branch_records, k, p_n, **opts) for k in keys]
-        to1 = [[client.submit(_pick, r, b, **opts) for b in range(p_n)] for r in rec1]
-        buckets = [client.submit(rj.branch_bucket, *[t[b] for t in to1], **opts) for b in range(p_n)]
+                    keys[j] = client.submit(_identity, rj.piece_keys(*slot_keys(sources[i]), width), **opts)
+        piece_of = {k.key: (sources[i].n if sh is None else sh.n, sources[i].name if sh is None else sh.path)
+                    for k, (i, sh) in zip(keys, pieces)}
+        # every intermediate below is referenced only by the tasks that use it
+        round1 = [client.submit(rj.branch_records, k, n_buckets, **opts) for k in keys]
+        buckets = [client.submit(rj.branch_bucket, *[client.submit(_pick, r, b, **opts) for r in round1], **opts)
+                   for b in range(n_buckets)]
         branch = client.submit(rj.all_branches, *buckets, **opts)
-        frag = [client.submit(rj.piece_fragments, k, branch, p_n, **opts) for k in keys]
-        summary = [client.submit(_pick, f, 0, **opts) for f in frag]
-        recs = [client.submit(_pick, f, 1, **opts) for f in frag]
-        to2 = [[client.submit(_pick, r, b, **opts) for b in range(p_n)] for r in recs]
-        edges = [client.submit(rj.join_bucket, *[t[b] for t in to2], **opts) for b in range(p_n)]
-        nulls = [client.submit(_n_null, k, **opts) for k in keys]
-        held += rec1 + buckets + [branch] + frag + summary + recs + edges + nulls + [f for t in to1 + to2 for f in t]
+        round2 = [client.submit(rj.piece_fragments, k, branch, n_buckets, **opts) for k in keys]
+        fragments = [client.submit(_pick, f, 0, **opts) for f in round2]
+        records = [client.submit(_pick, f, 1, **opts) for f in round2]
+        joins = [client.submit(rj.join_bucket, *[client.submit(_pick, r, b, **opts) for r in records], **opts)
+                 for b in range(n_buckets)]
+        forest = _reduce(client, rj.spanning_forest, joins, opts)
+        wanted = [*buckets, *fragments, forest]
+        del round1, branch, round2, records, joins
         done = 0
         if progress is not None:
             progress(0, total)
         for fut in distributed.as_completed(keys):  # a tick per piece hashed
             if fut.status != "finished":
                 fut.result()  # its error now, not after every other task
-            done += rows_of[fut.key]
+            done += piece_of[fut.key][0]
             if progress is not None:
                 progress(done, total)
-        got_buckets, got_summary, got_edges, got_nulls = client.gather([buckets, summary, edges, nulls])
+        keys = []  # the slot keys stay on the workers only while round 2 needs them
+        got = client.gather(wanted)
     except (distributed.KilledWorker, CancelledError, OSError, TimeoutError) as exc:
-        client.cancel(held)
+        client.cancel(wanted + [k for k in keys if k is not None])
         line = (str(exc).strip().splitlines() or [""])[0]
-        raise EngineError(f"article recovery on Dask failed ({type(exc).__name__}: {line}); nothing partial is "
-                          "reported. Rerun, or give the cluster more workers or memory.") from exc
+        where = piece_of.get(getattr(exc, "task", None))
+        raise EngineError(f"article recovery on Dask failed ({type(exc).__name__}: {line})"
+                          + (f" while hashing {where[1]}" if where else "") + "; nothing partial is reported. "
+                          "Rerun, or give the cluster more workers or memory.") from exc
     except BaseException:
-        client.cancel(held)
+        client.cancel(wanted + [k for k in keys if k is not None])
         raise
-    joined = rj.assemble(got_summary, got_edges)
+    got_buckets, got_fragments, forest = got[:n_buckets], got[n_buckets:-1], got[-1]
+    joined = rj.assemble(got_fragments, [forest])
     per_file = [sum(1 for i, _ in pieces if i == j) for j in range(len(sources))]
-    return rj.joined_recovery([s.name for s in sources], per_file, joined, got_buckets, sum(got_nulls))
+    return rj.joined_recovery([s.name for s in sources], per_file, joined, got_buckets,
+                              sum(f.n_null for f in got_fragments))

@@ -36,11 +36,12 @@ class NpyShard:
     k: int = 0
     d: int = 0
     has_ids: bool = False
+    dtypes: tuple[str, str] = ("float32", "float32")  # of contexts.npy and targets.npy
     _maps: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> "NpyShard":
-        p = Path(path)
+        p = Path(os.path.abspath(path))  # absolute: a worker started elsewhere opens the same directory
         if not p.is_dir():
             raise InputError(f"shard {p} is missing (not a directory); list only existing shard directories.")
         missing = [f for f in SHARD_FILES if not (p / f).is_file()]
@@ -55,7 +56,7 @@ class NpyShard:
             a = _open(p, "article_ids.npy")
             if a.shape != (c.shape[0],) or a.dtype.kind not in "iu":
                 raise InputError(f"shard {p}: article_ids.npy must be ({c.shape[0]},) integers; got {a.dtype} {a.shape}.")
-        return cls(str(p), int(c.shape[0]), int(c.shape[1]), int(c.shape[2]), ids)
+        return cls(str(p), int(c.shape[0]), int(c.shape[1]), int(c.shape[2]), ids, (str(c.dtype), str(t.dtype)))
 
     def _map(self, name: str) -> np.ndarray:
         if name not in self._maps:
@@ -188,6 +189,10 @@ def open_sharded(paths: Sequence[str | os.PathLike[str]], split: str) -> Sharded
         if (sh.k, sh.d) != (k, d):
             raise InputError(f"shard {sh.path} has K={sh.k}, D={sh.d} but {shards[0].path} has K={k}, D={d}; "
                              "every shard of a run must come from the same encoder and window length.")
+    odd = next((sh for sh in shards if sh.dtypes != shards[0].dtypes), None)
+    if odd is not None:  # chunk hashes are of the stored bytes: one chunk in two dtypes would be two chunks
+        raise InputError(f"shard {odd.path} stores {'/'.join(odd.dtypes)} vectors but {shards[0].path} stores "
+                         f"{'/'.join(shards[0].dtypes)} (contexts/targets); write every shard of a split in one dtype.")
     if len({s.has_ids for s in shards}) > 1:
         without = [s.path for s in shards if not s.has_ids]
         raise InputError(f"shard {without[0]} has no article_ids.npy while other shards of {split!r} do; "

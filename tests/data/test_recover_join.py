@@ -48,15 +48,14 @@ def messy_corpus(rng: np.random.Generator) -> list[SequenceSet]:
 
 def joined(files: list[SequenceSet], rng: np.random.Generator, n_buckets: int):
     """The join's recovery of ``files``, each cut into 1-4 pieces at random rows (empty pieces included)."""
-    pieces, per_file, n_null = [], [], 0
+    pieces, per_file = [], []
     for s in files:
         keys, null = slot_keys(s)
         w = s.k + 1
         bounds = np.r_[0, np.sort(rng.integers(0, s.n + 1, rng.integers(0, 4))), s.n]
         per_file.append(bounds.size - 1)
         pieces += [piece_keys(keys[lo * w : hi * w], null[lo * w : hi * w], w) for lo, hi in zip(bounds[:-1], bounds[1:])]
-        n_null += int(null.sum())
-    labels, buckets = link_pieces(pieces, n_buckets)
+    labels, buckets, n_null = link_pieces(pieces, n_buckets)
     return joined_recovery([s.name for s in files], per_file, labels, buckets, n_null)
 
 
@@ -101,3 +100,42 @@ def test_the_join_finds_the_planted_articles_across_pieces():
     assert rec.n_articles == 6 and rec.n_ambiguous == 1 and rec.n_unresolved_windows == 0
     assert np.unique(np.c_[labels, truth], axis=0).shape[0] == 6  # the same partition as the truth
     assert rec.share_linked == 1.0 and rec.n_shared_articles == 6
+
+
+def test_spanning_forest_keeps_the_components_with_at_most_one_edge_per_fragment():
+    """Checked against scipy's components of the full edge set; forests of forests (the tree reduction) too."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from lvmdiag.data.recover_join import spanning_forest
+
+    rng = np.random.default_rng(0)
+    nodes = np.c_[rng.integers(0, 5, 300), rng.integers(0, 40, 300)]  # (piece, fragment) pairs
+    edges = np.c_[nodes[rng.integers(0, 300, 500)], nodes[rng.integers(0, 300, 500)]].astype(np.int64)
+
+    def partition(e):
+        ids = e[:, [0, 2]] * 1000 + e[:, [1, 3]]
+        n = 5 * 1000
+        return connected_components(coo_matrix((np.ones(len(e)), (ids[:, 0], ids[:, 1])), shape=(n, n)),
+                                    directed=False)[1]
+
+    whole = spanning_forest(edges)
+    halves = spanning_forest(spanning_forest(edges[:250]), spanning_forest(edges[250:]))
+    truth = partition(edges)
+    for forest in (whole, halves):
+        got = partition(forest)
+        assert np.unique(np.c_[got, truth], axis=0).shape[0] == np.unique(truth).size == np.unique(got).size
+        children = forest[:, 2] * 1000 + forest[:, 3]
+        assert np.unique(children).size == children.size  # one edge per fragment at most
+    assert spanning_forest().shape == (0, 4)
+
+
+def test_a_bucket_count_below_one_is_refused_in_one_line():
+    import pytest
+
+    from lvmdiag.errors import InputError
+
+    files = messy_corpus(np.random.default_rng(1))
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(InputError, match="n_buckets must be a whole number >= 1"):
+            joined(files, np.random.default_rng(0), bad)

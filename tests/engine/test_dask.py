@@ -62,6 +62,22 @@ def test_bad_shards_fail_in_one_line(splits, tmp_path):
         analyze_data({"train": train, "val": val}, **FAST)
     with pytest.raises(InputError, match="shard .*gone is missing"):
         analyze_data({"train": [train[0], tmp_path / "gone"], "val": val}, **FAST)
+    np.save(train[1] / "contexts.npy", np.asarray(splits["train"].contexts[100:], np.float16))  # another dtype:
+    np.save(train[1] / "targets.npy", np.asarray(splits["train"].targets[100:], np.float16))  # other chunk hashes
+    np.save(train[1] / "article_ids.npy", np.asarray(splits["train"].article_ids[100:], np.int64))
+    with pytest.raises(InputError, match=r"shard-001 stores float16/float16 vectors but .*shard-000 stores "
+                                         r"float32/float32 .* write every shard of a split in one dtype"):
+        analyze_data({"train": train, "val": val}, **FAST)
+
+
+def test_relative_shard_paths_are_opened_as_absolute_paths(splits, tmp_path, monkeypatch):
+    """A worker started in another directory (an external scheduler) must find the shard: paths are absolute."""
+    from lvmdiag.engine.sources import open_sharded
+
+    write_shards(splits["val"], tmp_path / "val", [30])
+    monkeypatch.chdir(tmp_path)
+    split = open_sharded(["val/shard-000", "val/shard-001"], "val")
+    assert all(sh.path == str(tmp_path / "val" / f"shard-00{i}") for i, sh in enumerate(split.shards))
 
 
 def _store_table(store, id_offset=0):
