@@ -275,7 +275,17 @@ def recover(args: argparse.Namespace) -> None:
     from lvmdiag.engine.sources import open_sharded
 
     paths = gen(args.n, args.d, args.shards)
+    rng = np.random.default_rng(0)
     for ps in paths.values():
+        if args.shuffle:  # every article's windows spread over the split's shards (a shuffled training set)
+            c = np.concatenate([np.load(p / "contexts.npy") for p in ps])
+            t = np.concatenate([np.load(p / "targets.npy") for p in ps])
+            order = rng.permutation(len(c))
+            cuts = np.linspace(0, len(c), len(ps) + 1).astype(int)
+            for p, lo, hi in zip(ps, cuts[:-1], cuts[1:]):
+                np.save(p / "contexts.npy", c[order[lo:hi]])
+                np.save(p / "targets.npy", t[order[lo:hi]])
+            del c, t
         for p in ps:
             (p / "article_ids.npy").unlink()
     sources = [open_sharded(ps, name) for name, ps in paths.items()]
@@ -291,7 +301,8 @@ def recover(args: argparse.Namespace) -> None:
             t_dist = time.perf_counter() - t0
     same = got.to_dict() == want.to_dict() and all(np.array_equal(a, b) for a, b in zip(got.labels, want.labels))
     n = sum(s.n for s in sources)
-    print(f"| {n:,} windows, {args.d}-d, {sum(len(ps) for ps in paths.values())} shards, {want.n_articles:,} articles | "
+    print(f"| {n:,} windows, {args.d}-d, {sum(len(ps) for ps in paths.values())} shards"
+          f"{' (windows shuffled across shards)' if args.shuffle else ' (article order)'}, {want.n_articles:,} articles | "
           f"client-side: {t_one:.1f} s, peak anon {one.peak_mb:.0f} MB | two-round join on Dask (2 workers): "
           f"{t_dist:.1f} s, client peak anon {dist.peak_mb:.0f} MB | identical: {same} |")
     assert same
@@ -308,6 +319,7 @@ def main() -> None:
     ap.add_argument("--n-val", type=int, default=20_000)
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--cold", action="store_true", help="evict the data files from the page cache before reads")
+    ap.add_argument("--shuffle", action="store_true", help="recover: spread each article's windows over the shards")
     ap.add_argument("--skip-old", action="store_true", help="single: do not time the pre-engine path")
     ap.add_argument("--n-per-shard", type=int, default=10_000)
     ap.add_argument("--exact-queries", type=int, default=0, help="ann: time the exact search on this many queries (0 = all)")

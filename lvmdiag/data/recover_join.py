@@ -15,9 +15,10 @@ Here the same linking is cut into steps that each see one *piece* of the input (
 4. per bucket, :func:`join_bucket` returns edges between fragments of different pieces that share a
    chunk, and :func:`spanning_forest` reduces any set of edges to a forest with the same components
    (at most one edge per fragment, whatever the number of shared chunks);
-5. :func:`assemble` unites the fragments along the forest and numbers articles exactly as
+5. :func:`number_articles` unites the fragments along the forest and numbers articles exactly as
    :func:`recover_articles` does (components by their smallest chunk key, then windows with no usable
-   chunk in the order of their chunk keys), so both give the same labels and the same diagnostics.
+   chunk in the order of their chunk keys), from per-fragment summaries only; :func:`window_labels`
+   then turns each piece's window codes into labels. Both give the same labels and the same diagnostics.
 
 :func:`link_pieces` runs the steps one after another in this process (the reference for the Dask
 driver, :mod:`lvmdiag.engine.dask_recovery`, which runs the same functions as tasks).
@@ -80,9 +81,8 @@ class BucketCounts(_Arrays):
 
 @dataclass
 class PieceFragments(_Arrays):
-    """One piece's windows linked within the piece: O(fragments) plus one code per window."""
+    """One piece's windows linked within the piece, summarised per fragment: O(fragments), no per-window array."""
 
-    code: np.ndarray  # (n,) int64: fragment of each window (>= 0), or -1 - (index of its lonely window)
     min_key: np.ndarray  # (F, 2) uint64 smallest chunk key of each fragment
     n_distinct: np.ndarray  # (F,) distinct windows in each fragment
     single: np.ndarray  # (F, 2) uint64 the window key of a fragment with one distinct window (else 0)
@@ -90,6 +90,8 @@ class PieceFragments(_Arrays):
     lonely: np.ndarray  # (L, 2 + 3 (K+1)) uint64: window key, then per slot (not null, key) of each distinct
     #                     window with no usable chunk
     n_null: int  # null slots (with multiplicity)
+    n_windows: int  # rows of the piece
+    n_lonely_rows: int  # rows with no usable chunk
 
 
 def as_records(words: np.ndarray) -> np.ndarray:
@@ -184,8 +186,12 @@ def _is_member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
 
 
 def piece_fragments(piece: PieceKeys, branch: np.ndarray, n_buckets: int
-                    ) -> tuple[PieceFragments, list[np.ndarray]]:
-    """Round 2 of a piece: its windows linked into fragments, and per bucket (chunk key, fragment) rows."""
+                    ) -> tuple[np.ndarray, PieceFragments, list[np.ndarray]]:
+    """Round 2 of a piece: its windows linked into fragments.
+
+    Returns each window's code (its fragment, or -1 - its index among the piece's lonely windows), the
+    fragments' summary, and per bucket the (chunk key, fragment) rows.
+    """
     from lvmdiag.data.recover import link_windows, rank_keys
 
     n_buckets = check_buckets(n_buckets)
@@ -208,9 +214,9 @@ def piece_fragments(piece: PieceKeys, branch: np.ndarray, n_buckets: int
     rows = np.bincount(code[has], minlength=n_frag)
     lonely = _lonely_windows(piece, np.flatnonzero(~has), code)
     records = np.c_[chunk_keys, comp.astype(np.uint64)] if n_frag else np.zeros((0, 3), np.uint64)
-    out = PieceFragments(code=code, min_key=min_key, n_distinct=n_distinct, single=single, rows=rows,
-                         lonely=lonely, n_null=int(piece.null.sum()))
-    return out, _by_bucket(records, n_buckets)
+    out = PieceFragments(min_key=min_key, n_distinct=n_distinct, single=single, rows=rows, lonely=lonely,
+                         n_null=int(piece.null.sum()), n_windows=int(n), n_lonely_rows=int(n - has.sum()))
+    return code, out, _by_bucket(records, n_buckets)
 
 
 def _lonely_windows(piece: PieceKeys, rows: np.ndarray, code: np.ndarray) -> np.ndarray:
@@ -272,89 +278,105 @@ def spanning_forest(*edge_sets: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class JoinedLabels:
-    """What :func:`assemble` returns: labels and the diagnostics :class:`ArticleRecovery` reports."""
+class Numbering(_Arrays):
+    """Article labels of every fragment and lonely window, piece by piece, and the diagnostics they give."""
 
-    labels: list[np.ndarray]  # per piece, (n_p,) int64 article codes
+    fragment_labels: list  # per piece, (F_p,) int64
+    lonely_labels: list  # per piece, (L_p,) int64
     n_articles: int
     n_unresolved_windows: int
     share_linked: float
 
+    def __sizeof__(self) -> int:
+        return 64 + sum(a.nbytes for a in self.fragment_labels) + sum(a.nbytes for a in self.lonely_labels)
 
-def assemble(fragments: Sequence[PieceFragments], edges: Sequence[np.ndarray]) -> JoinedLabels:
-    """Unite every piece's fragments along the edges and number the articles as ``recover_articles`` does.
+    def of_piece(self, p: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.fragment_labels[p], self.lonely_labels[p]
 
-    Each piece's ``code`` array is turned into its labels in place (no second per-window array).
+
+def number_articles(forest: np.ndarray, *fragments: PieceFragments) -> Numbering:
+    """Unite every piece's fragments along the forest and number the articles as ``recover_articles`` does.
+
+    O(fragments + lonely windows): no per-window array (on Dask this runs on a worker, not the client).
     """
     sizes = np.array([f.min_key.shape[0] for f in fragments], np.int64)
     offset = np.r_[0, np.cumsum(sizes)]
     n_frag = int(offset[-1])
-    e = np.concatenate(edges) if len(edges) else np.zeros((0, 4), np.int64)
-    src, dst = offset[e[:, 0]] + e[:, 1], offset[e[:, 2]] + e[:, 3]
+    src, dst = offset[forest[:, 0]] + forest[:, 1], offset[forest[:, 2]] + forest[:, 3]
     graph = coo_matrix((np.ones(src.size, np.int8), (src, dst)), shape=(n_frag, n_frag))
     n_comp, comp = connected_components(graph, directed=False) if n_frag else (0, np.zeros(0, np.int32))
-    min_key = np.concatenate([f.min_key for f in fragments])
+    cat = (lambda name, empty: np.concatenate([getattr(f, name) for f in fragments]) if fragments else empty)
+    min_key = cat("min_key", np.zeros((0, 2), np.uint64))
     # an article's rank is that of its smallest chunk key (scipy's order over ranked chunk ids)
     by_key = np.lexsort((min_key[:, 1], min_key[:, 0]))
     rank = np.empty(n_comp, np.int64)
     rank[np.argsort(np.unique(comp[by_key], return_index=True)[1])] = np.arange(n_comp)
     # linked: the article holds more than one distinct window
-    n_distinct = np.concatenate([f.n_distinct for f in fragments])
-    single = np.concatenate([f.single for f in fragments])
-    rows = np.concatenate([f.rows for f in fragments])
+    n_distinct, single = cat("n_distinct", np.zeros(0, np.int64)), cat("single", np.zeros((0, 2), np.uint64))
     multi = np.bincount(comp, weights=n_distinct > 1, minlength=n_comp) > 0
     one = n_distinct == 1
     singles = unique_rows(np.c_[comp[one].astype(np.uint64), single[one]])
     multi |= np.bincount(singles[:, 0].astype(np.int64), minlength=n_comp) > 1
-    linked_rows = int(rows[multi[comp]].sum()) if n_frag else 0
+    linked_rows = int(cat("rows", np.zeros(0, np.int64))[multi[comp]].sum()) if n_frag else 0
     # windows with no usable chunk: distinct ones (by window key) ranked after every component
-    lonely = np.concatenate([f.lonely for f in fragments])
+    lonely = cat("lonely", np.zeros((0, 2), np.uint64))
     distinct = unique_rows(lonely[:, :2])
     at = np.searchsorted(as_records(distinct), as_records(lonely[:, :2])) if lonely.shape[0] else np.zeros(0, np.int64)
-    order_keys = np.empty((distinct.shape[0], lonely.shape[1] - 2), np.uint64)
+    order_keys = np.empty((distinct.shape[0], max(lonely.shape[1] - 2, 0)), np.uint64)
     order_keys[at] = lonely[:, 2:]
     lone_rank = np.empty(distinct.shape[0], np.int64)
     lone_rank[np.lexsort(order_keys.T[::-1])] = n_comp + np.arange(distinct.shape[0])
-    labels, lone_seen, n_unresolved = [], 0, 0
-    for p, f in enumerate(fragments):
-        lab = f.code
-        lone = lab < 0
-        mine = at[lone_seen : lone_seen + f.lonely.shape[0]]  # this piece's lonely windows, in global order
-        lone_seen += f.lonely.shape[0]
-        n_unresolved += int(lone.sum())
-        lone_labels = lone_rank[mine[-1 - lab[lone]]]
-        lab[~lone] = rank[comp[offset[p] + lab[~lone]]]
-        lab[lone] = lone_labels
-        labels.append(lab)
-    total = int(sum(f.code.size for f in fragments))
-    return JoinedLabels(labels=labels, n_articles=int(n_comp + distinct.shape[0]),
-                        n_unresolved_windows=n_unresolved, share_linked=linked_rows / total if total else 0.0)
+    lone_cut = np.r_[0, np.cumsum([f.lonely.shape[0] for f in fragments])]
+    total = sum(f.n_windows for f in fragments)
+    return Numbering(
+        fragment_labels=[rank[comp[offset[p] : offset[p + 1]]] for p in range(len(fragments))],
+        lonely_labels=[lone_rank[at[lone_cut[p] : lone_cut[p + 1]]] for p in range(len(fragments))],
+        n_articles=int(n_comp + distinct.shape[0]),
+        n_unresolved_windows=sum(f.n_lonely_rows for f in fragments),
+        share_linked=linked_rows / total if total else 0.0,
+    )
 
 
-def link_pieces(pieces: Sequence[PieceKeys], n_buckets: int) -> tuple[JoinedLabels, list[BucketCounts], int]:
+def window_labels(code: np.ndarray, labels: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """A piece's window codes turned into article labels in place, from its (fragment, lonely) labels."""
+    fragment_labels, lonely_labels = labels
+    lone = code < 0
+    lone_labels = lonely_labels[-1 - code[lone]]
+    code[~lone] = fragment_labels[code[~lone]]
+    code[lone] = lone_labels
+    return code
+
+
+def link_pieces(pieces: Sequence[PieceKeys], n_buckets: int
+                ) -> tuple[list[np.ndarray], Numbering, list[BucketCounts], int]:
     """Every step in this process, piece after piece and bucket after bucket (the reference for the Dask driver).
 
-    Returns the labels, the round-1 buckets and the null slots.
+    Returns each piece's labels, the numbering, the round-1 buckets and the null slots.
     """
     n_buckets = check_buckets(n_buckets)
     round1 = [branch_records(p, n_buckets) for p in pieces]
     buckets = [branch_bucket(*[r[b] for r in round1]) for b in range(n_buckets)]
     branch = all_branches(*buckets)
     round2 = [piece_fragments(p, branch, n_buckets) for p in pieces]
-    forest = spanning_forest(*[join_bucket(*[f[1][b] for f in round2]) for b in range(n_buckets)])
-    fragments = [f[0] for f in round2]
-    n_null = sum(f.n_null for f in fragments)
-    return assemble(fragments, [forest]), buckets, n_null
+    forest = spanning_forest(*[join_bucket(*[r[2][b] for r in round2]) for b in range(n_buckets)])
+    numbering = number_articles(forest, *[r[1] for r in round2])
+    labels = [window_labels(r[0], numbering.of_piece(p)) for p, r in enumerate(round2)]
+    return labels, numbering, buckets, sum(r[1].n_null for r in round2)
 
 
-def joined_recovery(files: Sequence[str], pieces_per_file: Sequence[int], joined: JoinedLabels,
-                    buckets: Sequence[BucketCounts], n_null_chunks: int) -> ArticleRecovery:
-    """The :class:`ArticleRecovery` of a join (pieces listed file after file, ``pieces_per_file`` of each)."""
+def joined_recovery(files: Sequence[str], pieces_per_file: Sequence[int], piece_labels: list[np.ndarray],
+                    joined: Numbering, buckets: Sequence[BucketCounts], n_null_chunks: int) -> ArticleRecovery:
+    """The :class:`ArticleRecovery` of a join (pieces listed file after file, ``pieces_per_file`` of each).
+
+    ``piece_labels`` is emptied as the per-file arrays are built (one piece at a time is copied).
+    """
     from lvmdiag.data.recover import ArticleRecovery, file_counts
 
-    cuts = np.cumsum([0, *pieces_per_file])
-    labels = [np.concatenate(joined.labels[cuts[i] : cuts[i + 1]]) if pieces_per_file[i] else np.zeros(0, np.int64)
-              for i in range(len(files))]
+    labels = []
+    for count in pieces_per_file:
+        mine = [piece_labels.pop(0) for _ in range(count)]
+        labels.append(np.concatenate(mine) if mine else np.zeros(0, np.int64))
+        del mine
     sizes = [int(lab.size) for lab in labels]
     total = sum(sizes)
     per_file, n_shared = file_counts(labels, joined.n_articles)

@@ -8,15 +8,13 @@ chunk across shards; forests merge in a tree. Records move between tasks by ``ke
 piece's list is cut by small pick tasks, the pattern of Dask's task-based shuffle), so no machine
 sees every key, and the client holds only the futures it gathers.
 
-The client receives per bucket its branch keys and three counts; per piece its fragments (~48 bytes
-each), one int64 code per window (turned into the article label in place), and the windows with no
-usable chunk; and the forest (at most one 32-byte edge per fragment). Fragments number about one
-per article per shard when shards hold an article's windows together (as writers produce them),
-but up to one per window when windows are shuffled across shards: then the client needs ~80 bytes
-per window, less than the 102 + 16 of one-machine recovery's keys but not O(articles). Inputs that
-are not shard directories are hashed on the client and enter as one piece each (a task argument:
-their keys pass through the scheduler). Labels and every diagnostic equal
-:func:`lvmdiag.data.recover.recover_articles` (tested on random shardings).
+The buckets' edges reduce to a spanning forest in a tree, one task numbers the articles from the
+per-fragment summaries (O(fragments): about one per article per shard for article-ordered shards, up
+to one per window for shuffled ones), and each shard's task turns its window codes into labels. The
+client receives the labels (8 bytes per window, which the engine needs anyway), each bucket's branch
+keys and a few counts. Inputs that are not shard directories are hashed on the client and enter as
+one piece each (a task argument: their keys pass through the scheduler). Labels and every diagnostic
+equal :func:`lvmdiag.data.recover.recover_articles` (tested on random shardings).
 """
 
 from __future__ import annotations
@@ -49,6 +47,24 @@ def _identity(x: Any) -> Any:
 
 def _pick(items: Any, i: int) -> Any:
     return items[i]
+
+
+def _labels(code: Any, labels: Any) -> Any:
+    """A piece's article labels (a copy: a task never changes its inputs, which a retry would see)."""
+    from lvmdiag.data.recover_join import window_labels
+
+    return window_labels(code.copy(), labels)
+
+
+def _of_piece(numbering: Any, p: int) -> Any:
+    return numbering.of_piece(p)
+
+
+def _counts(numbering: Any, *fragments: Any) -> tuple[Any, int]:
+    """The numbering's scalars (its per-piece labels stay on the worker) and the null slots."""
+    from dataclasses import replace
+
+    return replace(numbering, fragment_labels=[], lonely_labels=[]), sum(f.n_null for f in fragments)
 
 
 def _pieces(sources: Sequence[Any]) -> list[tuple[int, Any]]:
@@ -109,13 +125,18 @@ def recover_on_workers(sources: Sequence[Any], client: Any, *, n_buckets: int | 
                    for b in range(n_buckets)]
         branch = client.submit(rj.all_branches, *buckets, **opts)
         round2 = [client.submit(rj.piece_fragments, k, branch, n_buckets, **opts) for k in keys]
-        fragments = [client.submit(_pick, f, 0, **opts) for f in round2]
-        records = [client.submit(_pick, f, 1, **opts) for f in round2]
+        codes = [client.submit(_pick, f, 0, **opts) for f in round2]
+        fragments = [client.submit(_pick, f, 1, **opts) for f in round2]
+        records = [client.submit(_pick, f, 2, **opts) for f in round2]
         joins = [client.submit(rj.join_bucket, *[client.submit(_pick, r, b, **opts) for r in records], **opts)
                  for b in range(n_buckets)]
         forest = _reduce(client, rj.spanning_forest, joins, opts)
-        wanted = [*buckets, *fragments, forest]
-        del round1, branch, round2, records, joins
+        numbering = client.submit(rj.number_articles, forest, *fragments, **opts)  # O(fragments), on a worker
+        labels = [client.submit(_labels, c, client.submit(_of_piece, numbering, p, **opts), **opts)
+                  for p, c in enumerate(codes)]
+        summary = client.submit(_counts, numbering, *fragments, **opts)
+        wanted = [*buckets, summary, *labels]
+        del round1, branch, round2, codes, fragments, records, joins, forest, numbering
         done = 0
         if progress is not None:
             progress(0, total)
@@ -137,8 +158,7 @@ def recover_on_workers(sources: Sequence[Any], client: Any, *, n_buckets: int | 
     except BaseException:
         client.cancel(wanted + [k for k in keys if k is not None])
         raise
-    got_buckets, got_fragments, forest = got[:n_buckets], got[n_buckets:-1], got[-1]
-    joined = rj.assemble(got_fragments, [forest])
+    got_buckets, (numbering, n_null), piece_labels = got[:n_buckets], got[n_buckets], got[n_buckets + 1 :]
+    del got
     per_file = [sum(1 for i, _ in pieces if i == j) for j in range(len(sources))]
-    return rj.joined_recovery([s.name for s in sources], per_file, joined, got_buckets,
-                              sum(f.n_null for f in got_fragments))
+    return rj.joined_recovery([s.name for s in sources], per_file, piece_labels, numbering, got_buckets, n_null)

@@ -55,8 +55,8 @@ def joined(files: list[SequenceSet], rng: np.random.Generator, n_buckets: int):
         bounds = np.r_[0, np.sort(rng.integers(0, s.n + 1, rng.integers(0, 4))), s.n]
         per_file.append(bounds.size - 1)
         pieces += [piece_keys(keys[lo * w : hi * w], null[lo * w : hi * w], w) for lo, hi in zip(bounds[:-1], bounds[1:])]
-    labels, buckets, n_null = link_pieces(pieces, n_buckets)
-    return joined_recovery([s.name for s in files], per_file, labels, buckets, n_null)
+    labels, numbering, buckets, n_null = link_pieces(pieces, n_buckets)
+    return joined_recovery([s.name for s in files], per_file, labels, numbering, buckets, n_null)
 
 
 def assert_same_recovery(got, want) -> None:
