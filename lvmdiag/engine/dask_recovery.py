@@ -24,7 +24,8 @@ from concurrent.futures import CancelledError
 from typing import Any, Callable, Sequence
 
 from lvmdiag.data.recover import ArticleRecovery
-from lvmdiag.errors import EngineError
+from lvmdiag.engine.dask_runner import Refused
+from lvmdiag.errors import EngineError, LvmdiagError
 
 #: most key buckets of the join (one per piece below this)
 MAX_BUCKETS = 32
@@ -33,11 +34,15 @@ FAN_IN = 4
 
 
 def _shard_piece(shard: Any) -> Any:
-    """One shard's slot keys, on the worker that reads it (only the shard's path travels)."""
+    """One shard's slot keys, on the worker that reads it (only the shard's path travels); a bad shard's
+    error is returned (:class:`Refused`), not raised, so it is not read again by a retry."""
     from lvmdiag.data.recover import slot_keys
     from lvmdiag.data.recover_join import piece_keys
 
-    keys, null = slot_keys(shard)
+    try:
+        keys, null = slot_keys(shard)
+    except LvmdiagError as exc:
+        return Refused(exc)
     return piece_keys(keys, null, shard.k + 1)
 
 
@@ -143,6 +148,8 @@ def recover_on_workers(sources: Sequence[Any], client: Any, *, n_buckets: int | 
         for fut in distributed.as_completed(keys):  # a tick per piece hashed
             if fut.status != "finished":
                 fut.result()  # its error now, not after every other task
+            if fut.type is Refused:  # a bad shard: its error now (later tasks would only fail on it)
+                raise fut.result().error
             done += piece_of[fut.key][0]
             if progress is not None:
                 progress(done, total)

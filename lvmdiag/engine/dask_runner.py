@@ -16,12 +16,13 @@ import pickle
 import warnings
 from concurrent.futures import CancelledError
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 from lvmdiag.engine.block import Part
 from lvmdiag.engine.protocol import merge_split_states
 from lvmdiag.engine.runner import RunSummary, check_rows, process_part, split_phase
-from lvmdiag.errors import EngineError, InputError
+from lvmdiag.errors import EngineError, InputError, LvmdiagError
 
 ProgressCallback = Callable[[int, int], None]
 #: parts merged per reduction task (a tree of this arity)
@@ -39,13 +40,33 @@ def _require() -> Any:
     return distributed
 
 
-def _task(part: Part, analyzers: Sequence[Any], block_rows: int) -> tuple[dict, dict, int]:
-    states, rows, blocks = process_part(part, analyzers, block_rows)
+@dataclass
+class Refused:
+    """An lvmdiag error raised in a task, returned rather than raised: distributed re-runs a task that raises
+    (``retries``), and reading a bad shard again cannot help. The client raises ``error`` once it sees one."""
+
+    error: LvmdiagError
+
+
+def first_refusal(*items: Any) -> Refused | None:
+    return next((x for x in items if isinstance(x, Refused)), None)
+
+
+def _task(part: Part, analyzers: Sequence[Any], block_rows: int) -> tuple[dict, dict, int] | Refused:
+    if isinstance(analyzers, Refused):
+        return analyzers
+    try:
+        states, rows, blocks = process_part(part, analyzers, block_rows)
+    except LvmdiagError as exc:
+        return Refused(exc)
     return states, {part.split: rows}, blocks
 
 
-def _combine(*items: tuple[dict, dict, int]) -> tuple[dict, dict, int]:
-    """Merge task results in order (earlier rows first)."""
+def _combine(*items: tuple[dict, dict, int] | Refused) -> tuple[dict, dict, int] | Refused:
+    """Merge task results in order (earlier rows first); a refusal passes through."""
+    refused = first_refusal(*items)
+    if refused is not None:
+        return refused
     states, rows, blocks = items[0]
     rows = dict(rows)
     for st, r, b in items[1:]:
@@ -78,11 +99,20 @@ def _cancel(client: Any, head: list[Any], pending: Any) -> None:
     client.cancel(head + rest)
 
 
+def describe_part(part: Part) -> str:
+    """A part as a user can find it: split, rows and the file or shard it reads."""
+    src = part.source
+    where = getattr(src, "path", None) or getattr(src, "source", None)
+    return f"{part.split!r} rows {part.start}-{part.start + part.n - 1}" + (f" of {where}" if isinstance(where, str) else "")
+
+
 def _identity(x: Any) -> Any:
     return x
 
 
-def _prepare(analyzers: Sequence[Any], reduced: tuple[dict, dict, int]) -> list[Any]:
+def _prepare(analyzers: Sequence[Any], reduced: tuple[dict, dict, int] | Refused) -> list[Any] | Refused:
+    if isinstance(reduced, Refused):
+        return reduced
     states = reduced[0]
     return [a.prepare(states.get(a.name, {})) for a in analyzers]
 
@@ -175,6 +205,7 @@ def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int
     total, done, finished = sum(p.n for p in parts), 0, 0
     head: list[Any] = []  # the plan and the reductions; parts are held only by `pending` until they finish
     pending: Any = None
+    part_of: dict[Any, str] = {}  # task key -> the part as a user can find it
     try:
         with warnings.catch_warnings():
             # the plans (split codes, folds, random features; tens of MB at 10^6 windows) travel once, as
@@ -188,6 +219,7 @@ def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int
         fut_red = _tree(client, [red0] + tasks1, retries)
         head = [plans, fut_prep, fut_red]
         rows_of = {t.key: p.n for t, p in zip(tasks0 + tasks1, p0 + p1)}
+        part_of = {t.key: describe_part(p) for t, p in zip(tasks0 + tasks1, p0 + p1)}
         pending = distributed.as_completed(tasks0 + tasks1)
         del red0, tasks0, tasks1, plans  # hold no part's state here: each is released once merged
         if progress is not None:
@@ -196,19 +228,26 @@ def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int
         for fut in pending:  # a tick per part as it finishes
             if fut.status != "finished":
                 fut.result()  # raises the part's error now rather than after every other part
+            if fut.type is Refused:  # a bad input: fail now, with the error the reader raised
+                raise fut.result().error
             finished += 1
             done += rows_of[fut.key]
             if progress is not None:
                 progress(done, total)
         fut = None
-        prepared_analyzers = fut_prep.result()
-        states, rows_read, n_blocks = fut_red.result()
+        prepared_analyzers, reduced = fut_prep.result(), fut_red.result()
+        refused = first_refusal(prepared_analyzers, reduced)
+        if refused is not None:
+            raise refused.error
+        states, rows_read, n_blocks = reduced
     except (distributed.KilledWorker, CancelledError, OSError, TimeoutError) as exc:
         # workers lost beyond the retries (or the scheduler gone): say what finished, report nothing partial
         _cancel(client, head, pending)
         line = (str(exc).strip().splitlines() or [""])[0]
+        where = part_of.get(getattr(exc, "task", None))
         raise EngineError(
-            f"the Dask run failed ({type(exc).__name__}: {line}) after {finished} of {len(p0) + len(p1)} parts "
+            f"the Dask run failed ({type(exc).__name__}: {line}"
+            + (f"; the part lost was {where}" if where else "") + f") after {finished} of {len(p0) + len(p1)} parts "
             f"({done} of {total} windows) finished; no result is reported from a partial run. Rerun, or give the "
             "cluster more workers or memory."
         ) from exc

@@ -134,6 +134,9 @@ class Faulty:
         from pathlib import Path
 
         if self.fault == "bad":
+            if self.marker:  # one line per attempt to read it
+                with open(self.marker, "a") as fh:
+                    fh.write("read\n")
             raise InputError("shard gone-bad.npy has NaN in its header")
         if self.fault == "die" or not Path(self.marker).exists():
             if self.marker:
@@ -193,17 +196,22 @@ def test_dask_progress_ticks_as_parts_finish_and_a_part_that_always_kills_its_wo
             assert ticks[0] == (0, total) and ticks[-1] == (total, total) and len(ticks) == len(parts) + 1
             assert all(a[0] < b[0] for a, b in zip(ticks, ticks[1:]))
             bad = parts[:-1] + [Part(parts[-1].split, parts[-1].start, Faulty(parts[-1].source, "die"), parts[-1].labels)]
-            with pytest.raises(EngineError, match=r"the Dask run failed \(KilledWorker.*no result is reported") as err:
+            with pytest.raises(EngineError, match=r"the Dask run failed \(KilledWorker.*; the part lost was '(train|val)' "
+                                                  r"rows \d+-\d+.*\).*no result is reported") as err:
                 run_dask(bad, an, scheduler=cl.scheduler_address, retries=0)
             assert "\n" not in str(err.value)
 
 
-def test_an_input_error_raised_on_a_worker_comes_back_as_itself(splits, cluster):
+def test_an_input_error_raised_on_a_worker_comes_back_as_itself_and_is_not_retried(splits, cluster, tmp_path):
+    """A bad input fails the same way every time: it is read once, not once per retry, and raised as itself."""
     from lvmdiag.engine.dask_runner import run_dask
 
-    an, parts, _ = _bias_plan(splits, "val", fault="bad")
-    with pytest.raises(InputError, match="gone-bad.npy has NaN in its header"):
-        run_dask(parts, an, scheduler=cluster.scheduler_address, retries=0)
+    for faulty in ("val", "train"):  # a phase-0 part, and a phase-1 part (after the prepare task)
+        marker = tmp_path / f"reads-{faulty}"
+        an, parts, _ = _bias_plan(splits, faulty, fault="bad", marker=marker)
+        with pytest.raises(InputError, match="gone-bad.npy has NaN in its header"):
+            run_dask(parts, an, scheduler=cluster.scheduler_address, retries=2)
+        assert marker.read_text().count("read") == 1
 
 
 def test_arrow_inputs_run_on_dask_as_one_part_per_split(tmp_path, cluster):
@@ -306,6 +314,42 @@ def test_recovery_on_workers_equals_recover_articles_for_shards_and_a_client_sid
             for a, b in zip(got.labels, want.labels):
                 np.testing.assert_array_equal(a, b)
     assert ticks[-1] == (train.n + val.n, train.n + val.n)
+
+
+def test_a_bad_shard_in_the_recovery_fails_once_in_one_line(splits, tmp_path, cluster):
+    """The recovery's hashing task returns a bad shard's InputError instead of raising it: read once, not per retry."""
+    from dataclasses import replace
+
+    distributed = pytest.importorskip("distributed")
+    from lvmdiag.engine.dask_recovery import recover_on_workers
+    from lvmdiag.engine.sources import ShardedSplit, open_sharded
+
+    val = replace(splits["val"], article_ids=None)
+    good = open_sharded(write_shards(val, tmp_path / "val", [20]), "val")
+    marker = tmp_path / "reads"
+    split = ShardedSplit([good.shards[0], BadShard(good.shards[1].path, marker)], split="val")
+    with distributed.Client(cluster.scheduler_address) as client:
+        with pytest.raises(InputError, match="cannot be read: planted"):
+            recover_on_workers([split], client, retries=2)
+    assert marker.read_text().count("read") == 1
+
+
+class BadShard:
+    """A shard whose vectors cannot be read (counted in ``marker``, one line per attempt)."""
+
+    def __init__(self, path, marker):
+        self.path, self.marker, self.n, self.k, self.d = str(path), str(marker), 5, 3, 10
+
+    def article_ids(self):
+        return None
+
+    @property
+    def contexts(self):
+        with open(self.marker, "a") as fh:
+            fh.write("read\n")
+        raise InputError(f"shard {self.path}/contexts.npy cannot be read: planted")
+
+    targets = contexts
 
 
 def test_a_refused_scheduler_address_fails_at_once_in_one_line():
