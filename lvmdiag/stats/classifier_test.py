@@ -54,10 +54,16 @@ class FoldGrams:
         xa = augment(x)
         if weights is not None:  # w x xᵀ = (√w x)(√w x)ᵀ, intercept column included
             xa *= np.sqrt(np.asarray(weights, np.float32))[:, None]
-        for f in np.unique(fold):
-            rows = np.asfortranarray(xa[fold == f])
-            # float32 product per block (fast); accumulation across blocks in float64
-            self._upper[f] += np.triu(ssyrk(1.0, rows, trans=1))
+        fold = np.asarray(fold)
+        if fold.size == 0:
+            return
+        order = np.argsort(fold, kind="stable")  # each fold's rows contiguous, in their order: no per-fold copies
+        xa, fold = xa[order], fold[order]
+        cuts = np.r_[0, np.flatnonzero(fold[1:] != fold[:-1]) + 1, fold.size]
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            # xa[a:b].T is Fortran-ordered (P+1, rows): BLAS reads it in place. ssyrk writes the upper
+            # triangle and leaves the lower one zero; float32 product per block, float64 accumulation
+            self._upper[fold[a]] += ssyrk(1.0, xa[a:b].T, trans=0)
 
     def merge(self, other: "FoldGrams") -> "FoldGrams":
         """Sum of two states (shards of the same folds)."""

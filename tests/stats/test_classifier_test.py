@@ -98,3 +98,24 @@ def test_held_out_auc_from_sums_equals_the_row_by_row_computation():
         # float32 row products (Gram, weights from float32-accumulated sums) against float64 rows: 1e-5
         np.testing.assert_allclose(got[c], expect, rtol=1e-5, atol=1e-5)
     assert got[0] > 0.6  # ideal Φ(0.8/√2) = 0.71; the planted labelling separates; the check above is not comparing two constants
+
+
+def test_fold_grams_equal_a_direct_product_per_fold_with_weights_shuffled_folds_and_empty_blocks():
+    """Each fold's Gram (intercept column included) against a float64 numpy product of that fold's rows;
+    rows arrive with folds interleaved, some blocks weighted, one block empty. float32 products summed in
+    float64: agreement to float32 rounding (rtol 1e-5 of entries of size ~rows)."""
+    from lvmdiag.stats.classifier_test import FoldGrams
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((500, 7)).astype(np.float32)
+    fold = rng.integers(0, 3, 500)
+    w = rng.integers(1, 4, 500)
+    g = FoldGrams(7, 3)
+    g.update(x[:200], fold[:200])
+    g.update(x[:0], fold[:0])
+    g.update(x[200:], fold[200:], weights=w[200:])
+    xa = np.c_[x, np.ones(500)].astype(np.float64)
+    weight = np.r_[np.ones(200), w[200:]]
+    for f in range(3):
+        m = fold == f
+        np.testing.assert_allclose(g.gram[f], (xa[m] * weight[m, None]).T @ xa[m], rtol=1e-5, atol=1e-3)
