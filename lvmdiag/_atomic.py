@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,14 +18,33 @@ def _current_umask() -> int:
     return mask
 
 
+def is_special_file(path: str | os.PathLike[str]) -> bool:
+    """An existing path that is neither a regular file nor a directory: a device (``/dev/null``,
+    ``/dev/stdout``), a FIFO or a socket. Such a target is written through, never replaced."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it to ``path``, on error delete it.
 
     ``suffix`` keeps an extension on the temporary name for writers that need one (``np.savez``
-    appends ``.npz`` otherwise).
+    appends ``.npz`` otherwise). A special target (:func:`is_special_file`, e.g. ``--out /dev/null``
+    or a pipe) gets the finished bytes written into it instead: renaming over it would replace the
+    device with a regular file.
     """
     target = Path(path)
+    if is_special_file(target):
+        with tempfile.TemporaryDirectory(prefix="lvmdiag-") as scratch:
+            tmp = Path(scratch) / f"output{suffix}"
+            yield tmp
+            with open(tmp, "rb") as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
     os.close(fd)

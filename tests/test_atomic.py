@@ -44,3 +44,35 @@ def test_outputs_get_normal_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert mode == 0o666 & ~mask
+
+
+def _drain(fifo):
+    """Read a FIFO to its end in a thread (a writer blocks until someone reads); returns a getter."""
+    import threading
+
+    got = {}
+
+    def read():
+        with open(fifo, "rb") as fh:
+            got["bytes"] = fh.read()
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    return lambda: (t.join(20), got.get("bytes"))[1]
+
+
+def test_a_special_target_is_written_into_not_replaced(tmp_path):
+    """A pipe (like /dev/null or /dev/stdout) gets the bytes; renaming over it would turn it into a regular file."""
+    import os
+    import stat
+
+    from lvmdiag._atomic import is_special_file, write_text_atomic
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert is_special_file(fifo) and not is_special_file(tmp_path) and not is_special_file(tmp_path / "absent")
+    result = _drain(fifo)
+    write_text_atomic(fifo, "hello\n")
+    assert result() == b"hello\n"
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]  # no temporary left beside it

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 import warnings
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from typing import Annotated, Any, Callable, Iterator, Optional
 import typer
 
 from lvmdiag import _validate as V
-from lvmdiag._atomic import write_json_atomic, write_text_atomic
+from lvmdiag._atomic import is_special_file, write_json_atomic, write_text_atomic
 from lvmdiag.errors import InputError, LvmdiagError, LvmdiagWarning
 from lvmdiag.results import with_schema
 
@@ -136,6 +137,10 @@ def check_outputs(outputs: dict[str, Path | None], inputs: list[Path | None]) ->
         path = Path(path)
         if path.is_dir():
             raise InputError(f"{label} {path} is a directory; give a file path (e.g. {path / _example(label)}).")
+        if is_special_file(path):  # /dev/null, /dev/stdout, a pipe: written into, not replaced
+            if not os.access(path, os.W_OK):
+                raise InputError(f"{label} {path}: cannot write to it (permission denied).")
+            continue
         for parent in path.parents:
             if parent.exists():
                 if not parent.is_dir():
@@ -183,11 +188,19 @@ class OutputSet:
 
     def __init__(self) -> None:
         self._dirs: dict[Path, Path] = {}
+        self._special: dict[Path, Path] = {}  # staged file -> a device or pipe target, written into at commit
+        self._scratch: Path | None = None
         self.announce: list[Path] = []  # staged files the command names after commit (beside --out/--json)
 
     def stage(self, target: Path) -> Path:
         """The temporary path at which to write ``target`` (nothing is created at ``target`` itself)."""
         target = Path(target)
+        if is_special_file(target):  # /dev/null, /dev/stdout, a pipe: staged apart, copied into it at commit
+            if self._scratch is None:
+                self._scratch = Path(tempfile.mkdtemp(prefix="lvmdiag-"))
+            staged = self._scratch / f"{len(self._special)}-{target.name}"
+            self._special[staged] = target
+            return staged
         parent = target.parent.absolute()
         if parent not in self._dirs:
             home = next(p for p in (parent, *parent.parents) if p.exists())  # a missing parent is made at commit
@@ -209,12 +222,20 @@ class OutputSet:
                 time.sleep(delay)
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
+        for staged, target in self._special.items():  # renaming over a device would replace it with a file
+            if staged.exists():
+                with open(staged, "rb") as src_fh, open(target, "wb") as dst_fh:
+                    shutil.copyfileobj(src_fh, dst_fh)
         self.discard()
 
     def discard(self) -> None:
         for tmp in self._dirs.values():
             shutil.rmtree(tmp, ignore_errors=True)
         self._dirs.clear()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+        self._scratch = None
+        self._special.clear()
 
 
 def _remove_stale_stages(parent: Path) -> None:
@@ -336,8 +357,9 @@ def load_named_splits(
 
 
 def sibling_png(out: Path | None, section: str) -> Path | None:
-    """``<stem>_<section>.png`` beside the markdown output, the naming every command shares (None without --out)."""
-    return None if out is None else out.with_name(f"{out.stem}_{section}.png")
+    """``<stem>_<section>.png`` beside the markdown output, the naming every command shares (None without --out,
+    and None when --out is a device or pipe such as /dev/null: no file is made beside a device)."""
+    return None if out is None or is_special_file(out) else out.with_name(f"{out.stem}_{section}.png")
 
 
 def attach_plot(markdown: str, png: Path, out: Path | None, alt: str, draw: Callable[[Path], None]) -> str:

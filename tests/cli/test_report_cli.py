@@ -113,3 +113,35 @@ def test_every_next_step_of_every_example_parses_as_an_lvmdiag_command():
             group.commands[argv[1]].make_context(argv[1], argv[2:])  # raises on an unknown option or a bad value
             checked += 1
     assert checked >= 20
+
+
+def test_outputs_to_pipes_are_written_into_and_stay_pipes(tmp_path):
+    """`--out`/`--json` naming a device or a pipe (like /dev/null): the bytes go in, the pipe stays a pipe,
+    and no figure file is made beside it (it used to be replaced by a regular file)."""
+    import os
+    import stat
+    import threading
+
+    pipes = {name: tmp_path / name for name in ("md", "js")}
+    got = {}
+    for name, p in pipes.items():
+        os.mkfifo(p)
+
+        def read(name=name, p=p):
+            with open(p, "rb") as fh:
+                got[name] = fh.read()
+
+        threading.Thread(target=read, daemon=True).start()
+    result = runner.invoke(app, ["report", str(RUNS / "p7_baseline"), "--out", str(pipes["md"]),
+                                 "--json", str(pipes["js"]), "--quiet"])
+    assert result.exit_code == 0, result.output
+    for p in pipes.values():
+        assert stat.S_ISFIFO(os.stat(p).st_mode)
+    import time
+
+    for _ in range(200):
+        if len(got) == 2:
+            break
+        time.sleep(0.05)
+    assert b"# Run report: p7_baseline" in got["md"] and json.loads(got["js"])["n_epochs"] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["js", "md"]  # no PNG, no stage left

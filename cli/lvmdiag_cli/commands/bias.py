@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from lvmdiag._atomic import is_special_file
 from lvmdiag_cli._common import (
     HtmlOption,
     AllowPickleOption,
@@ -61,7 +62,8 @@ def bias_cmd(
 
         check_engine(engine, scheduler)
         inputs = [train, val, ood]
-        png = plot if plot is not None else (out.with_suffix(".png") if out is not None else None)
+        png = plot if plot is not None else (out.with_suffix(".png") if out is not None and not is_special_file(out)
+                                             else None)
         check_outputs({"--out": out, "--json": json_path, "--html": html, "--plot" if plot is not None else "PNG": png}, inputs)
         with progress_bar("bias", enabled=not quiet) as bar:
             report, run = run_bias({"train": train, "val": val, "ood": ood}, k=k, allow_pickle=allow_pickle,

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from lvmdiag._atomic import is_special_file
 from lvmdiag.results import with_schema
 from lvmdiag_cli._common import (
     HtmlOption,
@@ -63,7 +64,8 @@ def report_cmd(
         js = None if to_stdout else json_path
         if js is None and in_run_dir and out is None and not to_stdout:
             js = home / "report.json"
-        png = md.with_name(f"{md.stem}_curves.png") if md is not None else None
+        beside = md is not None and not is_special_file(md)  # no figure files beside /dev/null or a pipe
+        png = md.with_name(f"{md.stem}_curves.png") if beside else None
         check_outputs({"--out": md, "--json": js, "--html": html, "PNG": png}, inputs)
         with output_set() as outputs:
             with progress_bar("report", enabled=not quiet) as bar:
@@ -78,7 +80,8 @@ def report_cmd(
                 emit(report.to_markdown(), None, report.to_dict(), json_path, outputs)
                 return
             outputs.commit()
-            written = [md] + [md.with_name(f) for f in report.figures] + ([js] if js is not None else [])
+            figures = [md.with_name(f) for f in report.figures] if beside else []
+            written = [md] + figures + ([js] if js is not None else [])
             for path in written + outputs.announce:
                 typer.echo(f"wrote {path}", err=True)
             if to_stdout:
