@@ -68,6 +68,10 @@ class RunHistory:
         but as NaN/Inf in every epoch (told apart from never-logged series, which are NaN too)
     steps : (E,) float array of the global optimiser step at the end of each epoch (NaN where unknown),
         or None when the source has no step axis; used to place step-based schedule events (``warmup_steps``)
+    logged_nonfinite : key -> the epochs at which a value *was logged* as NaN/Inf. A NaN in the arrays is
+        also what an epoch that did not log the series holds (validation every other epoch, a cut last
+        row); only these epochs are non-finite values. None when unknown (a history built by hand):
+        every NaN then counts as logged
     """
 
     epochs: np.ndarray
@@ -83,6 +87,7 @@ class RunHistory:
     notes: tuple[str, ...] = ()
     never_finite: tuple[str, ...] = ()
     steps: np.ndarray | None = None
+    logged_nonfinite: dict[str, tuple[int, ...]] | None = None
 
     @property
     def n_epochs(self) -> int:
@@ -178,6 +183,9 @@ class _Builder:
                 train_log[name] = arr
             else:
                 evals.setdefault(group, {})[name] = arr
+        kwargs.setdefault("logged_nonfinite", {
+            key: tuple(int(e) for e in epochs if key in self.rows[e] and not np.isfinite(self.rows[e][key]))
+            for key in keys})
         if self.steps and "steps" not in kwargs:
             kwargs["steps"] = np.array([self.steps.get(int(e), np.nan) for e in epochs], dtype=float)
         return RunHistory(epochs=epochs, train_log=train_log, eval=evals, labels=dict(self.labels),

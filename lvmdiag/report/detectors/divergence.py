@@ -1,7 +1,8 @@
 """Divergence: losses or metrics become NaN/Inf, usually after a loss spike.
 
-Rule: the first epoch at which any logged loss (``loss``, ``loss_*``) or evaluation metric is NaN or
-+-Inf after having been finite is a divergence (critical). The largest epoch-to-epoch ratio of the
+Rule: the first epoch at which any logged loss (``loss``, ``loss_*``) or evaluation metric is *logged* as
+NaN or +-Inf after having been finite is a divergence (critical); an epoch that did not log a series
+(validation every other epoch, a cut last row) is not (``RunHistory.logged_nonfinite``). The largest epoch-to-epoch ratio of the
 total loss before that epoch is reported; a ratio >= ``spike_ratio`` is named as the spike that
 preceded it. Series that are NaN in every epoch because they were never logged are ignored; series
 *logged* as NaN/Inf in every epoch (``RunHistory.never_finite``) diverged at their first epoch.
@@ -59,12 +60,16 @@ def detect(history: RunHistory, events: tuple[ScheduleEvent, ...] = (), params: 
     first_bad: dict[str, int] = {}
     for name, values in _series(history).items():
         finite = np.isfinite(values)
+        if history.logged_nonfinite is None:  # unknown: every NaN counts as logged
+            logged_bad = ~finite
+        else:  # an epoch that did not log the series (NaN in the array) is not a divergence
+            logged_bad = np.isin(history.epochs, history.logged_nonfinite.get(_key(name), ()))
         if not finite.any():
             if _key(name) in history.never_finite:
-                first_bad[name] = int(np.argmax(~np.isnan(values))) if np.any(~np.isnan(values)) else 0
+                first_bad[name] = int(np.argmax(logged_bad)) if logged_bad.any() else 0
             continue
         first_ok = int(np.argmax(finite))
-        bad = np.flatnonzero(~finite[first_ok:])
+        bad = np.flatnonzero(logged_bad[first_ok:])
         if bad.size:
             first_bad[name] = first_ok + int(bad[0])
     if not first_bad:

@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 from lvmdiag.report.detectors import divergence
 
 NAN = math.nan
@@ -45,3 +47,19 @@ def test_series_logged_as_nan_from_the_start_diverged_but_never_logged_ones_are_
     (f,) = divergence.detect(h).findings
     assert f.epochs == (1,) and "train loss" in f.message and "cos_prev" not in f.message
     assert any("'loss' is NaN/Inf in every logged epoch" in n for n in h.notes)
+
+
+def test_an_epoch_that_did_not_log_a_series_is_not_a_divergence_but_a_logged_nan_is(tmp_path):
+    """Validation every other epoch (Lightning's check_val_every_n_epoch=2) leaves gaps, read as NaN in the
+    arrays: not a divergence (it was reported as "4 series became NaN/Inf"). A value logged as NaN still is."""
+    from lvmdiag.report.history import read_run_history
+
+    (tmp_path / "h.csv").write_text("epoch,loss,val_cos_next,val_loss\n1,2.0,,\n2,1.8,0.30,1.5\n3,1.7,,\n"
+                                    "4,1.6,0.35,1.4\n5,1.5,,\n")
+    h = read_run_history(tmp_path)
+    assert np.isnan(h.eval["val"]["cos_next"][[0, 2, 4]]).all()
+    result = divergence.detect(h)
+    assert not result.fired and result.ruled_out
+    (tmp_path / "h.csv").write_text("epoch,loss,val_cos_next\n1,2.0,\n2,1.8,0.30\n3,1.7,\n4,1.6,nan\n")
+    (f,) = divergence.detect(read_run_history(tmp_path)).findings
+    assert f.epochs == (4,) and "val cos_next" in f.message
