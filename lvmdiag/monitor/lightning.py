@@ -1,13 +1,16 @@
 """PyTorch Lightning adapter: :class:`LvmdiagCallback`, a thin layer over :class:`~lvmdiag.monitor.RunMonitor`.
 
-Per epoch: the validation metrics are read from ``trainer.callback_metrics`` in
-``on_validation_epoch_end`` (the sanity check is skipped), and the epoch is logged in
-``on_train_epoch_end``, when Lightning has also reduced the epoch's training metrics. The learning rate
+Per epoch: the validation metrics are what ``trainer.callback_metrics`` gained during that epoch's
+validation (read in ``on_validation_end``, after the module's own epoch-end logs; the sanity check is
+skipped), and the epoch is logged in ``on_train_epoch_end``, when Lightning has also reduced the
+epoch's training metrics. An epoch without validation (``check_val_every_n_epoch`` > 1) logs none:
+``callback_metrics`` would still hold the previous validation's values. The learning rate
 is the first optimiser's at the start of the epoch (what ``LearningRateMonitor(logging_interval="epoch")``
 logs); ``lr_change`` and ``warmup_end`` (from ``warmup_steps`` or the module's hparams ``warmup_steps`` /
 ``num_warmup_steps`` / ``warmup_ratio`` x ``trainer.estimated_stepping_batches``) are recorded as events.
 On a critical finding the callback sets ``trainer.should_stop`` (unless ``stop_on_critical=False``).
-Needs ``lvmdiag[lightning]``.
+Under multi-process training (DDP) only process 0 logs and writes; every process takes its stop
+decision (``strategy.broadcast``). Needs ``lvmdiag[lightning]``.
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ class LvmdiagCallback(Callback):
         self.checks: list[EpochCheck] = []
         self.stopped_epoch: int | None = None
         self._val: dict[str, Any] = {}
+        self._val_keys: set[str] = set()  # keys any validation epoch has logged
+        self._before_val: dict[str, Any] = {}
         self._lr: float | None = None
         self._tracker: EventTracker | None = None
 
@@ -97,6 +102,8 @@ class LvmdiagCallback(Callback):
     # -- hooks ------------------------------------------------------------------------------------
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.is_global_zero:  # one writer under DDP: the other processes only take its stop decision
+            return
         hparams = scalar_config(getattr(pl_module, "hparams", {}) or {})
         warmup = self._warmup(trainer, hparams)
         config = {**hparams, **self.config}
@@ -112,25 +119,41 @@ class LvmdiagCallback(Callback):
         self._lr = self._current_lr(trainer)
         self._val = {}
 
-    def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        if trainer.sanity_checking:
-            return
-        self._val = dict(trainer.callback_metrics)
+    def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
+        self._before_val = dict(trainer.callback_metrics)
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        # after every validation_epoch_end hook (the module's own logs included): what this validation
+        # logged is what it added or replaced (Lightning stores a new value object)
+        now = dict(trainer.callback_metrics)
+        fresh = {k: v for k, v in now.items() if k not in self._before_val or self._before_val[k] is not v}
+        self._val_keys |= set(fresh)
+        if not trainer.sanity_checking:  # the sanity check's keys are validation keys; its values are not an epoch's
+            self._val = fresh
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        epoch = int(trainer.current_epoch) + 1
+        stop = self._log_epoch(trainer, epoch) if trainer.is_global_zero else False
+        # every process takes process 0's decision (a stop on one process alone would hang the others)
+        if trainer.strategy.broadcast(stop, src=0):
+            trainer.should_stop = True
+            self.stopped_epoch = epoch
+
+    def _log_epoch(self, trainer: Any, epoch: int) -> bool:
+        """Log the epoch on process 0; True when a critical finding should stop training."""
         if self.monitor is None or self._tracker is None:
-            return
-        metrics = _epoch_values({**self._val, **dict(trainer.callback_metrics)})
+            return False
+        # callback_metrics keeps the last validation's values through epochs that do not validate
+        # (check_val_every_n_epoch > 1): validation values come only from this epoch's own validation
+        train = {k: v for k, v in trainer.callback_metrics.items() if k not in self._val_keys}
+        metrics = _epoch_values({**self._val, **train})
         metrics.pop("lr", None)
         if self._lr is not None:
             metrics["lr"] = self._lr
         step = int(trainer.global_step)
-        epoch = int(trainer.current_epoch) + 1
         check = self.monitor.log_epoch(epoch, metrics, self._tracker.events(self._lr, step), step=step)
         self.checks.append(check)
-        if check.should_stop and self.stop_on_critical:
-            trainer.should_stop = True
-            self.stopped_epoch = epoch
+        return bool(check.should_stop and self.stop_on_critical)
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         if self.monitor is not None and not self.monitor.closed:

@@ -162,3 +162,57 @@ def test_healthy_runs_raise_no_critical_finding(tmp_path, seed):
     assert [c.epoch for c in callback.checks] == list(range(1, EPOCHS + 1))
     assert not any(c.critical for c in callback.checks), [f.title for c in callback.checks for f in c.findings]
     assert json.loads((tmp_path / "monitor" / "report.json").read_text())["status"] != "failed"
+
+
+def test_epochs_without_validation_log_no_stale_validation_values(tmp_path):
+    """check_val_every_n_epoch=2: Lightning's callback_metrics keep the last validation's values through the
+    next epoch, which the callback used to log as that epoch's (stale numbers). Odd epochs now have none,
+    and the report reads the gaps as not logged, not as a divergence."""
+    from lightning.pytorch.callbacks import Callback
+
+    from lvmdiag.monitor.lightning import LvmdiagCallback
+
+    trc, trt, vc, vt = windows(0)
+    data = [torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.from_numpy(c), torch.from_numpy(t)),
+                                        batch_size=BATCH) for c, t in ((trc, trt), (vc, vt))]
+    seen = {}
+
+    class Spy(Callback):  # what Lightning itself computed in each validation epoch
+        def on_validation_epoch_end(self, trainer, pl_module):
+            if not trainer.sanity_checking:
+                seen[trainer.current_epoch + 1] = float(trainer.callback_metrics["val_loss"])
+
+    callback = LvmdiagCallback(tmp_path / "monitor", figures=False, stop_on_critical=False)
+    trainer = pl.Trainer(max_epochs=4, accelerator="cpu", logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, enable_checkpointing=False, check_val_every_n_epoch=2,
+                         callbacks=[callback, Spy()])
+    trainer.fit(Ranker(LR, 1.0, 10, 4, 0), *data)
+    rows = [json.loads(line) for line in (tmp_path / "monitor" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4] and sorted(seen) == [2, 4]
+    for r in rows:
+        if r["epoch"] in seen:
+            assert r["eval"]["val"]["loss"] == pytest.approx(seen[r["epoch"]], rel=1e-6)
+            assert "cos_next" in r["eval"]["val"]
+        else:
+            assert r["eval"] == {}, r  # no validation ran: nothing, not the last validation's numbers
+    history = read_run_history(tmp_path / "monitor")
+    assert np.isnan(history.eval["val"]["loss"][[0, 2]]).all() and np.isfinite(history.eval["val"]["loss"][[1, 3]]).all()
+    np.testing.assert_allclose(history.eval["val"]["loss"][[1, 3]], [seen[2], seen[4]], rtol=1e-5)
+    assert "divergence" not in {f.detector for f in build_run_report(tmp_path / "monitor").findings}
+
+
+def test_under_ddp_only_process_zero_writes_one_line_per_epoch(tmp_path):
+    """Two DDP processes on CPU (a real spawned process group): metrics.jsonl has one line per epoch, not
+    one per process (they used to interleave, duplicate epochs and lose one to a race)."""
+    from lvmdiag.monitor.lightning import LvmdiagCallback
+
+    trc, trt, vc, vt = windows(0)
+    data = [torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.from_numpy(c), torch.from_numpy(t)),
+                                        batch_size=BATCH) for c, t in ((trc, trt), (vc, vt))]
+    trainer = pl.Trainer(max_epochs=3, accelerator="cpu", devices=2, strategy="ddp_spawn", logger=False,
+                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                         callbacks=[LvmdiagCallback(tmp_path / "monitor", figures=False, stop_on_critical=False)])
+    trainer.fit(Ranker(LR, 1.0, 10, 3, 0), *data)
+    rows = [json.loads(line) for line in (tmp_path / "monitor" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert all("cos_next" in r["eval"]["val"] for r in rows)
