@@ -266,7 +266,7 @@ def result_html(result: Any, *, figures: bool = True, note: str = "") -> str:
     elif kind == "RunReport":
         import dataclasses
 
-        markdown = dataclasses.replace(result, figures=tuple(figs.values())).to_markdown() if figs else result.to_markdown()
+        markdown = dataclasses.replace(result, figure_files=tuple(figs.values())).to_markdown() if figs else result.to_markdown()
         figs = {}
     else:
         markdown = result.to_markdown()

@@ -137,7 +137,7 @@ def write_run_report(run_dir: PathLike, *, out: PathLike | None = None, json_pat
 
         history = read_run_history(run_dir, fmt=fmt)
         plot_run(history, report.events, png_path)
-        report = dataclasses.replace(report, figures=(png_path.name,))
+        report = dataclasses.replace(report, figure_files=(png_path.name,))
     write_text_atomic(md_path, report.to_markdown())
     if json_path is not None:
         write_json_atomic(json_path, with_schema(report.to_dict()))

@@ -111,7 +111,8 @@ class RunReport(Result):
     data : data paths, baselines, notes
     baseline_comparison : the model vs the trivial predictors, metric by metric (None without baselines)
     notes : reader notes (e.g. an unfinished epoch in a crashed run's log)
-    figures : PNG file names relative to the markdown (filled when written)
+    figure_files : PNG file names relative to the markdown (filled when written; ``"figures"`` in the JSON).
+        The figures themselves, as matplotlib objects: :meth:`figures` / :meth:`plot`
     """
 
     run_dir: str
@@ -135,7 +136,7 @@ class RunReport(Result):
     data: DataContext
     baseline_comparison: BaselineComparison | None = None
     notes: tuple[str, ...] = ()
-    figures: tuple[str, ...] = field(default_factory=tuple)
+    figure_files: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -151,6 +152,7 @@ class RunReport(Result):
     def to_dict(self) -> dict[str, Any]:
         """The JSON twin: every field, plus ``findings`` flattened across detectors (severity order)."""
         out = super().to_dict()
+        out["figures"] = out.pop("figure_files")  # the JSON key since schema 1
         order = {"critical": 0, "warning": 1, "info": 2}
         out["findings"] = [f.to_dict() for f in sorted(self.findings, key=lambda f: order[f.severity])]
         return out
@@ -348,7 +350,7 @@ def render_markdown(r: RunReport) -> str:
         lines += ["", "Settings: " + ", ".join(f"{k} = {v}" for k, v in r.config.items()) + "."]
     if r.events:
         lines += ["", "Schedule events: " + "; ".join(e.to_markdown() for e in r.events) + "."]
-    for fig in r.figures:
+    for fig in r.figure_files:
         lines += ["", f"![training curves with schedule events]({fig})"]
 
     lines += ["", "## Summary", ""]

@@ -23,7 +23,7 @@ def test_default_writes_into_the_run_dir_and_keeps_inputs(tmp_path):
     after = _digest(run)
     assert {k: after[k] for k in before} == before
     assert set(after) - set(before) == {"REPORT.md", "report.json", "REPORT_curves.png"}
-    assert r.figures == ("REPORT_curves.png",)
+    assert r.figure_files == ("REPORT_curves.png",) and r.to_dict()["figures"] == ["REPORT_curves.png"]
     assert "![training curves with schedule events](REPORT_curves.png)" in (run / "REPORT.md").read_text()
     assert not list(run.glob(".*tmp"))
 
@@ -111,3 +111,13 @@ def test_outputs_must_be_distinct_files_not_directories(tmp_path):
     with pytest.raises(InputError, match="different files"):
         write_run_report(RUNS / "p7_baseline", out=tmp_path / "r.md", json_path=tmp_path / "r.md")
     assert [p.name for p in tmp_path.iterdir()] == ["adir"]
+
+
+def test_a_run_report_plots_its_curves_from_the_python_api():
+    """``plot()`` on a RunReport (docs/PYTHON_API.md promises it on every result): its training curves.
+    A field named ``figures`` used to hide the method (TypeError: 'tuple' object is not callable)."""
+    import lvmdiag
+
+    r = lvmdiag.report(RUNS / "p7_baseline")
+    fig = r.plot()
+    assert set(r.figures()) == {"curves"} and fig.axes and fig.axes[0].lines

@@ -80,7 +80,7 @@ def report_cmd(
                 emit(report.to_markdown(), None, report.to_dict(), json_path, outputs)
                 return
             outputs.commit()
-            figures = [md.with_name(f) for f in report.figures] if beside else []
+            figures = [md.with_name(f) for f in report.figure_files] if beside else []
             written = [md] + figures + ([js] if js is not None else [])
             for path in written + outputs.announce:
                 typer.echo(f"wrote {path}", err=True)
