@@ -145,3 +145,18 @@ def test_outputs_to_pipes_are_written_into_and_stay_pipes(tmp_path):
         time.sleep(0.05)
     assert b"# Run report: p7_baseline" in got["md"] and json.loads(got["js"])["n_epochs"] > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["js", "md"]  # no PNG, no stage left
+
+
+def test_no_file_the_reader_reads_can_be_an_output(tmp_path):
+    """hparams.yaml of a Lightning CSV run, training_args.json of an HF run: outputs there are refused
+    (they were overwritten; only the history file, config.json and baselines.json were protected)."""
+    for name, victim, option in (("lightning_csv", "hparams.yaml", "--out"),
+                                 ("hf_trainer_state", "training_args.json", "--json"),
+                                 ("lightning_csv", "hparams.yaml", "--html")):
+        run = tmp_path / name
+        if not run.exists():
+            shutil.copytree(RUNS / name, run)
+        before = (run / victim).read_bytes()
+        result = runner.invoke(app, ["report", str(run), option, str(run / victim), "--quiet"])
+        assert result.exit_code == 2 and "is also an input" in result.output, result.output
+        assert (run / victim).read_bytes() == before

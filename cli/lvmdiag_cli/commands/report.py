@@ -53,11 +53,10 @@ def report_cmd(
     """
     with handle_errors():
         from lvmdiag.report import build_run_report, write_run_report
-        from lvmdiag.report.history import detect_format
 
         wanted = tuple(a.strip() for a in analyses.split(",") if a.strip())
         options = dict(train=train, val=val, k=k, allow_pickle=allow_pickle, rng=seed, fmt=fmt, analyses=wanted)
-        inputs = [train, val, *_run_inputs(run_dir, detect_format)]
+        inputs = [train, val, *_run_inputs(run_dir, fmt)]
         to_stdout = json_path is not None and str(json_path) == "-"
         home = run_dir if run_dir.is_dir() else run_dir.parent
         md = out if out is not None else (home / "REPORT.md" if in_run_dir else None)
@@ -88,14 +87,17 @@ def report_cmd(
                 typer.echo(json.dumps(with_schema(report.to_dict()), indent=2, allow_nan=False))
 
 
-def _run_inputs(run_dir: Path, detect_format) -> list[Path]:  # noqa: ANN001
-    """The run's own files (never overwritten); empty when the directory is unreadable (the library says why)."""
+def _run_inputs(run_dir: Path, fmt: str | None) -> list[Path]:
+    """Every file the run's reader reads (history, hparams.yaml, training_args.json, event files, config,
+    baselines): never overwritten. Empty when the run cannot be read (the library says why right after)."""
+    from lvmdiag.report.history import detect_format, read_run_history
+
     try:
         _, file = detect_format(run_dir)
+        read = [Path(f) for f in read_run_history(run_dir, fmt=fmt).source_files]
     except Exception:  # noqa: BLE001 - the library raises the proper error right after
         return []
-    directory = file.parent
-    return [file, directory / "config.json", directory / "baselines.json"]
+    return [*read, file, file.parent / "config.json", file.parent / "baselines.json"]
 
 
 def register(app: typer.Typer) -> None:
