@@ -227,8 +227,10 @@ def _final_metrics(history: RunHistory) -> tuple[tuple[str, str, float, str], ..
     for split in history.splits():
         for name, values in history.eval[split].items():
             finite = values[np.isfinite(values)]
-            if finite.size:
-                rows.append((name, split, float(values[-1]), DEFINITIONS.get(name, "")))
+            if finite.size:  # the last value logged (a run that validates every other epoch may end without one)
+                definition = (f"loss on the {split} split (evaluation pass)" if name == "loss"
+                              else DEFINITIONS.get(name, ""))
+                rows.append((name, split, float(finite[-1]), definition))
     for name, values in history.train_log.items():
         if name in {"time_s", "time"} or np.all(np.isnan(values)):
             continue

@@ -204,7 +204,13 @@ def _epoch(value: Any, where: str) -> int:
     number = _to_float(value)
     if number is None or not np.isfinite(number) or number != int(number) or number < 0:
         raise RunDirError(f"{where}: epoch {value!r} is not a whole number; fix or remove that entry.")
+    if number > MAX_EPOCH:  # beyond any run, and beyond the int64 epoch axis (it raised OverflowError)
+        raise RunDirError(f"{where}: epoch {value!r} is larger than {MAX_EPOCH:,}; fix or remove that entry.")
     return int(number)
+
+
+#: the largest epoch number a history may hold
+MAX_EPOCH = 10**9
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Schedule events that the epoch-level config rule cannot see: step-based warmups and switched-off terms.
 
-- ``warmup_steps`` / ``num_warmup_steps`` (> 0) in the config, or ``warmup_ratio`` (> 0) times the
+- ``warmup_steps`` / ``num_warmup_steps`` (>= 1) in the config, or ``warmup_ratio`` (> 0) times the
   run's total steps (``max_steps`` from the config, else steps per epoch x planned epochs), placed
   with the history's step axis (:attr:`RunHistory.steps`, the global step at each epoch's end) on the
   first epoch whose last step is past the warmup: the first epoch trained (at least partly) after it.
@@ -29,11 +29,14 @@ def _number(config: dict, key: str) -> float | None:
 def warmup_steps(history: RunHistory) -> tuple[int, str] | None:
     """The number of warmup steps and how it was found (None when the config sets none or it cannot be placed)."""
     cfg = history.config
+    ratio, name = _number(cfg, "warmup_ratio"), "warmup_ratio"
     for key in ("warmup_steps", "num_warmup_steps"):
         value = _number(cfg, key)
-        if value is not None:
+        if value is not None and value >= 1:
             return int(value), f"{key} = {int(value)}"
-    ratio = _number(cfg, "warmup_ratio")
+        if value is not None:  # transformers >= 5: a float below 1 is a share of the steps (its old warmup_ratio)
+            ratio, name = value, f"{key} (a ratio below 1)"
+            break
     if ratio is None:
         return None
     total = _number(cfg, "max_steps")
@@ -46,7 +49,7 @@ def warmup_steps(history: RunHistory) -> tuple[int, str] | None:
             how = f"{first:g} steps/epoch x {history.planned_epochs} epochs"
     if total is None:
         return None
-    return math.ceil(ratio * total), f"warmup_ratio = {ratio:g} of {how}"
+    return math.ceil(ratio * total), f"{name} = {ratio:g} of {how}"
 
 
 def step_events(history: RunHistory) -> list[ScheduleEvent]:

@@ -182,3 +182,15 @@ def test_contradicted_causes_rank_after_uncontradicted_ones():
     # one uncontradicted finding keeps the cause in its place by score
     plain = Finding("baselines", "z", "warning", "b", "m", cause="below_baseline")
     assert [c.key for c in _rank_causes([symptom, plain, other])][0] == "below_baseline"
+
+
+def test_final_metrics_name_a_val_loss_as_an_evaluation_loss_and_skip_epochs_without_validation(tmp_path):
+    """A val ``loss`` row read "total training loss (train mode)"; and a run whose last epoch did not validate
+    showed NaN as its final val value. Now: the split's evaluation loss, and the last value logged."""
+    from lvmdiag.report import build_run_report
+
+    (tmp_path / "h.csv").write_text("epoch,loss,val_loss,val_cos_next\n1,2.0,1.9,0.30\n2,1.8,1.7,0.35\n3,1.7,,\n")
+    rows = {(name, split): (value, definition) for name, split, value, definition in
+            build_run_report(tmp_path).final_metrics}
+    assert rows[("loss", "val")] == (1.7, "loss on the val split (evaluation pass)")
+    assert rows[("cos_next", "val")][0] == 0.35

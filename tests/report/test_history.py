@@ -105,6 +105,7 @@ def _copy_run(tmp_path, name):
 @pytest.mark.parametrize("files, message", [
     ({"metrics.jsonl": '{"epoch": "abc"}\n'}, "line 1: epoch 'abc' is not a whole number"),
     ({"metrics.jsonl": '{"epoch": 1.5}\n'}, "epoch 1.5 is not a whole number"),
+    ({"metrics.jsonl": '{"epoch": 1e30}\n'}, "epoch 1e\\+30 is larger than 1,000,000,000"),
     ({"metrics.jsonl": '{"epoch": 1, "train_loss": [1, 2]}\n'}, "'train_loss' must be a JSON object"),
     ({"metrics.jsonl": '{"epoch": 1, "eval": {"val": 3}}\n'}, "'eval.val' must be a JSON object"),
     ({"metrics.jsonl": '{"epoch": 1, "events": 5}\n'}, "'events' must be a list"),

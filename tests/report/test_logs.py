@@ -38,7 +38,9 @@ def test_warmup_steps_placed_with_the_step_axis():
     # steps 1-20 are warmup with warmup_steps = 20, so epoch 3 (steps 21-30) is the first after it
     for config, epoch in (({"warmup_steps": 20}, 3), ({"warmup_steps": 19}, 2), ({"num_warmup_steps": 45}, 5),
                           ({"warmup_ratio": 0.25, "epochs": 6}, 2),  # ceil(0.25 x 10 steps x 6 epochs) = 15
-                          ({"warmup_ratio": 0.1, "max_steps": 60}, 1)):  # 6 steps
+                          ({"warmup_ratio": 0.1, "max_steps": 60}, 1),  # 6 steps
+                          # transformers >= 5 writes the ratio into warmup_steps as a float below 1
+                          ({"warmup_steps": 0.5, "max_steps": 60}, 4), ({"warmup_steps": 0.25, "epochs": 6}, 2)):
         found = [(e.name, e.epoch) for e in schedule_events(_history(config, steps)) if e.name == "warmup_end"]
         assert found == [("warmup_end", epoch)], config
     assert not schedule_events(_history({"warmup_steps": 20}))  # no step axis: cannot be placed, nothing invented
