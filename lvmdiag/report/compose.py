@@ -97,7 +97,8 @@ class RunReport(Result):
     ----------
     run_dir, source_format, source_files : what was read
     n_epochs, planned_epochs, complete : finished epochs vs the config's plan
-    status : ``"failed"`` (a critical finding), ``"problems"`` (warnings), ``"healthy"``
+    status : ``"failed"`` (a critical finding), ``"problems"`` (warnings), ``"healthy"``, or ``"no-metrics"``
+        (no loss or metric holds a single finite value: nothing could be checked, so nothing is called healthy)
     verdict : one paragraph with the top findings and their numbers
     config : the settings that matter for diagnosis
     events : schedule events
@@ -249,6 +250,12 @@ def _verdict(history: RunHistory, findings: list[Finding], causes: tuple[RankedC
     status = "failed" if critical else "problems" if warnings_ else "healthy"
     scope = f"{history.n_epochs} epoch(s)" + ("" if history.complete else
                                                f" of {history.planned_epochs} planned (the run did not finish)")
+    series = [*(v for k, v in history.train_log.items() if k != "lr"),
+              *(v for metrics in history.eval.values() for v in metrics.values())]
+    if status == "healthy" and not any(np.isfinite(v).any() for v in series):
+        return "no-metrics", (f"**NO METRICS** ({scope}): no loss or evaluation metric was logged with a value, so "
+                              "nothing could be checked. Log a training loss and run an evaluation (for the Hugging "
+                              "Face Trainer: an eval_strategy, and logging_strategy with a loss).")
     if status == "healthy":
         if not n_skipped:
             return status, f"No problem found by the {n_detectors} detectors over {scope}."

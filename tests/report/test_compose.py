@@ -194,3 +194,17 @@ def test_final_metrics_name_a_val_loss_as_an_evaluation_loss_and_skip_epochs_wit
             build_run_report(tmp_path).final_metrics}
     assert rows[("loss", "val")] == (1.7, "loss on the val split (evaluation pass)")
     assert rows[("cos_next", "val")][0] == 0.35
+
+
+def test_a_run_that_logged_no_metric_is_not_called_healthy(tmp_path):
+    """Epochs with no loss or metric value (an HF run with eval_strategy="no" read by the monitor) were
+    "healthy ... 2 of 11 detectors"; nothing could be checked, so the status says so."""
+    import json
+
+    from lvmdiag.report import build_run_report
+
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "lr": 0.001, "train_loss": {}, "eval": {}})
+                                                    + "\n" for e in (1, 2)))
+    report = build_run_report(tmp_path)
+    assert report.status == "no-metrics" and report.verdict.startswith("**NO METRICS**")
+    assert "**Status:** **NO METRICS**" in report.to_markdown()
