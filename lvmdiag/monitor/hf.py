@@ -5,8 +5,9 @@ The ``Trainer`` calls ``on_epoch_end`` *before* its epoch-end logging and evalua
 in ``on_evaluate`` (with ``eval_strategy="epoch"``): its eval metrics, plus the epoch's entries of
 ``state.log_history`` (``loss``, ``learning_rate``, ``grad_norm``; the last value per name, the rule of the
 ``trainer_state.json`` reader), so the monitor and ``lvmdiag report`` on ``trainer_state.json`` see the same
-numbers. Without per-epoch evaluation, ``on_epoch_end`` logs the training entries logged so far (the
-Trainer writes an epoch's ``logging_strategy="epoch"`` entry after that hook, so use ``eval_strategy="epoch"``). Events:
+numbers. Without per-epoch evaluation, an epoch ended (``on_epoch_end``) is logged once the Trainer has
+written its end-of-epoch entries: at the next loss log, the next epoch's start or the end of training,
+with the epoch's last evaluation when it evaluates by steps (the ``trainer_state.json`` rule). Events:
 ``lr_change`` from the logged learning rate, ``warmup_end`` from ``args.get_warmup_steps``. A critical
 finding sets ``control.should_training_stop``. ``training_args.json`` (``args.to_json_string()``) is written
 into ``args.output_dir`` when absent, so the trainer_state reader finds the run's settings
@@ -33,6 +34,11 @@ _SUMMARY = "train_runtime"
 
 def _epoch(value: Any) -> int:
     return max(1, math.ceil(float(value) - 1e-9))
+
+
+def _per_epoch(args: Any) -> bool:
+    """Whether the Trainer evaluates once per epoch (``eval_strategy="epoch"``)."""
+    return str(getattr(args, "eval_strategy", getattr(args, "evaluation_strategy", "no"))).lower().endswith("epoch")
 
 
 class LvmdiagTrainerCallback(TrainerCallback):
@@ -66,6 +72,8 @@ class LvmdiagTrainerCallback(TrainerCallback):
         self.stopped_epoch: int | None = None
         self._tracker: EventTracker | None = None
         self._logged: set[int] = set()
+        self._pending: int | None = None  # an epoch ended, logged once its end-of-epoch entries are in
+        self._eval: dict[int, dict[str, Any]] = {}  # epoch -> its latest evaluation (evaluations by steps)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         warmup = int(args.get_warmup_steps(state.max_steps)) if state.max_steps and state.max_steps > 0 else None
@@ -109,13 +117,31 @@ class LvmdiagTrainerCallback(TrainerCallback):
                     **kwargs: Any) -> None:
         if state.epoch is None:
             return
-        self._log(state, control, _epoch(state.epoch), dict(metrics or {}))
+        if _per_epoch(args):
+            self._log(state, control, _epoch(state.epoch), dict(metrics or {}))
+        else:  # evaluations by steps: the epoch's last one is logged with the epoch (the trainer_state rule)
+            self._eval[_epoch(state.epoch)] = dict(metrics or {})
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        strategy = str(getattr(args, "eval_strategy", getattr(args, "evaluation_strategy", "no")))
-        if not strategy.lower().endswith("epoch") and state.epoch is not None:
-            self._log(state, control, _epoch(state.epoch), {})
+        if not _per_epoch(args) and state.epoch is not None:
+            # the Trainer logs the epoch's loss (logging_strategy="epoch") and evaluates after this hook:
+            # the epoch is logged at the next log, the next epoch's start or the end of training
+            self._pending = _epoch(state.epoch)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Mapping[str, Any] | None = None,
+               **kwargs: Any) -> None:
+        if self._pending is not None and logs and any(k == "loss" or k.endswith("_loss") for k in logs):
+            self._flush(state, control)
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._flush(state, control)
+
+    def _flush(self, state: Any, control: Any) -> None:
+        if self._pending is not None:
+            epoch, self._pending = self._pending, None
+            self._log(state, control, epoch, self._eval.pop(epoch, {}))
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._flush(state, control)
         if self.monitor is not None and not self.monitor.closed:
             self.monitor.close()

@@ -45,18 +45,18 @@ class Windows(torch.utils.data.Dataset):
         return {"contexts": self.c[i], "labels": self.t[i]}
 
 
-def fit(root: Path, *, jump: float, seed: int, tensorboard: bool):
+def fit(root: Path, *, jump: float, seed: int, tensorboard: bool, **arg_overrides):
     from transformers import Trainer, TrainingArguments
 
     from lvmdiag.monitor.hf import LvmdiagTrainerCallback
 
     trc, trt, vc, vt = windows(seed)
     warmup = WARMUP_EPOCHS * steps_per_epoch(len(trc))
-    args = TrainingArguments(
-        output_dir=str(root / "hf"), num_train_epochs=EPOCHS, per_device_train_batch_size=BATCH,
-        per_device_eval_batch_size=64, learning_rate=LR, warmup_steps=warmup, eval_strategy="epoch",
-        logging_strategy="epoch", save_strategy="no", report_to=["tensorboard"] if tensorboard else [],
-        use_cpu=True, disable_tqdm=True, seed=seed, dataloader_num_workers=0)
+    settings = dict(output_dir=str(root / "hf"), num_train_epochs=EPOCHS, per_device_train_batch_size=BATCH,
+                    per_device_eval_batch_size=64, learning_rate=LR, warmup_steps=warmup, eval_strategy="epoch",
+                    logging_strategy="epoch", save_strategy="no", report_to=["tensorboard"] if tensorboard else [],
+                    use_cpu=True, disable_tqdm=True, seed=seed, dataloader_num_workers=0)
+    args = TrainingArguments(**{**settings, **arg_overrides})
     model = Net(seed)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(warmup, jump))  # the planted schedule
@@ -141,3 +141,28 @@ def test_healthy_runs_raise_no_critical_finding(tmp_path, seed):
     assert callback.stopped_epoch is None and round(trainer.state.epoch) == EPOCHS
     assert [c.epoch for c in callback.checks] == list(range(1, EPOCHS + 1))
     assert not any(c.critical for c in callback.checks), [f.title for c in callback.checks for f in c.findings]
+
+
+def test_without_per_epoch_evaluation_each_epoch_is_logged_with_its_loss_and_last_evaluation(tmp_path):
+    """eval_strategy="no": the Trainer logs an epoch's loss after on_epoch_end, and the monitor used to record
+    empty epochs (then "healthy"). eval_strategy="steps" (two evaluations per epoch): the monitor kept the
+    first, the trainer_state reader the last; both now keep the last."""
+    from lvmdiag.report import read_run_history
+
+    callback, trainer = fit(tmp_path / "no", jump=1.0, seed=0, tensorboard=False, eval_strategy="no")
+    rows = [json.loads(line) for line in (tmp_path / "no" / "monitor" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == list(range(1, EPOCHS + 1))
+    logged = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    assert [r["train_loss"]["loss"] for r in rows] == pytest.approx(logged)
+    assert build_run_report(tmp_path / "no" / "monitor").status != "no-metrics"
+
+    per_epoch = steps_per_epoch(len(windows(0)[0]))
+    callback, trainer = fit(tmp_path / "steps", jump=1.0, seed=0, tensorboard=False, eval_strategy="steps",
+                            eval_steps=max(1, per_epoch // 2))
+    trainer.save_state()
+    monitor = read_run_history(tmp_path / "steps" / "monitor")
+    state = read_run_history(tmp_path / "steps" / "hf")
+    np.testing.assert_allclose(monitor.eval["val"]["cos_next"], state.eval["val"]["cos_next"], rtol=1e-6)
+    evals = [e for e in trainer.state.log_history if "eval_cos_next" in e]
+    assert len(evals) > EPOCHS  # several evaluations per epoch, the last of each kept, and the reader says so
+    assert any(f"{len(evals)} evaluations fall in" in n and "last evaluation" in n for n in state.notes)

@@ -90,6 +90,7 @@ def read_trainer_state(path: Path) -> RunHistory:
     if not isinstance(state, dict) or not isinstance(state.get("log_history"), list):
         raise RunDirError(f"{path} has no 'log_history' list; is it a Hugging Face trainer_state.json?")
     rows: list[LogRow] = []
+    evaluations: dict[int, int] = {}  # epoch -> evaluation entries in it
     for i, entry in enumerate(state["log_history"]):
         if not isinstance(entry, dict) or _SUMMARY in entry:
             continue
@@ -100,6 +101,12 @@ def read_trainer_state(path: Path) -> RunHistory:
         step = entry.get("step")
         step = float(step) if isinstance(step, (int, float)) and not isinstance(step, bool) else None
         rows += [LogRow(e, step, name, value) for name, value in entry.items() if name not in ("epoch", "step")]
+        if any(str(name).startswith("eval_") for name in entry):
+            evaluations[e] = evaluations.get(e, 0) + 1
+    several = {e: n for e, n in evaluations.items() if n > 1}
+    if several:  # evaluation by steps: a per-epoch table keeps one value per epoch, say which
+        notes.append(f"{sum(several.values())} evaluations fall in {len(several)} epoch(s) (evaluation by steps); each "
+                     "epoch's row holds its last evaluation, the others are not shown.")
     config, files = _config(path.parent, state)
     config = check_config(config, path.parent / "training_args.json")
     return build_history(rows, config=config, source_format="hf-trainer-state", source_files=(*files, str(path)),
