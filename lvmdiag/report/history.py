@@ -551,10 +551,20 @@ def read_p7_log(path: Path, config_dir: Path | None = None) -> RunHistory:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise RunDirError(f"cannot read {path}: {exc.strerror or exc}") from None
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         m = _EPOCH_RE.search(line)
         if m and not _BATCH_RE.search(line):
-            epoch, total, block = int(m.group(1)), int(m.group(2)), None
+            new_epoch = int(m.group(1))
+            seen = max([*builder.rows, *last_batch, 0])
+            if new_epoch < seen:  # numbering goes back: a run restarted or resumed into the same log (nohup.out)
+                for e in [e for e in (*builder.rows, *last_batch) if e >= new_epoch]:
+                    builder.rows.pop(e, None)
+                    last_batch.pop(e, None)
+                    finished.discard(e)
+                notes.append(f"line {number}: the epoch numbering goes back from {seen} to {new_epoch} (a run "
+                             f"restarted or resumed into the same log); epochs from {new_epoch} on are read from "
+                             "the later run, earlier ones are kept.")
+            epoch, total, block = new_epoch, int(m.group(2)), None
             continue
         if epoch is None:
             continue

@@ -232,3 +232,20 @@ def test_text_columns_are_noted_once_not_per_epoch(tmp_path):
     assert "'timestamp' holds text, not numbers (e.g. '2025-11-04 10:01'); it is not used." in notes
     (loss,) = [n for n in notes if n.startswith("'loss'")]
     assert "epoch(s) 2, 4, 6, 8, 10, 12, 14, 16, … (10 epochs)" in loss
+
+
+def test_a_restarted_run_appended_to_the_same_log_is_read_from_the_later_run(tmp_path):
+    """`nohup` appends: a crashed run (epochs 1-4 finished, 5 cut) then a fresh one (epochs 1-2). The epochs
+    used to mix (later 1-2, earlier 3-4) without a word; now the later run's epochs replace the earlier ones
+    from where the numbering goes back, and a note says so."""
+    log = (RUNS / "p7_crashed" / "train.log").read_text()
+    second = log[: log.index("Epoch 3/10")].replace("cos(pred, next): 0.3960", "cos(pred, next): 0.1111")
+    (tmp_path / "config.json").write_text((RUNS / "p7_crashed" / "config.json").read_text())
+    (tmp_path / "train.log").write_text(log + "\n" + second)
+    h = read_run_history(tmp_path)
+    assert h.epochs.tolist() == [1, 2]
+    assert h.eval["val"]["cos_next"].tolist() == [0.372, 0.1111]
+    assert any("numbering goes back from 5 to 1" in n for n in h.notes)  # epoch 5 was cut mid-way
+    resumed = log + "\n" + log[log.index("Epoch 3/10"):]  # resumed from epoch 3: epochs 1-2 are kept
+    (tmp_path / "train.log").write_text(resumed)
+    assert read_run_history(tmp_path).epochs.tolist() == [1, 2, 3, 4]
