@@ -29,3 +29,21 @@ def test_silent_when_val_dips_less_than_5_percent(make_history):
 
 def test_skipped_without_train_evaluation(make_history):
     assert overfitting.detect(make_history(val={"cos_next": [0.4, 0.5, 0.4]})).skipped
+
+
+def test_the_ruled_out_note_names_the_conditions_that_failed_with_their_numbers(make_history):
+    """A growing gap with a flat val cosine was ruled out "because the gap did not grow while val got worse",
+    which its own evidence contradicted; the note now names the failed condition and its number."""
+    h = make_history(val={"cos_next": [0.40, 0.50, 0.495, 0.49]}, train_eval={"cos_next": [0.40, 0.59, 0.68, 0.73]})
+    (r,) = overfitting.detect(h).ruled_out
+    assert "on cos_next: val cos_next worsened by 2.0% from its best (the rule needs >= 5%)" in r.reason
+    assert "gap" not in r.reason.split("needs >= 5%")[1]  # the gap did grow: not named as failed
+
+
+def test_a_val_loss_that_overfits_fires_even_when_the_cosine_does_not(make_history):
+    """Every metric logged for both splits is checked: val loss rising with train loss falling and a growing
+    gap fires although cos_next is flat (the loss was never examined when a cosine was logged)."""
+    h = make_history(val={"cos_next": [0.40, 0.45, 0.45, 0.45, 0.45], "loss": [0.6, 0.5, 0.45, 0.5, 0.56]},
+                     train_eval={"cos_next": [0.40, 0.46, 0.46, 0.46, 0.46], "loss": [0.6, 0.48, 0.4, 0.32, 0.25]})
+    (f,) = overfitting.detect(h).findings
+    assert "val loss peaked at epoch 3" in f.message
