@@ -688,8 +688,10 @@ def detect_format(path: str | Path) -> tuple[str, Path]:
             return "p7-log", log
     raise RunDirError(
         f"{path}: no run history found; looked for metrics.jsonl (lvmdiag train), training_history.json "
-        "or history.json (upstream), a per-epoch .csv/.jsonl with an 'epoch' column, or a stdout log "
-        "(.log/.txt/.out) with 'Epoch e/E' lines; or pass the history file itself.")
+        "or history.json (upstream), a per-epoch .csv/.jsonl with an 'epoch' column, a stdout log "
+        "(.log/.txt/.out) with 'Epoch e/E' lines, a Lightning logger's metrics.csv (also under version_N/ or "
+        "lightning_logs/), a Hugging Face trainer_state.json (also under checkpoint-N/) and TensorBoard event "
+        "files (also under runs/*/); or pass the history file itself.")
 
 
 def read_run_history(path: str | Path, *, fmt: str = "auto") -> RunHistory:

@@ -93,3 +93,25 @@ def test_tensorboard_without_an_epoch_scalar_counts_evaluations(tmp_path):
     np.testing.assert_allclose(history.train_log["loss"], [1 / 10, 1 / 20, 1 / 30], rtol=1e-6)  # the last in each epoch
     np.testing.assert_array_equal(history.steps, [10, 20, 30])
     assert any("no 'epoch' scalar" in n for n in history.notes)
+
+
+def test_a_hugging_face_output_dir_with_only_tensorboard_runs_is_found(tmp_path):
+    """The HF Trainer writes TensorBoard events to output_dir/runs/<date_host>/: giving output_dir finds them
+    (it was "no run history found"), the newest run when there are several."""
+    pytest.importorskip("tensorboard")
+    SummaryWriter = pytest.importorskip("torch.utils.tensorboard").SummaryWriter
+    import os
+
+    from lvmdiag.report import read_run_history
+
+    for i, name in enumerate(("Dec01_host", "Dec02_host")):
+        writer = SummaryWriter(str(tmp_path / "runs" / name))
+        for step in range(1, 21):
+            writer.add_scalar("train/loss", (i + 1) / step, step)
+            if step % 10 == 0:
+                writer.add_scalar("eval/cos_next", 0.1 * (i + 1), step)
+        writer.close()
+        os.utime(tmp_path / "runs" / name, (1000 + i, 1000 + i))
+    history = read_run_history(tmp_path)
+    assert history.source_format == "tensorboard" and history.epochs.tolist() == [1, 2]
+    np.testing.assert_allclose(history.eval["val"]["cos_next"], [0.2, 0.2], rtol=1e-6)  # the newer run

@@ -30,7 +30,8 @@ FORMAT_HELP = ("History format: auto, lvmdiag-run, p7-history, history-object, h
 
 def report_cmd(
     run_dir: Annotated[Path, typer.Argument(help="Run directory (lvmdiag, upstream P7, older histories, CSV/JSONL, a "
-                                                 "stdout log) or one history file.")],
+                                                 "stdout log, a Lightning CSVLogger or TensorBoardLogger root, a "
+                                                 "Hugging Face output_dir) or one history file.")],
     train: Annotated[Optional[Path], typer.Option("--train", help="Training data (default: the config's train_npz).")] = None,
     val: Annotated[Optional[Path], typer.Option("--val", help="Validation data (default: the config's val_npz).")] = None,
     k: Annotated[int, ranged(V.COUNT, "--k", help="Window length K when the data is an article store.")] = 5,

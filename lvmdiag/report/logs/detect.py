@@ -2,8 +2,9 @@
 
 A directory is searched in this order: ``metrics.csv`` with ``epoch`` and ``step`` columns (Lightning
 CSVLogger), ``trainer_state.json`` (HF), TensorBoard event files; then the newest ``version_N/``
-(a Lightning logger root, also under ``lightning_logs/``) and the last ``checkpoint-N/`` (an HF output
-directory without a saved final state) holding one of those.
+(a Lightning logger root, also under ``lightning_logs/``), the last ``checkpoint-N/`` (an HF output
+directory without a saved final state) holding one of those, and the newest ``runs/*/`` with event files
+(the HF Trainer's TensorBoard root).
 """
 
 from __future__ import annotations
@@ -63,6 +64,13 @@ def detect_log_format(path: Path) -> tuple[str, Path] | None:
     for sub in _numbered(path, "checkpoint"):
         if (sub / "trainer_state.json").is_file():
             return "hf-trainer-state", sub / "trainer_state.json"
+    runs = path / "runs"  # the Hugging Face Trainer's TensorBoard root: output_dir/runs/<date_host>/
+    if runs.is_dir():
+        from lvmdiag.report.logs.tensorboard import event_files
+
+        logged = sorted((p for p in runs.iterdir() if p.is_dir() and event_files(p)), key=lambda p: p.stat().st_mtime)
+        if logged:
+            return "tensorboard", event_files(logged[-1])[0]
     return None
 
 
