@@ -137,9 +137,10 @@ def run_sections(sources: Mapping[str, Any], groups: Any, sections: Sequence[str
     else:
         prepared, states, summary = run_local(parts, analyzers, block_rows=block_rows, progress=progress)
     validation = next((a for a in prepared if a.name == "validation"), None)
+    prepared = list(prepared)  # owned here: finalize_all drops each analyzer (and its state) once finalized
     if validation is not None:  # no usable window at all is an input error, not a skipped section
         validation.finalize(states["validation"], sources)
         prepared = [a for a in prepared if a is not validation]
-    results, failed = finalize_all(prepared, states, sources)
+    results, failed = finalize_all(prepared, states, sources, release=True)  # each state freed once finalized
     skipped.update(failed)
     return results, skipped, summary

@@ -109,16 +109,34 @@ def run_local(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: in
                                       stream_seconds=time.perf_counter() - t0)
 
 
-def finalize_all(analyzers: Sequence[Any], states: Mapping[str, Mapping[str, Any]], sources: Mapping[str, Any]
-                 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """Each analyzer's Result; an analyzer that cannot finish (too few articles, module missing) is skipped with why."""
+#: sections whose finalize needs the most memory beyond their state, finalized last (after the others' states are freed)
+FINALIZE_LAST = ("direction", "divergence")
+
+
+def finalize_all(analyzers: Sequence[Any], states: Mapping[str, Mapping[str, Any]], sources: Mapping[str, Any],
+                 *, release: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
+    """Each analyzer's Result; an analyzer that cannot finish (too few articles, module missing) is skipped with why.
+
+    ``release``: the caller hands over ``analyzers`` (a list) and ``states`` (a dict): each analyzer and its
+    state are dropped from them once finalized, and the sections of :data:`FINALIZE_LAST` go last, so the
+    heaviest finalize runs with the other sections' states already freed (the peak of a 10^6-window run
+    was a finalize on top of every state). The results are the same in any order.
+    """
     results: dict[str, Any] = {}
     skipped: dict[str, str] = {}
-    for a in analyzers:
+    names = [a.name for a in analyzers]
+    order = sorted(range(len(analyzers)), key=lambda i: FINALIZE_LAST.index(analyzers[i].name)
+                   if analyzers[i].name in FINALIZE_LAST else -1) if release else range(len(analyzers))
+    for i in order:
+        a = analyzers[i]
         try:
             results[a.name] = a.finalize(states[a.name], sources)
         except ImportError as exc:
             skipped[a.name] = f"module unavailable: {exc}"
         except LvmdiagError as exc:
             skipped[a.name] = str(exc)
-    return results, skipped
+        if release:
+            analyzers[i] = None  # type: ignore[index]
+            states.pop(a.name, None)  # type: ignore[attr-defined]
+            del a
+    return {n: results[n] for n in names if n in results}, skipped  # in the analyzers' order

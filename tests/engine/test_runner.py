@@ -134,3 +134,33 @@ def test_only_npy_shard_directories_count_as_a_sharded_split(tmp_path):
         (shards / name).mkdir(parents=True)
         np.save(shards / name / "contexts.npy", np.zeros((2, 3, 4), np.float32))
     assert shard_paths(shards) == [shards / "part0", shards / "part1"]
+
+
+def test_finalize_with_release_frees_each_state_and_runs_the_heaviest_last_with_the_same_results(splits):
+    """finalize_all(release=True), as run_sections calls it: the same results as keeping every state, each
+    state dropped once its section is finalized, and direction/divergence finalized after the others (the
+    peak of a 10^6-window run was divergence's finalize on top of every other state)."""
+    from lvmdiag.engine.data import parts_of, plan_sections
+    from lvmdiag.engine.runner import FINALIZE_LAST, finalize_all, run_local
+
+    groups = resolve_groups(list(splits.values()))
+    sections = ["bias", "direction", "divergence", "leakage"]
+    an, _ = plan_sections(splits, groups, sections, "train", n_permutations=20, n_bootstrap=20, threshold=0.98,
+                          alpha=0.05, seeds={s: 3 for s in sections})
+    prepared, states, _ = run_local(parts_of(splits, groups, "train"), an)
+    kept, _ = finalize_all(prepared, states, splits)
+    calls = []
+    for a in prepared:  # record the order finalize runs in, and how many states are alive at that moment
+        real = a.finalize
+
+        def spy(state, sources, real=real, name=a.name):
+            calls.append((name, len(states)))
+            return real(state, sources)
+
+        object.__setattr__(a, "finalize", spy)
+    released, _ = finalize_all(prepared, states, splits, release=True)
+    assert list(released) == list(kept) == sections
+    for name in sections:
+        assert_same_result(released[name], kept[name])
+    assert [n for n, _ in calls][-2:] == list(FINALIZE_LAST) and calls[-1][1] == 1  # divergence alone at the end
+    assert states == {} and prepared == [None] * 4
