@@ -17,9 +17,19 @@ class CallablePackage(types.ModuleType):
     """A package module whose call runs the API function of the same name (``lvmdiag.api.<name>``)."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._api_function()(*args, **kwargs)
+
+    def _api_function(self) -> Any:
         from lvmdiag import api
 
-        return getattr(api, self.__name__.rsplit(".", 1)[1])(*args, **kwargs)
+        return getattr(api, self.__name__.rsplit(".", 1)[1])
+
+    @property
+    def __signature__(self) -> Any:
+        """The API function's signature, so ``help``/``inspect.signature``/IDEs show its parameters."""
+        import inspect
+
+        return inspect.signature(self._api_function())
 
 
 def make_callable(module_name: str) -> None:

@@ -163,3 +163,15 @@ def test_report_and_resplit_commands_write_html(tmp_path, windows):
     res = runner.invoke(app, ["leakage", "--train", str(paths["train"]), "--val", str(paths["val"]), "--k", "4",
                               "--html", str(paths["val"]), "--quiet"])
     assert res.exit_code == 2 and "is also an input" in res.output  # an input is never overwritten
+
+
+def test_the_callable_packages_show_their_api_signature():
+    """``lvmdiag.report`` / ``lvmdiag.data`` / ``lvmdiag.resplit`` are packages and functions: inspect and help()
+    show the function's parameters (they showed ``(*args, **kwargs)``)."""
+    import inspect
+
+    import lvmdiag
+    from lvmdiag import api
+
+    for name in ("report", "data", "resplit"):
+        assert inspect.signature(getattr(lvmdiag, name)) == inspect.signature(getattr(api, name))

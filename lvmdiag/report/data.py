@@ -74,7 +74,7 @@ def resolve_data_paths(history: RunHistory, train: str | Path | None, val: str |
         if given is not None:
             p = Path(given)
             if not p.exists():
-                raise InputError(f"--{split} {p} does not exist; check the path.")
+                raise InputError(f"the {split} data {p} does not exist; check the path (--{split} / {split}=).")
             paths[split] = p
             continue
         configured = history.config.get(f"{split}_npz")
