@@ -76,6 +76,11 @@ def resolve_data_paths(history: RunHistory, train: str | Path | None, val: str |
             if not p.exists():
                 raise InputError(f"the {split} data {p} does not exist; check the path (--{split} / {split}=).")
             paths[split] = p
+            configured = history.config.get(f"{split}_npz")
+            if configured and Path(configured).name != p.name:  # the run's metrics came from another file
+                notes.append(f"the run's config names {split}_npz = '{configured}' but {p} was given: the data "
+                             f"evidence and trivial baselines describe {p.name}, while the run's {split} metrics "
+                             f"were measured on {Path(configured).name}; compare them only if both hold the same data.")
             continue
         configured = history.config.get(f"{split}_npz")
         if not configured:

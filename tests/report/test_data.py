@@ -140,3 +140,13 @@ def test_retrieval_baselines_from_data_match_the_trainers(tmp_path):
     ctx = gather_data(h, val=_save(tmp_path / "other.npz", fewer["val"]), analyses=("bias",))
     assert all(b.recall_at_1 is None for b in ctx.baselines)
     assert any("the model was evaluated on 199 rows" in n for n in ctx.notes)
+
+
+def test_data_other_than_the_configs_is_used_with_a_note(tmp_path):
+    """--val naming another file than the config's val_npz: the baselines describe that file while the run's
+    metrics were measured on the config's; a note says so (nothing did)."""
+    h = read_run_history(RUNS / "p7_baseline")
+    other = tmp_path / "my_val.npz"
+    other.write_bytes(b"")
+    _, notes = resolve_data_paths(h, None, other)
+    assert any("names val_npz = 'artifacts/lvm/arxiv_val_sequences.npz' but" in n and "my_val.npz" in n for n in notes)
