@@ -228,10 +228,15 @@ def _final_metrics(history: RunHistory) -> tuple[tuple[str, str, float, str], ..
     for split in history.splits():
         for name, values in history.eval[split].items():
             finite = values[np.isfinite(values)]
-            if finite.size:  # the last value logged (a run that validates every other epoch may end without one)
+            if finite.size:  # the last value logged: an epoch that did not validate is skipped, a logged NaN is not
+                logged = np.isfinite(values)
+                if history.logged_nonfinite is None:
+                    logged[:] = True
+                else:
+                    logged |= np.isin(history.epochs, history.logged_nonfinite.get(f"{split}.{name}", ()))
                 definition = (f"loss on the {split} split (evaluation pass)" if name == "loss"
                               else DEFINITIONS.get(name, ""))
-                rows.append((name, split, float(finite[-1]), definition))
+                rows.append((name, split, float(values[np.flatnonzero(logged)[-1]]), definition))
     for name, values in history.train_log.items():
         if name in {"time_s", "time"} or np.all(np.isnan(values)):
             continue

@@ -1,6 +1,7 @@
 """Report composition: verdict, ranked causes, tables, next steps, markdown and JSON twin."""
 
 import json
+import math
 import re
 
 from lvmdiag.report import build_run_report
@@ -208,3 +209,12 @@ def test_a_run_that_logged_no_metric_is_not_called_healthy(tmp_path):
     report = build_run_report(tmp_path)
     assert report.status == "no-metrics" and report.verdict.startswith("**NO METRICS**")
     assert "**Status:** **NO METRICS**" in report.to_markdown()
+
+
+def test_the_final_metric_of_a_series_that_diverged_is_its_logged_nan(tmp_path):
+    """Skipping epochs that did not validate must not hide a divergence: a logged nan stays the final value."""
+    from lvmdiag.report import build_run_report
+
+    (tmp_path / "h.csv").write_text("epoch,loss,val_cos_next\n1,2.0,0.30\n2,1.8,0.35\n3,nan,nan\n")
+    rows = {(name, split): value for name, split, value, _ in build_run_report(tmp_path).final_metrics}
+    assert math.isnan(rows[("cos_next", "val")])
