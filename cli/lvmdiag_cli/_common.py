@@ -317,7 +317,7 @@ OutOption = Annotated[
     Optional[Path], typer.Option("--out", help="Write the markdown report here (PNG plots go beside it).")
 ]
 JsonOption = Annotated[Optional[Path], typer.Option("--json", help="Write the result as JSON ('-' = stdout).")]
-QuietOption = Annotated[bool, typer.Option("--quiet", "--no-progress", help="No progress bar on stderr.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", "--no-progress", help="No progress bar on stderr.")]
 HtmlOption = Annotated[
     Optional[Path], typer.Option("--html", help="Also write one self-contained HTML report here (figures embedded, "
                                                 "no network, no JavaScript).")

@@ -160,3 +160,19 @@ def test_no_file_the_reader_reads_can_be_an_output(tmp_path):
         result = runner.invoke(app, ["report", str(run), option, str(run / victim), "--quiet"])
         assert result.exit_code == 2 and "is also an input" in result.output, result.output
         assert (run / victim).read_bytes() == before
+
+
+def test_fail_on_gates_ci_on_the_runs_status_after_writing_the_outputs(tmp_path):
+    """--fail-on critical: exit 1 for the collapsed P7 run (outputs still written), 0 for a healthy one;
+    --fail-on warning also fails a run with warnings only; a bad value is one line, exit 2."""
+    out = tmp_path / "p7.md"
+    failed = runner.invoke(app, ["report", str(RUNS / "p7_baseline"), "--out", str(out), "--fail-on", "critical", "-q"])
+    assert failed.exit_code == 1 and "failing: the run's status is failed" in failed.output and out.exists()
+    healthy = runner.invoke(app, ["report", str(RUNS / "lvmdiag_healthy"), "--fail-on", "critical", "-q"])
+    assert healthy.exit_code == 0, healthy.output
+    bad = runner.invoke(app, ["report", str(RUNS / "p7_baseline"), "--fail-on", "sometimes", "-q"])
+    assert bad.exit_code == 2 and "choose critical or warning" in bad.output
+    status = json.loads(runner.invoke(app, ["report", str(RUNS / "legacy_overfit"), "--json", "-", "-q"]).stdout)["status"]
+    assert status == "problems"  # warnings only: passes --fail-on critical, fails --fail-on warning
+    for level, code in (("critical", 0), ("warning", 1)):
+        assert runner.invoke(app, ["report", str(RUNS / "legacy_overfit"), "--fail-on", level, "-q"]).exit_code == code

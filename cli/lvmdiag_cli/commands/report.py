@@ -9,8 +9,10 @@ from typing import Annotated, Optional
 import typer
 
 from lvmdiag._atomic import is_special_file
+from lvmdiag.errors import InputError
 from lvmdiag.results import with_schema
 from lvmdiag_cli._common import (
+    EXIT_FINDING,
     HtmlOption,
     QuietOption,
     SeedOption,
@@ -46,6 +48,9 @@ def report_cmd(
                                                              "bias, leakage, divergence, direction.")] = "bias,leakage",
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Read object arrays in the data (can run code from the file).")] = False,
     seed: SeedOption = 0,
+    fail_on: Annotated[Optional[str], typer.Option(
+        "--fail-on", help="Exit 1 (after writing the outputs) when a finding of this severity or worse stands: "
+                          "critical, or warning; a run that logged no metric value fails too.")] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Find why a run failed: collapse at schedule events, train/val metric definitions, inert mechanisms, loss imbalance, baselines, context drift, overfitting, divergence, chance-level ranking.
@@ -54,6 +59,9 @@ def report_cmd(
     """
     with handle_errors():
         from lvmdiag.report import build_run_report, write_run_report
+
+        if fail_on is not None and fail_on not in FAIL_ON:
+            raise InputError(f"--fail-on {fail_on!r}: choose critical or warning.")
 
         wanted = tuple(a.strip() for a in analyses.split(",") if a.strip())
         options = dict(train=train, val=val, k=k, allow_pickle=allow_pickle, rng=seed, fmt=fmt, analyses=wanted)
@@ -78,6 +86,7 @@ def report_cmd(
             emit_html(report, html, inputs, outputs)
             if md is None:  # markdown to stdout; JSON and HTML files staged and moved into place together
                 emit(report.to_markdown(), None, report.to_dict(), json_path, outputs)
+                _gate(report, fail_on)
                 return
             outputs.commit()
             figures = [md.with_name(f) for f in report.figure_files] if beside else []
@@ -86,6 +95,18 @@ def report_cmd(
                 typer.echo(f"wrote {path}", err=True)
             if to_stdout:
                 typer.echo(json.dumps(with_schema(report.to_dict()), indent=2, allow_nan=False))
+            _gate(report, fail_on)
+
+
+#: --fail-on value -> the run statuses that fail it
+FAIL_ON = {"critical": ("failed", "no-metrics"), "warning": ("failed", "problems", "no-metrics")}
+
+
+def _gate(report, fail_on: str | None) -> None:  # noqa: ANN001
+    """Exit 1 (CI gating) when the report's status fails ``--fail-on``; the outputs are already written."""
+    if fail_on is not None and report.status in FAIL_ON[fail_on]:
+        typer.echo(f"failing: the run's status is {report.status} (--fail-on {fail_on})", err=True)
+        raise typer.Exit(EXIT_FINDING)
 
 
 def _run_inputs(run_dir: Path, fmt: str | None) -> list[Path]:
