@@ -52,7 +52,8 @@ def run_detectors(history: RunHistory, events: tuple[ScheduleEvent, ...], data: 
 def build_run_report(run_dir: PathLike, *, train: PathLike | None = None, val: PathLike | None = None, k: int = 5,
                      allow_pickle: bool = False, rng: Any = 0, progress: ProgressCallback | None = None,
                      fmt: str = "auto", analyses: Sequence[str] = DEFAULT_ANALYSES,
-                     detector_params: Mapping[str, Any] | None = None) -> RunReport:
+                     detector_params: Mapping[str, Any] | None = None,
+                     history: RunHistory | None = None) -> RunReport:
     """Read a run, run the detectors and compose the report (no file is written).
 
     Parameters
@@ -66,6 +67,7 @@ def build_run_report(run_dir: PathLike, *, train: PathLike | None = None, val: P
     fmt : ``"auto"`` or a history format (see :data:`FORMATS`)
     analyses : data analyses to run when data is readable ("bias", "leakage", "divergence", "direction")
     detector_params : per-detector thresholds, detector name -> its ``*Params``
+    history : the run's history when the caller has read it already (``run_dir`` is then not read again)
 
     Returns
     -------
@@ -82,7 +84,8 @@ def build_run_report(run_dir: PathLike, *, train: PathLike | None = None, val: P
     """
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng < 0:
         raise InputError(f"--seed must be a whole number >= 0; got {rng}.")
-    history = read_run_history(run_dir, fmt=fmt)
+    if history is None:
+        history = read_run_history(run_dir, fmt=fmt)
     events = schedule_events(history)
     data = gather_data(history, train=train, val=val, k=k, allow_pickle=allow_pickle, rng=rng, progress=progress,
                        analyses=analyses)
@@ -93,7 +96,8 @@ def write_run_report(run_dir: PathLike, *, out: PathLike | None = None, json_pat
                      train: PathLike | None = None, val: PathLike | None = None, k: int = 5,
                      allow_pickle: bool = False, rng: Any = 0, progress: ProgressCallback | None = None,
                      fmt: str = "auto", figures: bool = True, analyses: Sequence[str] = DEFAULT_ANALYSES,
-                     detector_params: Mapping[str, Any] | None = None) -> RunReport:
+                     detector_params: Mapping[str, Any] | None = None,
+                     history: RunHistory | None = None) -> RunReport:
     """Build the report and write it: markdown, JSON twin and a PNG of the curves, each atomically.
 
     Parameters
@@ -116,8 +120,11 @@ def write_run_report(run_dir: PathLike, *, out: PathLike | None = None, json_pat
         When an output path is one of the run's input files (they are never overwritten).
     """
     history_dir = Path(run_dir) if Path(run_dir).is_dir() else Path(run_dir).parent
+    if history is None:  # read once: the report and its figure both use it
+        history = read_run_history(run_dir, fmt=fmt)
     report = build_run_report(run_dir, train=train, val=val, k=k, allow_pickle=allow_pickle, rng=rng,
-                              progress=progress, fmt=fmt, analyses=analyses, detector_params=detector_params)
+                              progress=progress, fmt=fmt, analyses=analyses, detector_params=detector_params,
+                              history=history)
     md_path = Path(out) if out is not None else history_dir / "REPORT.md"
     if json_path is None and out is None:
         json_path = history_dir / "report.json"
@@ -135,7 +142,6 @@ def write_run_report(run_dir: PathLike, *, out: PathLike | None = None, json_pat
     if png_path is not None:
         from lvmdiag.report.figures import plot_run
 
-        history = read_run_history(run_dir, fmt=fmt)
         plot_run(history, report.events, png_path)
         report = dataclasses.replace(report, figure_files=(png_path.name,))
     write_text_atomic(md_path, report.to_markdown())

@@ -58,14 +58,16 @@ def report_cmd(
     Output: markdown to stdout unless --out is given; the PNG is written only with --out (beside it) or --in-run-dir. Inputs (the run's files, the data) are never overwritten. Exit 2 on a bad run directory.
     """
     with handle_errors():
-        from lvmdiag.report import build_run_report, write_run_report
+        from lvmdiag.report import build_run_report, read_run_history, write_run_report
 
         if fail_on is not None and fail_on not in FAIL_ON:
             raise InputError(f"--fail-on {fail_on!r}: choose critical or warning.")
 
         wanted = tuple(a.strip() for a in analyses.split(",") if a.strip())
-        options = dict(train=train, val=val, k=k, allow_pickle=allow_pickle, rng=seed, fmt=fmt, analyses=wanted)
-        inputs = [train, val, *_run_inputs(run_dir, fmt)]
+        history = read_run_history(run_dir, fmt=fmt)  # read once; every file it read is an input never overwritten
+        options = dict(train=train, val=val, k=k, allow_pickle=allow_pickle, rng=seed, fmt=fmt, analyses=wanted,
+                       history=history)
+        inputs = [train, val, *_run_inputs(history)]
         to_stdout = json_path is not None and str(json_path) == "-"
         home = run_dir if run_dir.is_dir() else run_dir.parent
         md = out if out is not None else (home / "REPORT.md" if in_run_dir else None)
@@ -109,17 +111,11 @@ def _gate(report, fail_on: str | None) -> None:  # noqa: ANN001
         raise typer.Exit(EXIT_FINDING)
 
 
-def _run_inputs(run_dir: Path, fmt: str | None) -> list[Path]:
-    """Every file the run's reader reads (history, hparams.yaml, training_args.json, event files, config,
-    baselines): never overwritten. Empty when the run cannot be read (the library says why right after)."""
-    from lvmdiag.report.history import detect_format, read_run_history
-
-    try:
-        _, file = detect_format(run_dir)
-        read = [Path(f) for f in read_run_history(run_dir, fmt=fmt).source_files]
-    except Exception:  # noqa: BLE001 - the library raises the proper error right after
-        return []
-    return [*read, file, file.parent / "config.json", file.parent / "baselines.json"]
+def _run_inputs(history) -> list[Path]:  # noqa: ANN001
+    """Every file the run's reader read (history, hparams.yaml, training_args.json, event files, config), and
+    the run's baselines.json: never overwritten."""
+    read = [Path(f) for f in history.source_files]
+    return [*read, Path(history.run_dir) / "config.json", Path(history.run_dir) / "baselines.json"]
 
 
 def register(app: typer.Typer) -> None:
