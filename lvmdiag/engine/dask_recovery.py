@@ -24,13 +24,11 @@ from concurrent.futures import CancelledError
 from typing import Any, Callable, Sequence
 
 from lvmdiag.data.recover import ArticleRecovery
-from lvmdiag.engine.dask_runner import Refused
+from lvmdiag.engine.dask_runner import Refused, identity, first_line, raise_if_failed, tree_reduce
 from lvmdiag.errors import EngineError, LvmdiagError
 
 #: most key buckets of the join (one per piece below this)
 MAX_BUCKETS = 32
-#: forests merged per reduction task
-FAN_IN = 4
 
 
 def _shard_piece(shard: Any) -> Any:
@@ -44,10 +42,6 @@ def _shard_piece(shard: Any) -> Any:
     except LvmdiagError as exc:
         return Refused(exc)
     return piece_keys(keys, null, shard.k + 1)
-
-
-def _identity(x: Any) -> Any:
-    return x
 
 
 def _pick(items: Any, i: int) -> Any:
@@ -82,13 +76,6 @@ def _pieces(sources: Sequence[Any]) -> list[tuple[int, Any]]:
     return out
 
 
-def _reduce(client: Any, fn: Any, items: list[Any], opts: dict) -> Any:
-    """One future: ``fn`` applied in a tree, FAN_IN items at a time (``fn`` of ``fn``-results is valid)."""
-    while len(items) > 1:
-        items = [client.submit(fn, *items[i : i + FAN_IN], **opts) for i in range(0, len(items), FAN_IN)]
-    return items[0]
-
-
 def recover_on_workers(sources: Sequence[Any], client: Any, *, n_buckets: int | None = None, retries: int = 2,
                        progress: Callable[[int, int], None] | None = None) -> ArticleRecovery:
     """:func:`lvmdiag.data.recover.recover_articles` of ``sources`` with the shards' work on the workers.
@@ -121,7 +108,7 @@ def recover_on_workers(sources: Sequence[Any], client: Any, *, n_buckets: int | 
             warnings.filterwarnings("ignore", message="Sending large graph")
             for j, (i, shard) in enumerate(pieces):
                 if shard is None:
-                    keys[j] = client.submit(_identity, rj.piece_keys(*slot_keys(sources[i]), width), **opts)
+                    keys[j] = client.submit(identity, rj.piece_keys(*slot_keys(sources[i]), width), **opts)
         piece_of = {k.key: (sources[i].n if sh is None else sh.n, sources[i].name if sh is None else sh.path)
                     for k, (i, sh) in zip(keys, pieces)}
         # every intermediate below is referenced only by the tasks that use it
@@ -135,7 +122,7 @@ def recover_on_workers(sources: Sequence[Any], client: Any, *, n_buckets: int | 
         records = [client.submit(_pick, f, 2, **opts) for f in round2]
         joins = [client.submit(rj.join_bucket, *[client.submit(_pick, r, b, **opts) for r in records], **opts)
                  for b in range(n_buckets)]
-        forest = _reduce(client, rj.spanning_forest, joins, opts)
+        forest = tree_reduce(client, rj.spanning_forest, joins, **opts)
         numbering = client.submit(rj.number_articles, forest, *fragments, **opts)  # O(fragments), on a worker
         labels = [client.submit(_labels, c, client.submit(_of_piece, numbering, p, **opts), **opts)
                   for p, c in enumerate(codes)]
@@ -146,10 +133,7 @@ def recover_on_workers(sources: Sequence[Any], client: Any, *, n_buckets: int | 
         if progress is not None:
             progress(0, total)
         for fut in distributed.as_completed(keys):  # a tick per piece hashed
-            if fut.status != "finished":
-                fut.result()  # its error now, not after every other task
-            if fut.type is Refused:  # a bad shard: its error now (later tasks would only fail on it)
-                raise fut.result().error
+            raise_if_failed(fut)  # a bad shard fails now (later tasks would only fail on it)
             done += piece_of[fut.key][0]
             if progress is not None:
                 progress(done, total)
@@ -157,9 +141,8 @@ def recover_on_workers(sources: Sequence[Any], client: Any, *, n_buckets: int | 
         got = client.gather(wanted)
     except (distributed.KilledWorker, CancelledError, OSError, TimeoutError) as exc:
         client.cancel(wanted + [k for k in keys if k is not None])
-        line = (str(exc).strip().splitlines() or [""])[0]
         where = piece_of.get(getattr(exc, "task", None))
-        raise EngineError(f"article recovery on Dask failed ({type(exc).__name__}: {line})"
+        raise EngineError(f"article recovery on Dask failed ({type(exc).__name__}: {first_line(exc)})"
                           + (f" while hashing {where[1]}" if where else "") + "; nothing partial is reported. "
                           "Rerun, or give the cluster more workers or memory.") from exc
     except BaseException:

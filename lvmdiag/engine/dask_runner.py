@@ -81,14 +81,34 @@ def _empty() -> tuple[dict, dict, int]:
     return {}, {}, 0
 
 
-def _tree(client: Any, items: list[Any], retries: int) -> Any:
-    """One future: ``items`` (futures, in row order) merged by ``_combine`` tasks, FAN_IN at a time."""
-    if not items:
-        return client.submit(_empty, pure=False)
+def tree_reduce(client: Any, fn: Callable[..., Any], items: list[Any], **submit: Any) -> Any:
+    """One future: ``items`` (futures, in order) combined by ``fn`` tasks, FAN_IN at a time (``fn`` of
+    ``fn``-results must be valid: a merge). A group of one passes through."""
     while len(items) > 1:
         groups = [items[i : i + FAN_IN] for i in range(0, len(items), FAN_IN)]
-        items = [client.submit(_combine, *g, pure=False, retries=retries) if len(g) > 1 else g[0] for g in groups]
+        items = [client.submit(fn, *g, **submit) if len(g) > 1 else g[0] for g in groups]
     return items[0]
+
+
+def _tree(client: Any, items: list[Any], retries: int) -> Any:
+    """One future: ``items`` (futures, in row order) merged by ``_combine`` tasks."""
+    if not items:
+        return client.submit(_empty, pure=False)
+    return tree_reduce(client, _combine, items, pure=False, retries=retries)
+
+
+def raise_if_failed(fut: Any) -> None:
+    """A finished future's error now (rather than after every other task): raised in the task, or returned as
+    a :class:`Refused` (fetched only then: the future's type is known without its value)."""
+    if fut.status != "finished":
+        fut.result()
+    if fut.type is Refused:
+        raise fut.result().error
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first line (distributed's messages run over several)."""
+    return (str(exc).strip().splitlines() or [""])[0]
 
 
 def _cancel(client: Any, head: list[Any], pending: Any) -> None:
@@ -106,7 +126,7 @@ def describe_part(part: Part) -> str:
     return f"{part.split!r} rows {part.start}-{part.start + part.n - 1}" + (f" of {where}" if isinstance(where, str) else "")
 
 
-def _identity(x: Any) -> Any:
+def identity(x: Any) -> Any:
     return x
 
 
@@ -211,7 +231,7 @@ def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int
             # the plans (split codes, folds, random features; tens of MB at 10^6 windows) travel once, as
             # one task's argument: a task, unlike scattered data, is recomputed if its worker dies
             warnings.filterwarnings("ignore", message="Sending large graph")
-            plans = client.submit(_identity, list(analyzers), pure=False, retries=retries)
+            plans = client.submit(identity, list(analyzers), pure=False, retries=retries)
         tasks0 = [client.submit(_task, p, plans, block_rows, pure=False, retries=retries) for p in p0]
         red0 = _tree(client, list(tasks0), retries)
         fut_prep = client.submit(_prepare, plans, red0, pure=False, retries=retries)
@@ -226,10 +246,7 @@ def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int
             progress(0, total)
         fut = None
         for fut in pending:  # a tick per part as it finishes
-            if fut.status != "finished":
-                fut.result()  # raises the part's error now rather than after every other part
-            if fut.type is Refused:  # a bad input: fail now, with the error the reader raised
-                raise fut.result().error
+            raise_if_failed(fut)  # a bad input fails now, with the error its reader raised
             finished += 1
             done += rows_of[fut.key]
             if progress is not None:
@@ -243,10 +260,9 @@ def run_dask(parts: Sequence[Part], analyzers: Sequence[Any], *, block_rows: int
     except (distributed.KilledWorker, CancelledError, OSError, TimeoutError) as exc:
         # workers lost beyond the retries (or the scheduler gone): say what finished, report nothing partial
         _cancel(client, head, pending)
-        line = (str(exc).strip().splitlines() or [""])[0]
         where = part_of.get(getattr(exc, "task", None))
         raise EngineError(
-            f"the Dask run failed ({type(exc).__name__}: {line}"
+            f"the Dask run failed ({type(exc).__name__}: {first_line(exc)}"
             + (f"; the part lost was {where}" if where else "") + f") after {finished} of {len(p0) + len(p1)} parts "
             f"({done} of {total} windows) finished; no result is reported from a partial run. Rerun, or give the "
             "cluster more workers or memory."
