@@ -272,10 +272,10 @@ def link_windows(chunk_id: np.ndarray, usable: np.ndarray, n_chunks: int
     has = usable.any(axis=1)
     anchor = chunk_id[np.arange(chunk_id.shape[0]), np.argmax(usable, axis=1)] if chunk_id.shape[0] else \
         np.zeros(0, np.int64)
+    if n_chunks == 0:
+        return has, anchor, 0, np.zeros(0, np.int64)
     rows, cols = np.nonzero(usable)
     graph = coo_matrix((np.ones(rows.size, dtype=np.int8), (anchor[rows], chunk_id[rows, cols])),
                        shape=(n_chunks, n_chunks)).tocsr()
-    if n_chunks == 0:
-        return has, anchor, 0, np.zeros(0, np.int64)
     n_comp, comp = connected_components(graph, directed=False)
     return has, anchor, int(n_comp), comp.astype(np.int64)

@@ -33,17 +33,15 @@ up to one per window when a shard's windows are shuffled).
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from lvmdiag.data.hashing import row_keys
+from lvmdiag.data.recover import ArticleRecovery, file_counts, link_windows, rank_keys
 from lvmdiag.errors import InputError
-
-if TYPE_CHECKING:
-    from lvmdiag.data.recover import ArticleRecovery
 
 #: a 128-bit key as one sortable record (words compared in order)
 KEY = np.dtype([("hi", "<u8"), ("lo", "<u8")])
@@ -192,8 +190,6 @@ def piece_fragments(piece: PieceKeys, branch: np.ndarray, n_buckets: int
     Returns each window's code (its fragment, or -1 - its index among the piece's lonely windows), the
     fragments' summary, and per bucket the (chunk key, fragment) rows.
     """
-    from lvmdiag.data.recover import link_windows, rank_keys
-
     n_buckets = check_buckets(n_buckets)
     n, width = piece.null.shape
     flat = piece.keys.reshape(-1, 2)
@@ -370,8 +366,6 @@ def joined_recovery(files: Sequence[str], pieces_per_file: Sequence[int], piece_
 
     ``piece_labels`` is emptied as the per-file arrays are built (one piece at a time is copied).
     """
-    from lvmdiag.data.recover import ArticleRecovery, file_counts
-
     labels = []
     for count in pieces_per_file:
         mine = [piece_labels.pop(0) for _ in range(count)]
