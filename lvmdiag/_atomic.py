@@ -28,6 +28,12 @@ def is_special_file(path: str | os.PathLike[str]) -> bool:
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
+def copy_into(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Write ``source``'s bytes into an existing special ``target`` (a device or pipe is opened, not replaced)."""
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it to ``path``, on error delete it.
@@ -42,8 +48,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
         with tempfile.TemporaryDirectory(prefix="lvmdiag-") as scratch:
             tmp = Path(scratch) / f"output{suffix}"
             yield tmp
-            with open(tmp, "rb") as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+            copy_into(tmp, target)
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Callable, Iterator, Optional
 import typer
 
 from lvmdiag import _validate as V
-from lvmdiag._atomic import is_special_file, write_json_atomic, write_text_atomic
+from lvmdiag._atomic import copy_into, is_special_file, write_json_atomic, write_text_atomic
 from lvmdiag.errors import InputError, LvmdiagError, LvmdiagWarning
 from lvmdiag.results import with_schema
 
@@ -224,8 +224,7 @@ class OutputSet:
             os.replace(src, dst)
         for staged, target in self._special.items():  # renaming over a device would replace it with a file
             if staged.exists():
-                with open(staged, "rb") as src_fh, open(target, "wb") as dst_fh:
-                    shutil.copyfileobj(src_fh, dst_fh)
+                copy_into(staged, target)
         self.discard()
 
     def discard(self) -> None:

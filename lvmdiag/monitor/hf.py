@@ -130,7 +130,7 @@ class LvmdiagTrainerCallback(TrainerCallback):
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Mapping[str, Any] | None = None,
                **kwargs: Any) -> None:
-        if self._pending is not None and logs and any(k == "loss" or k.endswith("_loss") for k in logs):
+        if self._pending is not None and logs and "loss" in logs:  # the epoch's own training-loss entry
             self._flush(state, control)
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
