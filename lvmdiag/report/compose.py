@@ -229,11 +229,7 @@ def _final_metrics(history: RunHistory) -> tuple[tuple[str, str, float, str], ..
         for name, values in history.eval[split].items():
             finite = values[np.isfinite(values)]
             if finite.size:  # the last value logged: an epoch that did not validate is skipped, a logged NaN is not
-                logged = np.isfinite(values)
-                if history.logged_nonfinite is None:
-                    logged[:] = True
-                else:
-                    logged |= np.isin(history.epochs, history.logged_nonfinite.get(f"{split}.{name}", ()))
+                logged = np.isfinite(values) | history.logged_nonfinite_mask(f"{split}.{name}", values)
                 definition = (f"loss on the {split} split (evaluation pass)" if name == "loss"
                               else DEFINITIONS.get(name, ""))
                 rows.append((name, split, float(values[np.flatnonzero(logged)[-1]]), definition))

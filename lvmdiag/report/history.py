@@ -105,6 +105,13 @@ class RunHistory:
         planned = self.planned_epochs
         return planned is None or self.n_epochs >= planned
 
+    def logged_nonfinite_mask(self, key: str, values: np.ndarray) -> np.ndarray:
+        """(E,) True at the epochs where series ``key`` (its ``values``) was *logged* as NaN/Inf; an epoch that
+        did not log it is False. Without that record (a hand-built history) every non-finite value counts."""
+        if self.logged_nonfinite is None:
+            return ~np.isfinite(values)
+        return np.isin(self.epochs, self.logged_nonfinite.get(key, ()))
+
     def label(self, key: str) -> str:
         """The source label of ``"train_log.<name>"`` / ``"<split>.<metric>"`` (the key itself when unknown)."""
         return self.labels.get(key, key)

@@ -60,10 +60,7 @@ def detect(history: RunHistory, events: tuple[ScheduleEvent, ...] = (), params: 
     first_bad: dict[str, int] = {}
     for name, values in _series(history).items():
         finite = np.isfinite(values)
-        if history.logged_nonfinite is None:  # unknown: every NaN counts as logged
-            logged_bad = ~finite
-        else:  # an epoch that did not log the series (NaN in the array) is not a divergence
-            logged_bad = np.isin(history.epochs, history.logged_nonfinite.get(_key(name), ()))
+        logged_bad = history.logged_nonfinite_mask(_key(name), values)  # an epoch that did not log it is not bad
         if not finite.any():
             if _key(name) in history.never_finite:
                 first_bad[name] = int(np.argmax(logged_bad)) if logged_bad.any() else 0
