@@ -62,9 +62,11 @@ def schedule_events(history: RunHistory, *, lr_rel_change: float = 0.01) -> tupl
             events[(name, epoch)] = ScheduleEvent(name, int(epoch), "log", "recorded by the trainer")
     warmup = history.config.get("warmup_epochs")
     if isinstance(warmup, (int, float)) and not isinstance(warmup, bool) and warmup > 0:
-        epoch = int(warmup) + 1
+        # epochs 1..warmup (or 0..warmup-1 in a history numbered from 0) are the warmup
+        first = 0 if history.n_epochs and int(history.epochs[0]) == 0 else 1
+        epoch = int(warmup) + first
         planned = history.planned_epochs
-        if planned is None or epoch <= planned:
+        if planned is None or epoch <= planned - 1 + first:
             w_teacher = history.config.get("w_teacher")
             what = f"teacher term (w_teacher = {fmt(w_teacher)})" if w_teacher is not None else "warmup-only terms"
             events.setdefault(("warmup_end", epoch), ScheduleEvent(

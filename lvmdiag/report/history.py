@@ -139,6 +139,7 @@ class _Builder:
         self.finite: dict[str, int] = {}  # label -> finite values seen (a series that is NaN/Inf throughout is noted)
         self.finite_by_key: dict[str, int] = {}
         self.steps: dict[int, float] = {}  # epoch -> global step at its end, where the source logs one
+        self.nested: set[str] = set()  # labels that held a list or an object (a series holds one number per epoch)
 
     def put(self, epoch: int, key: str, value: Any, label: str | None = None) -> None:
         number = _to_float(value)
@@ -147,6 +148,8 @@ class _Builder:
                 return
             epochs, first = self.unparsed.setdefault(label or key, ([], repr(value)[:40]))
             epochs.append(epoch)
+            if isinstance(value, (list, dict)):
+                self.nested.add(label or key)
             return
         self.finite[label or key] = self.finite.get(label or key, 0) + int(np.isfinite(number))
         self.finite_by_key[key] = self.finite_by_key.get(key, 0) + int(np.isfinite(number))
@@ -157,8 +160,9 @@ class _Builder:
         """One note per series holding values that are not numbers (they appear as missing in the tables)."""
         notes = []
         for label, (epochs, first) in self.unparsed.items():
+            what = "lists or objects" if label in self.nested else "text"
             if label not in self.finite:  # no number at all: a text column (timestamps, phase names)
-                notes.append(f"'{label}' holds text, not numbers (e.g. {first}); it is not used.")
+                notes.append(f"'{label}' holds {what}, not numbers (e.g. {first}); it is not used.")
                 continue
             shown = sorted(set(epochs))
             listed = ", ".join(map(str, shown[:8])) + (f", … ({len(shown)} epochs)" if len(shown) > 8 else "")
@@ -200,8 +204,8 @@ class _Builder:
 
 
 def _is_blank(value: Any) -> bool:
-    """Missing by design: null, an empty CSV cell, a dash, or a nested object (not a series value)."""
-    if value is None or isinstance(value, (dict, list, bool)):
+    """Missing by design: null, an empty CSV cell or a dash. Lists and objects are not blank: they are noted."""
+    if value is None or isinstance(value, bool):
         return True
     return isinstance(value, str) and value.strip().lower() in {"", "-", "na", "n/a", "none", "null"}
 
@@ -443,8 +447,8 @@ def read_p7_history(directory: Path, path: Path | None = None) -> RunHistory:
         _history_rows_flat(rows, builder, str(path))
         fmt = "history-object"
     elif isinstance(data, list):
-        if data and all(isinstance(r, dict) and ("train" in r or "val" in r) and
-                        isinstance(r.get("train", r.get("val")), dict) for r in data):
+        if data and all(isinstance(r, dict) for r in data) and any(
+                isinstance(r.get(s), dict) for r in data for s in ("train", "val")):
             for i, row in enumerate(data):
                 where = f"{path} entry {i}"
                 epoch = _epoch(row["epoch"], where) if "epoch" in row else i + 1
@@ -457,7 +461,7 @@ def read_p7_history(directory: Path, path: Path | None = None) -> RunHistory:
                     for name, value in _mapping(row.get(split), f"{where}: '{split}'").items():
                         builder.put(epoch, f"{split}.{name}", value, f"{split}.{name}")
                 for name, value in row.items():
-                    if name not in {"epoch", "train", "val", "ood", "test"} and not isinstance(value, dict):
+                    if name not in {"epoch", "train", "val", "ood", "test"}:
                         builder.put(epoch, f"train_log.{name}", value, name)
             fmt = "p7-history"
         else:

@@ -28,3 +28,30 @@ def test_no_events(make_history):
 
 def test_warmup_beyond_planned_epochs_is_not_an_event(make_history):
     assert schedule_events(make_history(val={"cos_next": [0.1] * 3}, config={"warmup_epochs": 5, "epochs": 5})) == ()
+
+
+def test_a_history_numbered_from_zero_gets_one_warmup_end(tmp_path):
+    """Epochs 0..4, warmup_epochs = 2: epochs 0 and 1 are the warmup, so the teacher is off from epoch 2. The
+    config used to place the end at epoch 3 (numbering from 1) beside the loss term's drop at epoch 2: two
+    events for one switch."""
+    import json
+
+    from lvmdiag.report.history import read_run_history
+
+    (tmp_path / "config.json").write_text(json.dumps({"warmup_epochs": 2, "epochs": 5, "w_teacher": 0.2}))
+    rows = [{"epoch": e, "train_loss": {"loss_teacher": 0.3 if e < 2 else 0.0, "loss": 1.0},
+             "eval": {"val": {"cos_next": 0.1}}} for e in range(5)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ends = [e for e in schedule_events(read_run_history(tmp_path)) if e.name == "warmup_end"]
+    assert [e.epoch for e in ends] == [2]
+
+
+def test_a_zero_based_warmup_as_long_as_the_run_is_not_an_event(tmp_path):
+    import json
+
+    from lvmdiag.report.history import read_run_history
+
+    (tmp_path / "config.json").write_text(json.dumps({"warmup_epochs": 5, "epochs": 5}))
+    (tmp_path / "metrics.jsonl").write_text("".join(
+        json.dumps({"epoch": e, "eval": {"val": {"cos_next": 0.1}}}) + "\n" for e in range(5)))
+    assert schedule_events(read_run_history(tmp_path)) == ()

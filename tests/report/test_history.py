@@ -249,3 +249,25 @@ def test_a_restarted_run_appended_to_the_same_log_is_read_from_the_later_run(tmp
     resumed = log + "\n" + log[log.index("Epoch 3/10"):]  # resumed from epoch 3: epochs 1-2 are kept
     (tmp_path / "train.log").write_text(resumed)
     assert read_run_history(tmp_path).epochs.tolist() == [1, 2, 3, 4]
+
+
+def test_lists_and_nested_objects_are_noted_not_dropped(tmp_path):
+    """A list or a nested object where a number belongs used to vanish without a word."""
+    rows = [{"epoch": e, "train": {"loss": 1.0, "parts": [1, 2]}, "val": {"cos_next": 0.1, "per_pos": {"0": 0.2}}}
+            for e in (1, 2)]
+    (tmp_path / "training_history.json").write_text(json.dumps(rows))
+    h = read_run_history(tmp_path)
+    assert "'train.parts' holds lists or objects, not numbers (e.g. [1, 2]); it is not used." in h.notes
+    assert any(n.startswith("'val.per_pos' holds lists or objects") for n in h.notes)
+    assert list(h.eval["val"]["cos_next"]) == [0.1, 0.1]
+    flat = [{"epoch": 1, "loss": 0.5, "grad_norms": [0.1, 0.2]}]
+    (tmp_path / "training_history.json").write_text(json.dumps(flat))
+    assert any(n.startswith("'grad_norms' holds lists or objects") for n in read_run_history(tmp_path).notes)
+
+
+def test_a_list_in_place_of_the_train_metrics_is_a_one_line_error(tmp_path):
+    """`"train": [1, 2]` beside a "val" object: the history is the nested upstream form, so the list is an error
+    (it used to switch the reader to the flat form, which dropped both without a word)."""
+    (tmp_path / "training_history.json").write_text(json.dumps([{"epoch": 1, "train": [1, 2], "val": {"cos_next": 0.1}}]))
+    with pytest.raises(RunDirError, match="'train' must be a JSON object"):
+        read_run_history(tmp_path)
