@@ -96,13 +96,13 @@ class IVFNearest:
         if nlist is None:
             nlist = int(min(max(1, 4 * np.sqrt(max(m, 1))), max(1, m // 39)))
         self.nlist, self.nprobe = int(max(1, nlist)), int(max(1, min(nprobe, nlist)))
-        self.buffer_rows = int(buffer_rows)
+        self.buffer_rows = max(1, int(buffer_rows))
         self.best_cos = np.full(m, -np.inf, dtype=np.float32)
         self.best_id = np.full(m, -1, dtype=np.int64)
         rng = np.random.default_rng(seed)
         self.sample_idx = np.sort(rng.choice(m, size=min(sample, m), replace=False)) if m else np.zeros(0, np.int64)
         self.exact_sample = BlockedNearest(self.queries[self.sample_idx])
-        self._buf: list[tuple[np.ndarray, np.ndarray]] = []
+        self._buf: tuple[np.ndarray, np.ndarray] | None = None  # (refs, ids), allocated on the first update
         self._n_buf = 0
         if m == 0:
             self.centroids = np.zeros((1, d), np.float32)
@@ -132,18 +132,29 @@ class IVFNearest:
         refs = np.asarray(refs, dtype=np.float32)
         ref_ids = np.asarray(ref_ids, dtype=np.int64)
         self.exact_sample.update(refs, ref_ids)
-        self._buf.append((refs.copy(), ref_ids.copy()))
-        self._n_buf += refs.shape[0]
-        if self._n_buf >= self.buffer_rows:
-            self.flush()
+        if self._buf is None:  # one preallocated buffer: no copy per block and no concatenated copy per round
+            self._buf = (np.empty((self.buffer_rows, refs.shape[1]), np.float32), np.empty(self.buffer_rows, np.int64))
+        done = 0
+        while done < refs.shape[0]:
+            take = min(self.buffer_rows - self._n_buf, refs.shape[0] - done)
+            self._buf[0][self._n_buf : self._n_buf + take] = refs[done : done + take]
+            self._buf[1][self._n_buf : self._n_buf + take] = ref_ids[done : done + take]
+            self._n_buf += take
+            done += take
+            if self._n_buf == self.buffer_rows:
+                self._score()
 
     def flush(self) -> None:
-        """Score the buffered references against the queries of their cells."""
-        if not self._buf:
+        """Score the buffered references, then free the buffer (the pass is over, or the state is shipped)."""
+        self._score()
+        self._buf = None
+
+    def _score(self) -> None:
+        """Score the buffered references against the queries of their cells; the buffer is then empty."""
+        if not self._n_buf:
             return
-        refs = np.concatenate([b[0] for b in self._buf])
-        ids = np.concatenate([b[1] for b in self._buf])
-        self._buf, self._n_buf = [], 0
+        refs, ids = self._buf[0][: self._n_buf], self._buf[1][: self._n_buf]
+        self._n_buf = 0
         cell = np.concatenate([np.argmax(refs[s : s + _ROWS_PER_PRODUCT] @ self.centroids.T, axis=1)
                                for s in range(0, refs.shape[0], _ROWS_PER_PRODUCT)])
         order = np.argsort(cell, kind="stable")
@@ -197,7 +208,7 @@ class IVFNearest:
         out.best_cos = np.full_like(self.best_cos, -np.inf)
         out.best_id = np.full_like(self.best_id, -1)
         out.exact_sample = BlockedNearest(self.queries[self.sample_idx])
-        out._buf, out._n_buf = [], 0
+        out._buf, out._n_buf = None, 0
         return out
 
     def light(self) -> "IVFNearest":

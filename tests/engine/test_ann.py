@@ -67,3 +67,27 @@ def test_ivf_parts_pickle_and_merge_into_the_one_part_state():
     assert (merged.result()[1] == one.result()[1]).all()
     rec = merged.recall(0.5)
     assert rec.n_sampled == 400 and rec.top1 > 0.5  # the exact sample is merged too
+
+
+def test_the_scoring_rounds_do_not_change_the_result():
+    """References go through one preallocated buffer scored whenever it is full: blocks straddling a round, a
+    round smaller than a block and one round for everything give the same bests (cosines to float32 rounding:
+    the products have other shapes; ids exactly, as no two references are within rounding of a tie), and the
+    buffer is freed once the result is read."""
+    from lvmdiag.stats.ann import IVFNearest
+
+    rng = np.random.default_rng(2)
+    q = normalize_rows(rng.standard_normal((300, 16)))[0]
+    refs = normalize_rows(rng.standard_normal((2500, 16)))[0]
+    template = IVFNearest(q, nprobe=3, buffer_rows=10**6)
+    results = []
+    for buffer_rows, block in ((10**6, 2500), (333, 100), (64, 257), (1, 700)):
+        st = template.fresh()
+        st.buffer_rows = buffer_rows
+        for s in range(0, 2500, block):
+            st.update(refs[s : s + block], np.arange(s, min(s + block, 2500)))
+        results.append(st.result())
+        assert st._buf is None
+    for cos, ids in results[1:]:
+        np.testing.assert_allclose(cos, results[0][0], atol=1e-6)
+        assert (ids == results[0][1]).all()
