@@ -178,7 +178,7 @@ def bias(train: Any, val: Any = None, ood: Any = None, *, k: int = 5, allow_pick
 
 
 def direction(train: Any, val: Any = None, ood: Any = None, *, k: int = 5, allow_pickle: bool = False,
-              seed: int = 0, n_permutations: int | str = 499, max_windows: int = 100_000,
+              seed: int = 0, n_permutations: int | str = "auto", max_windows: int = 100_000,
               engine: str | None = None, scheduler: str | None = None,
               progress: Progress | None = None):  # noqa: ANN201
     """``lvmdiag direction``: can the data tell forward from reversed order, and does each split run the same way?
@@ -191,7 +191,7 @@ def direction(train: Any, val: Any = None, ood: Any = None, *, k: int = 5, allow
 
 
 def diverge(train: Any, val: Any, ood: Any = None, *, k: int = 5, allow_pickle: bool = False,
-            n_permutations: int | str = 200, n_bootstrap: int = 200, rff_features: int = 512, seed: int = 0,
+            n_permutations: int | str = "auto", n_bootstrap: int = 200, rff_features: int = 512, seed: int = 0,
             block_rows: int = 2048, engine: str | None = None, scheduler: str | None = None,
             progress: Progress | None = None):  # noqa: ANN201
     """``lvmdiag diverge``: is val (and ood) distributed like train? Whole-article permutation tests.
@@ -217,7 +217,7 @@ def leakage(train: Any, val: Any, ood: Any = None, *, k: int = 5, allow_pickle: 
 
 
 def data(train: Any, val: Any, ood: Any = None, *, k: int = 5, allow_pickle: bool = False,
-         n_permutations: int = 200, n_bootstrap: int = 200, threshold: float = 0.98, alpha: float = 0.05,
+         n_permutations: int | str = "auto", n_bootstrap: int = 200, threshold: float = 0.98, alpha: float = 0.05,
          seed: int = 0, engine: str = "local", scheduler: str | None = None,
          progress: Progress | None = None):  # noqa: ANN201
     """``lvmdiag data``: bias, direction, divergence and leakage in one report, verdict first (one read of every

@@ -175,3 +175,22 @@ def test_the_callable_packages_show_their_api_signature():
 
     for name in ("report", "data", "resplit"):
         assert inspect.signature(getattr(lvmdiag, name)) == inspect.signature(getattr(api, name))
+
+
+@pytest.mark.parametrize("name", ["bias", "direction", "diverge", "leakage", "data"])
+def test_api_defaults_are_the_cli_defaults(name):
+    """The docs promise the CLI's defaults. `data`, `diverge` and `direction` had 200 or 499 permutations against
+    the CLI's `auto`: 1/201 is above 0.05/21, so a lone divergence could never be reported from a notebook."""
+    import inspect
+
+    from lvmdiag_cli.commands import bias, data, direction, diverge, leakage
+
+    cmd = {"bias": bias.bias_cmd, "direction": direction.direction_cmd, "diverge": diverge.diverge_cmd,
+           "leakage": leakage.leakage_cmd, "data": data.data_cmd}[name]
+    alias = {"permutations": "n_permutations"}
+    cli = {alias.get(p, p): v.default for p, v in inspect.signature(cmd).parameters.items()}
+    api = {p: v.default for p, v in inspect.signature(getattr(lvmdiag, name)).parameters.items()
+           if v.default is not inspect.Parameter.empty}
+    shared = sorted(set(cli) & set(api) - {"engine", "scheduler", "progress", "ood", "val"})
+    assert "k" in shared and (name in ("leakage",) or "n_permutations" in shared)
+    assert {p: api[p] for p in shared} == {p: cli[p] for p in shared}
