@@ -119,6 +119,10 @@ class Estimate(Result):
         return f"{fmt(self.value)} {self.ci.to_markdown()}"
 
 
+#: relative distance below which an interval end counts as touching the null value (float rounding)
+NULL_TOLERANCE = 1e-9
+
+
 @dataclass(frozen=True)
 class TestResult(Result):
     """A hypothesis test: statistic, effect size with CI, and a resampling p-value that is never 0.
@@ -153,11 +157,16 @@ class TestResult(Result):
         return self.pvalue_adjusted if self.pvalue_adjusted is not None else self.pvalue
 
     def interval_excludes_null(self) -> bool:
-        """True when the effect's interval lies wholly on one side of ``null_value``."""
+        """True when the effect's interval lies wholly on one side of ``null_value``.
+
+        An end within rounding (relative 1e-9) of the null touches it: an interval end computed as
+        ``observed - spread`` can land one ulp beside a null that is exactly that end in exact arithmetic.
+        """
         ci = self.effect.ci
         if ci is None or self.null_value is None or not (math.isfinite(ci.low) and math.isfinite(ci.high)):
             return False
-        return ci.low > self.null_value or ci.high < self.null_value
+        tol = NULL_TOLERANCE * max(1.0, abs(self.null_value), abs(ci.low), abs(ci.high))
+        return ci.low > self.null_value + tol or ci.high < self.null_value - tol
 
     def interval_contradicts(self) -> bool:
         """True when the interval is known, the null value is known, and the interval contains it."""

@@ -46,3 +46,16 @@ def test_test_result_markdown_shows_effect_ci_and_p():
 
 def test_md_table():
     assert md_table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
+
+
+def test_an_interval_end_one_ulp_from_the_null_touches_it():
+    """The contamination CI's low end came out 0.049748743718592975 against a null of 0.04974874371859297 (one
+    ulp apart, equal in exact arithmetic) and the report said "the interval excludes 0.050"."""
+    null = 0.04974874371859297
+    for low, excludes in ((np.nextafter(null, 1.0), False), (null, False), (null + 1e-6, True)):
+        t = TestResult("c", 0.2, 0.075, Estimate(0.2, ConfidenceInterval(low, 0.25)), 199, "perm", null_value=null)
+        assert t.interval_excludes_null() is excludes
+        assert t.status(0.05) == ("nominal" if excludes else "none")
+    for high, excludes in ((-1e-12, False), (-1e-8, True)):  # near a null of 0 the tolerance is 1e-9, absolute
+        t = TestResult("c", -0.2, 0.5, Estimate(-0.2, ConfidenceInterval(-0.3, high)), 199, "perm", null_value=0.0)
+        assert t.interval_excludes_null() is excludes
