@@ -32,11 +32,11 @@ from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.errors import InputError
 from lvmdiag.results import ConfidenceInterval, Estimate, Result, TestResult, fmt, fmt_p
 from lvmdiag.stats.classifier_test import fit_ridge_folds, fold_factors, held_out_auc
-from lvmdiag.stats.group_kfold import assign_group_folds
+from lvmdiag.stats.group_kfold import assign_folds_in_turn
 from lvmdiag.stats.mmd import RandomFourierFeatures, median_bandwidth
 from lvmdiag.analyzers.contamination import Contamination, analyze_contamination
 from lvmdiag.stats.multiple_testing import adjust_by_family, iter_tests
-from lvmdiag.stats.resampling import as_rng
+from lvmdiag.stats.resampling import as_rng, named_stream, stream_root
 from lvmdiag.stats.sequential import floor_note, resolve_cap, run_curtailed, test_fields
 from lvmdiag._validate import COUNT, check
 from lvmdiag.stats.two_sample import (
@@ -350,8 +350,8 @@ def analyze_divergence(
     names = [reference] + [n for n in splits if n != reference]
     ordered = [splits[n] for n in names]
     labels, grouping = _resolve_labels(ordered, groups)
-    fold_of_article, split_codes, features, bandwidths, m_used = plan_divergence(
-        ordered, labels, n_folds, rff_features, bandwidth_subsample, rng)
+    fold_of_article, split_codes, features, bandwidths, m_used, root = plan_divergence(
+        ordered, names, labels, n_folds, rff_features, bandwidth_subsample, rng)
 
     total = sum(s.n for s in ordered)
     done = [0]
@@ -368,7 +368,7 @@ def analyze_divergence(
                                        sample_rate=w_rate, article_rate=a_rate))
     return finalize_divergence(states, ordered, names, split_codes, fold_of_article, bandwidths, m_used, grouping,
                                n_permutations=n_permutations, n_bootstrap=n_bootstrap, rff_features=rff_features,
-                               n_folds=n_folds, ridge=ridge, alpha=alpha, rng=rng)
+                               n_folds=n_folds, ridge=ridge, alpha=alpha, root=root)
 
 
 def sample_rates(n_windows: int, n_articles: int, window_cap: int | None, article_cap: int | None
@@ -380,39 +380,52 @@ def sample_rates(n_windows: int, n_articles: int, window_cap: int | None, articl
     return a, w
 
 
-def plan_divergence(ordered: list[SequenceSet], labels: list[np.ndarray], n_folds: int, rff_features: int,
-                    bandwidth_subsample: int, rng: np.random.Generator):
+def plan_divergence(ordered: list[SequenceSet], names: list[str], labels: list[np.ndarray], n_folds: int,
+                    rff_features: int, bandwidth_subsample: int, rng: np.random.Generator | int | None):
     """Everything fixed before the pass: article folds, each split's codes, and the random features per view.
 
-    Reads ``bandwidth_subsample`` random rows (not a pass) for the median-heuristic bandwidth.
-    Returns (fold_of_article, split_codes, features, bandwidths, m_used).
+    Reads ``bandwidth_subsample`` random rows of the reference split (not a pass) for the median-heuristic
+    bandwidth. Every random draw comes from a stream named after its purpose and split
+    (:func:`lvmdiag.stats.resampling.named_stream`), and the kernel is set on the reference split (as drift
+    detectors set it), so adding a split (an ood file) never changes another split's folds, kernel or tests.
+    Returns (fold_of_article, split_codes, features, bandwidths, m_used, root), ``root`` seeding finalize.
     """
+    root = stream_root(rng)
     # dense article codes shared by all splits (an article in two splits is one article for the folds)
     _, codes = np.unique(np.concatenate(labels), return_inverse=True)
     codes = codes.ravel()
-    article_sizes = np.bincount(codes)
-    fold_of_article = assign_group_folds(article_sizes, n_folds, rng)
     split_codes = np.split(codes, np.cumsum([s.n for s in ordered])[:-1])
+    ref_articles = np.unique(split_codes[0])
+    for name, c in zip(names[1:], split_codes[1:]):
+        n_articles = np.union1d(ref_articles, c).size
+        if n_articles < n_folds:
+            raise InputError(f"cross-validation by article needs at least {n_folds} articles (groups); {names[0]} "
+                             f"and {name} hold {n_articles}. Provide article ids or use fewer folds.")
+    fold_of_article = assign_folds_in_turn(split_codes, int(codes.max()) + 1 if codes.size else 0, n_folds,
+                                           [named_stream(root, "folds", n) for n in names])
 
     features, bandwidths, m_used = {}, {}, 0
     for v in VIEWS:
-        sample = bandwidth_sample(ordered, v, bandwidth_subsample, rng)
+        sample = bandwidth_sample(ordered[:1], v, bandwidth_subsample, named_stream(root, "bandwidth", v))
         if sample.shape[0] < 2:
-            raise InputError("fewer than 2 non-zero vectors in the inputs; nothing to compare.")
+            raise InputError(f"fewer than 2 non-zero {v} vectors in {names[0]}; nothing to compare against.")
         m_used = sample.shape[0]
         bandwidths[v] = median_bandwidth(sample)
-        features[v] = RandomFourierFeatures.create(ordered[0].d, rff_features, bandwidths[v], rng)
+        features[v] = RandomFourierFeatures.create(ordered[0].d, rff_features, bandwidths[v],
+                                                   named_stream(root, "features", v))
 
-    return fold_of_article, split_codes, features, bandwidths, m_used
+    return fold_of_article, split_codes, features, bandwidths, m_used, root
 
 
 def finalize_divergence(states: list[SplitState], ordered: list[Any], names: list[str], split_codes: list[np.ndarray],
                         fold_of_article: np.ndarray, bandwidths: dict[str, float], m_used: int, grouping: str, *,
                         n_permutations: int | str, n_bootstrap: int, rff_features: int, n_folds: int, ridge: float,
-                        alpha: float, rng: np.random.Generator) -> DivergenceResult:
+                        alpha: float, root: int) -> DivergenceResult:
     """The finalize phase of :func:`analyze_divergence` from merged per-split states (reference first).
 
-    Every test uses the states alone (``ordered`` supplies article names and chunk texts, not rows).
+    Every test uses the states alone (``ordered`` supplies article names and chunk texts, not rows). Each
+    comparison draws from its own stream of ``root`` (:func:`plan_divergence`), so it does not depend on
+    which other splits are compared.
     """
     reference = names[0]
     names_of = _article_namer(ordered, split_codes)
@@ -420,7 +433,7 @@ def finalize_divergence(states: list[SplitState], ordered: list[Any], names: lis
     for other_state, other_ss in zip(states[1:], ordered[1:]):
         comparisons.append(
             _compare(states[0], ordered[0], other_state, other_ss, fold_of_article, n_permutations, n_bootstrap,
-                     ridge, rng, alpha, names_of)
+                     ridge, named_stream(root, "compare", other_state.name), alpha, names_of)
         )
     shared_notes = []
     ref_articles = set(np.unique(split_codes[0]).tolist())
@@ -435,7 +448,8 @@ def finalize_divergence(states: list[SplitState], ordered: list[Any], names: lis
                 "are expected and do not show that the splits match).")
     notes = (
         f"MMD uses {rff_features} random Fourier features of the RBF kernel, bandwidth σ = median pairwise "
-        f"distance of a {m_used}-row pooled subsample per view (σ: "
+        f"distance of a {m_used}-row subsample of {reference} per view (set on the reference, so adding a split "
+        "changes no other comparison; σ: "
         + ", ".join(f"{v} {fmt(b)}" for v, b in bandwidths.items())
         + "). The MMD² is the biased V-statistic of the approximate kernel (no subsample: every row enters); its kernel "
         f"entries differ from the exact RBF by ≈ {1 / np.sqrt(rff_features):.3f} (1/√D) typically, which changes the "

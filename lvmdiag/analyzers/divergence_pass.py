@@ -303,7 +303,7 @@ def accumulate_split(
 def bandwidth_sample(
     splits: list[SequenceSet], view: str, m: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """Up to ``m`` random non-zero rows of one view pooled over all splits (for the median heuristic)."""
+    """Up to ``m`` random non-zero rows of one view over ``splits`` (for the median heuristic; divergence passes the reference)."""
     sizes = np.array([s.n for s in splits])
     total = int(sizes.sum())
     picks = np.sort(rng.choice(total, size=min(m, total), replace=False))

@@ -39,7 +39,7 @@ from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.data.store_scan import window_gram_of
 from lvmdiag.errors import InputError
 from lvmdiag.results import Estimate, TestResult
-from lvmdiag.stats.resampling import as_rng, benjamini_hochberg, group_difference_test
+from lvmdiag.stats.resampling import as_rng, benjamini_hochberg, group_difference_test, named_stream, stream_root
 from lvmdiag.stats.sequential import floor_note, resolve_cap
 
 ProgressCallback = Callable[[int, int], None]
@@ -160,7 +160,7 @@ def analyze_bias(
     return name_extremes(state.compute(
         n_resamples=int(n_resamples),
         level=float(level),
-        rng=rng,
+        rng=named_stream(stream_root(rng), "bootstrap"),  # the stream compare_bias gives its reference split
         group_method=group_method,
         group_note=group_note,
         name=seqs.name,
@@ -284,9 +284,12 @@ def compare_states(
     each split's file for the report. O(articles) work: no vector is read here.
     """
     names = list(states)
+    # one named stream per split and purpose: adding a split (an ood file) changes no other split's draws
+    root = stream_root(rng)
     results = {
         nm: states[nm].compute(
-            n_resamples=n_resamples, level=level, rng=rng, group_method=group_method,
+            n_resamples=n_resamples, level=level, group_method=group_method,
+            rng=named_stream(root, "bootstrap") if nm == reference else named_stream(root, "bootstrap", nm),
             group_note=group_note, name=nm, source=sources[nm],
         )
         for nm in names
@@ -326,8 +329,8 @@ def compare_states(
         if fam_note:
             notes.append(fam_note)
         try:
-            gd = group_difference_test(all_num, all_counts, in_a, n_resamples=n_resamples, level=level, rng=rng,
-                                       n_permutations=cap, alpha=alpha)
+            gd = group_difference_test(all_num, all_counts, in_a, n_resamples=n_resamples, level=level,
+                                       rng=named_stream(root, "difference", nm), n_permutations=cap, alpha=alpha)
         except InputError as exc:
             notes.append(f"{nm} − {reference} differences were not computed: {exc}")
             continue

@@ -182,8 +182,8 @@ class DivergencePartState:
 class DivergenceAnalyzer(SinglePhase):
     """Plan of :func:`lvmdiag.analyzers.divergence.analyze_divergence`: folds, random features, codes fixed.
 
-    Build with :func:`plan_divergence_analyzer`. ``rng_state`` continues the generator exactly where
-    the one-shot function is when its pass starts, so finalize draws the same permutations.
+    Build with :func:`plan_divergence_analyzer`. ``root`` seeds finalize's named streams as the one-shot
+    function's plan does, so finalize draws the same permutations.
     """
 
     names: list[str]
@@ -195,7 +195,7 @@ class DivergenceAnalyzer(SinglePhase):
     grouping: str
     d: int
     k: int
-    rng_state: dict
+    root: int
     n_permutations: int | str
     n_bootstrap: int
     rff_features: int = 512
@@ -218,13 +218,11 @@ class DivergenceAnalyzer(SinglePhase):
     def finalize(self, states: Mapping[str, DivergencePartState], sources: Mapping[str, Any]) -> Any:
         from lvmdiag.analyzers.divergence import finalize_divergence
 
-        rng = np.random.default_rng()
-        rng.bit_generator.state = self.rng_state
         return finalize_divergence(
             [states[n].split_state() for n in self.names], [sources[n] for n in self.names], self.names,
             [self.split_codes[n] for n in self.names], self.fold_of_article, self.bandwidths, self.m_used,
             self.grouping, n_permutations=self.n_permutations, n_bootstrap=self.n_bootstrap,
-            rff_features=self.rff_features, n_folds=self.n_folds, ridge=self.ridge, alpha=self.alpha, rng=rng)
+            rff_features=self.rff_features, n_folds=self.n_folds, ridge=self.ridge, alpha=self.alpha, root=self.root)
 
 
 def plan_divergence_analyzer(sources: Mapping[str, Any], groups: Any, reference: str, *, n_permutations: int | str,
@@ -248,16 +246,15 @@ def plan_divergence_analyzer(sources: Mapping[str, Any], groups: Any, reference:
     resolve_cap(n_permutations, 1, alpha)  # "auto" or a positive integer
     if n_bootstrap < 1:
         raise InputError(f"n_bootstrap must be >= 1; got {n_bootstrap}.")
-    rng = as_rng(seed)
     names = [reference] + [n for n in sources if n != reference]
     ordered = [sources[n] for n in names]
     labels, grouping = _resolve_labels(ordered, groups)
-    fold_of_article, split_codes, features, bandwidths, m_used = plan_divergence(
-        ordered, labels, n_folds, rff_features, bandwidth_subsample, rng)
+    fold_of_article, split_codes, features, bandwidths, m_used, root = plan_divergence(
+        ordered, names, labels, n_folds, rff_features, bandwidth_subsample, as_rng(seed))
     return DivergenceAnalyzer(
         names=names, split_codes=dict(zip(names, split_codes)),
         fold_of_article=fold_of_article, features=features, bandwidths=bandwidths, m_used=m_used,
-        grouping=grouping, d=ordered[0].d, k=ordered[0].k, rng_state=rng.bit_generator.state,
+        grouping=grouping, d=ordered[0].d, k=ordered[0].k, root=root,
         n_permutations=n_permutations, n_bootstrap=n_bootstrap, rff_features=rff_features, n_folds=n_folds,
         ridge=ridge, alpha=alpha,
         sample_rates={n: sample_rates(s.n, int(np.unique(c).size), window_cap, article_cap)

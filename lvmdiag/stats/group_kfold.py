@@ -54,6 +54,45 @@ def assign_group_folds(
     return fold_of
 
 
+def assign_folds_in_turn(split_codes: list[np.ndarray], n_groups: int, n_splits: int,
+                         streams: list[np.random.Generator]) -> np.ndarray:
+    """Fold of every group for comparisons of split 0 (the reference) with each later split.
+
+    The reference's groups are placed first (the greedy rule of :func:`assign_group_folds`); then each later
+    split's groups not yet placed go, largest first (ties at random, from that split's stream), into the
+    fold holding the fewest rows of the reference plus that split. A comparison's folds therefore depend
+    on the reference and that split (and on groups it shares with an earlier split), never on a split
+    added after it. A group in several splits keeps one fold.
+
+    Parameters
+    ----------
+    split_codes : per split, the (N_s,) group code of each row (codes in 0..n_groups-1)
+    n_groups : number of codes
+    n_splits : number of folds
+    streams : one generator per split (:func:`lvmdiag.stats.resampling.named_stream`)
+
+    Returns
+    -------
+    (n_groups,) int64 fold of each group (-1 for a code that no row holds).
+    """
+    if n_splits < 2:
+        raise InputError(f"n_splits must be >= 2; got {n_splits}.")
+    fold_of = np.full(n_groups, -1, dtype=np.int64)
+    ref_sizes = np.bincount(np.asarray(split_codes[0], np.int64).ravel(), minlength=n_groups)
+    for i, (codes, rng) in enumerate(zip(split_codes, streams)):
+        sizes = np.bincount(np.asarray(codes, np.int64).ravel(), minlength=n_groups)
+        in_comparison = sizes + (ref_sizes if i else 0)
+        placed = fold_of >= 0
+        load = np.bincount(fold_of[placed], weights=in_comparison[placed], minlength=n_splits).astype(np.int64)
+        new = np.flatnonzero((sizes > 0) & ~placed)
+        shuffled = new[rng.permutation(new.size)]
+        for g in shuffled[np.argsort(-sizes[shuffled], kind="stable")]:
+            f = int(np.argmin(load))
+            fold_of[g] = f
+            load[f] += sizes[g]
+    return fold_of
+
+
 class GroupKFold:
     """K-fold iterator over rows with whole groups per fold (scikit-learn style: ``__init__`` stores only).
 

@@ -7,6 +7,7 @@ are not independent, so the article is the unit of resampling.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,21 @@ def as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     """Normalise a seed or generator once (the only way randomness enters lvmdiag)."""
     check_seed(rng)  # a negative seed: one clear InputError, not numpy's ValueError deep in an analysis
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
+def stream_root(rng: np.random.Generator | int | None) -> int:
+    """One draw from ``rng`` that seeds every :func:`named_stream` of an analysis."""
+    return int(as_rng(rng).integers(0, 2**63 - 1))
+
+
+def named_stream(root: int, *names: str) -> np.random.Generator:
+    """An independent generator for ``(root, *names)``, e.g. ``(root, "compare", "val")``.
+
+    A stream depends on its own names only, so the draws for one split never change when another split
+    is added or removed (an ood file cannot change val's permutations, folds or bootstrap).
+    """
+    tags = [int.from_bytes(hashlib.blake2b(n.encode(), digest_size=8).digest(), "little") for n in names]
+    return np.random.default_rng([int(root), *tags])
 
 
 def resample_counts(n_units: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:

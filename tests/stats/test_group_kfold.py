@@ -36,3 +36,24 @@ def test_too_few_groups_is_an_input_error():
         assign_group_folds(np.array([3, 4, 0, 2]), 5)
     with pytest.raises(InputError):
         assign_group_folds(np.array([3, 4]), 1)
+
+
+def test_folds_in_turn_keep_earlier_splits_folds_and_balance_each_comparison():
+    from lvmdiag.stats.group_kfold import assign_folds_in_turn
+    from lvmdiag.stats.resampling import named_stream
+
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(5, 40, size=60)
+    codes = np.repeat(np.arange(60), sizes)
+    train, val, ood = codes[codes < 30], codes[(codes >= 30) & (codes < 45)], codes[codes >= 45]
+    val = np.r_[val, codes[codes == 3]]  # article 3 is in train and val: one fold for both
+    streams = lambda *names: [named_stream(7, "folds", n) for n in names]  # noqa: E731
+    two = assign_folds_in_turn([train, val], 60, 5, streams("train", "val"))
+    three = assign_folds_in_turn([train, val, ood], 60, 5, streams("train", "val", "ood"))
+    seen = np.unique(np.r_[train, val])
+    assert (three[seen] == two[seen]).all() and (two[45:] == -1).all() and (three[45:] >= 0).all()
+    for other in (val, ood):  # each comparison's folds: rows of train plus that split, balanced greedily
+        rows = np.bincount(three[np.r_[train, other]], minlength=5)
+        assert rows.max() - rows.min() <= sizes.max()
+    with pytest.raises(Exception, match="n_splits must be >= 2"):
+        assign_folds_in_turn([train], 60, 1, streams("train"))

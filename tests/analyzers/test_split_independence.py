@@ -1,0 +1,68 @@
+"""Adding a split never changes what is reported about the others (README: "adding an ood file never changes a
+verdict about train or val"). Folds, the MMD kernel and every resampling stream of a comparison depend on its two
+splits only; an ood file used to change val's folds, kernel bandwidth, random features and permutations."""
+
+import numpy as np
+import pytest
+
+import lvmdiag
+from lvmdiag.data.sequences import SequenceSet
+
+
+def _articles(n, seed, shift=0.0, d=16, k=3):
+    """AR(1) articles of 10-30 chunks (unit norm), cut into windows of K context chunks and a target."""
+    rng = np.random.default_rng(seed)
+    ctx, tgt, ids = [], [], []
+    for a in range(n):
+        x, chunks = rng.standard_normal(d), []
+        for _ in range(rng.integers(10, 30)):
+            x = 0.8 * x + 0.6 * rng.standard_normal(d)
+            chunks.append((x + shift) / np.linalg.norm(x + shift))
+        chunks = np.array(chunks, np.float32)
+        for i in range(k, len(chunks)):
+            ctx.append(chunks[i - k : i]), tgt.append(chunks[i]), ids.append(a + 1000 * seed)
+    return np.array(ctx), np.array(tgt), np.array(ids)
+
+
+def _split(n, seed, name, shift=0.0):
+    c, t, i = _articles(n, seed, shift)
+    return SequenceSet(c, t, article_ids=i, id_source="given", split=name)
+
+
+@pytest.fixture(scope="module")
+def runs():
+    train, val = _split(60, 1, "train"), _split(24, 2, "val", shift=0.03)
+    ood = _split(20, 3, "ood", shift=-0.05)
+    kw = dict(n_permutations=99, n_bootstrap=50, seed=4)
+    return lvmdiag.data(train, val, **kw), lvmdiag.data(train, val, ood, **kw)
+
+
+def test_val_divergence_is_the_same_with_or_without_an_ood_split(runs):
+    two, three = runs
+    assert [c.other for c in three.divergence.comparisons] == ["val", "ood"]
+    assert three.divergence.comparisons[0].to_dict() == two.divergence.comparisons[0].to_dict()
+    assert three.divergence.bandwidths == two.divergence.bandwidths
+
+
+def test_bias_of_train_and_val_is_the_same_with_or_without_an_ood_split(runs):
+    two, three = runs
+    run_wide = {"group_note"}  # describes the whole run's grouping ("104 articles"), not the split
+    for split in ("train", "val"):
+        a, b = three.bias.results[split].to_dict(), two.bias.results[split].to_dict()
+        assert {k: v for k, v in a.items() if k not in run_wide} == {k: v for k, v in b.items() if k not in run_wide}
+    assert [t.to_dict() for t in three.bias.differences["val"]] == [t.to_dict() for t in two.bias.differences["val"]]
+
+
+def test_val_findings_are_the_same_with_or_without_an_ood_split(runs):
+    two, three = runs
+    val_findings = lambda r: [f.to_dict() for f in r.findings if "ood" not in str(f.to_dict())]  # noqa: E731
+    assert val_findings(three) == val_findings(two)
+
+
+def test_a_single_split_bias_equals_the_reference_side_of_a_comparison():
+    train, val = _split(30, 5, "train"), _split(12, 6, "val")
+    alone = lvmdiag.bias(train, n_resamples=200, seed=3, direction=False)
+    both = lvmdiag.bias(train, val, n_resamples=200, seed=3, direction=False)
+    a, b = alone.bias.to_dict(), both.bias.results["train"].to_dict()
+    assert a.pop("group_note") != b.pop("group_note")  # "30 articles" vs "42 articles": the run, not the split
+    assert a == b
