@@ -27,6 +27,7 @@ from lvmdiag.analyzers.divergence_pass import (
     SplitState,
     accumulate_split,
     bandwidth_sample,
+    sample_keys,
 )
 from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.errors import InputError
@@ -365,7 +366,8 @@ def analyze_divergence(
     for s, n, c in zip(ordered, names, split_codes):
         a_rate, w_rate = sample_rates(s.n, int(np.unique(c).size), window_cap, article_cap)
         states.append(accumulate_split(s, n, c, fold_of_article, features, n_folds, block_rows, tick,
-                                       sample_rate=w_rate, article_rate=a_rate))
+                                       sample_rate=w_rate, article_rate=a_rate,
+                                       sample_key=sample_keys(c, fold_of_article.size)))
     return finalize_divergence(states, ordered, names, split_codes, fold_of_article, bandwidths, m_used, grouping,
                                n_permutations=n_permutations, n_bootstrap=n_bootstrap, rff_features=rff_features,
                                n_folds=n_folds, ridge=ridge, alpha=alpha, root=root)

@@ -161,15 +161,18 @@ class SplitAccumulator:
 
     def __init__(self, name: str, article_codes: np.ndarray, fold_of_article: np.ndarray,
                  features: dict[str, RandomFourierFeatures], n_folds: int, d: int, k: int, *,
-                 row_offset: int = 0, sample_rate: float = 1.0, article_rate: float = 1.0) -> None:
+                 row_offset: int = 0, sample_rate: float = 1.0, article_rate: float = 1.0,
+                 sample_key: np.ndarray | None = None) -> None:
         self.name, self.d, self.k, self.features = name, d, k, features
         self.row_offset, self.sample_rate, self.article_rate = row_offset, sample_rate, article_rate
         uniq, unit_all = np.unique(np.asarray(article_codes), return_inverse=True)
         unit_all = unit_all.ravel()
-        in_sample = keep_at_rate(ARTICLE_SALT, uniq, article_rate)
+        # articles are sampled by a hash of their key (:func:`sample_keys`: the rank among the split's articles)
+        key = uniq if sample_key is None else np.asarray(sample_key)[uniq]
+        in_sample = keep_at_rate(ARTICLE_SALT, key, article_rate)
         if not in_sample.all():  # rows of articles outside the sample get unit -1 and are skipped
             index = np.where(in_sample, np.cumsum(in_sample) - 1, -1)
-            uniq, unit_all = uniq[in_sample], index[unit_all]
+            uniq, unit_all, key = uniq[in_sample], index[unit_all], key[in_sample]
         self.uniq, self.unit_all = uniq, unit_all
         self.n_outside = 0
         n_units = uniq.size
@@ -180,7 +183,7 @@ class SplitAccumulator:
             for v in VIEWS
         }
         # units whose windows are kept: the same hash, so a subset of the article sample
-        self.keep_unit = keep_at_rate(ARTICLE_SALT, uniq, sample_rate * article_rate)
+        self.keep_unit = keep_at_rate(ARTICLE_SALT, key, sample_rate * article_rate)
         self.prof_sums = np.zeros((n_units, k))
         self.first_row = np.full(n_units, np.iinfo(np.int64).max, dtype=np.int64)
         self.n_used = 0
@@ -276,6 +279,18 @@ class SplitAccumulator:
         )
 
 
+def sample_keys(split_codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """(n_codes,) key each article of one split is hash-sampled by: its rank among the split's articles.
+
+    Article codes are numbered over every split of a run, so hashing the code itself would change a split's
+    sample when another split (an ood file) is added; the rank within the split does not change.
+    """
+    key = np.full(n_codes, -1, dtype=np.int64)
+    uniq = np.unique(split_codes)
+    key[uniq] = np.arange(uniq.size)
+    return key
+
+
 def accumulate_split(
     ss: SequenceSet,
     name: str,
@@ -288,11 +303,13 @@ def accumulate_split(
     sample_rate: float = 1.0,
     row_offset: int = 0,
     article_rate: float = 1.0,
+    sample_key: np.ndarray | None = None,
 ) -> SplitState:
     """One pass over ``ss``: per-unit sums, fold Grams and per-window statistics (see module doc)."""
     valid = np.ones(ss.n, bool) if ss.valid is None else np.asarray(ss.valid, bool)
     acc = SplitAccumulator(name, article_codes, fold_of_article, features, n_folds, ss.d, ss.k,
-                           sample_rate=sample_rate, row_offset=row_offset, article_rate=article_rate)
+                           sample_rate=sample_rate, row_offset=row_offset, article_rate=article_rate,
+                           sample_key=sample_key)
     for start, ctx, tgt in ss.iter_blocks(block_rows):
         stop = start + ctx.shape[0]
         acc.update(start, ctx, tgt, valid[start:stop])

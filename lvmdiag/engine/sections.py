@@ -203,6 +203,7 @@ class DivergenceAnalyzer(SinglePhase):
     ridge: float = 1e-2
     alpha: float = 0.05
     sample_rates: dict = field(default_factory=dict)  # split -> (article rate, per-window rate): divergence.sample_rates
+    sample_keys: dict = field(default_factory=dict)  # split -> key each article is sampled by: divergence_pass.sample_keys
     name: str = "divergence"
 
     def new_state(self, part: Part) -> DivergencePartState:
@@ -212,7 +213,8 @@ class DivergenceAnalyzer(SinglePhase):
         return DivergencePartState(SplitAccumulator(part.split, codes, self.fold_of_article, self.features,
                                                     self.n_folds, self.d, self.k, row_offset=part.start,
                                                     sample_rate=self.sample_rates.get(part.split, (1.0, 1.0))[1],
-                                                    article_rate=self.sample_rates.get(part.split, (1.0, 1.0))[0]),
+                                                    article_rate=self.sample_rates.get(part.split, (1.0, 1.0))[0],
+                                                    sample_key=self.sample_keys.get(part.split)),
                                    part.start)
 
     def finalize(self, states: Mapping[str, DivergencePartState], sources: Mapping[str, Any]) -> Any:
@@ -232,7 +234,7 @@ def plan_divergence_analyzer(sources: Mapping[str, Any], groups: Any, reference:
                              article_cap: int | None | str = "default") -> DivergenceAnalyzer:
     """Plan divergence as :func:`analyze_divergence` does before its pass (same draws from ``seed``)."""
     from lvmdiag.analyzers.divergence import _resolve_labels, plan_divergence, sample_rates
-    from lvmdiag.analyzers.divergence_pass import ARTICLE_CAP, WINDOW_CAP
+    from lvmdiag.analyzers.divergence_pass import ARTICLE_CAP, WINDOW_CAP, sample_keys
 
     window_cap = WINDOW_CAP if window_cap == "default" else window_cap
     article_cap = ARTICLE_CAP if article_cap == "default" else article_cap
@@ -258,4 +260,5 @@ def plan_divergence_analyzer(sources: Mapping[str, Any], groups: Any, reference:
         n_permutations=n_permutations, n_bootstrap=n_bootstrap, rff_features=rff_features, n_folds=n_folds,
         ridge=ridge, alpha=alpha,
         sample_rates={n: sample_rates(s.n, int(np.unique(c).size), window_cap, article_cap)
-                      for n, s, c in zip(names, ordered, split_codes)})
+                      for n, s, c in zip(names, ordered, split_codes)},
+        sample_keys={n: sample_keys(c, fold_of_article.size) for n, c in zip(names, split_codes)})

@@ -32,7 +32,7 @@ def _split(n, seed, name, shift=0.0):
 @pytest.fixture(scope="module")
 def runs():
     train, val = _split(60, 1, "train"), _split(24, 2, "val", shift=0.03)
-    ood = _split(20, 3, "ood", shift=-0.05)
+    ood = _split(20, 0, "ood", shift=-0.05)  # ids 0..19 come before train's: every article code moves
     kw = dict(n_permutations=99, n_bootstrap=50, seed=4)
     return lvmdiag.data(train, val, **kw), lvmdiag.data(train, val, ood, **kw)
 
@@ -66,3 +66,17 @@ def test_a_single_split_bias_equals_the_reference_side_of_a_comparison():
     a, b = alone.bias.to_dict(), both.bias.results["train"].to_dict()
     assert a.pop("group_note") != b.pop("group_note")  # "30 articles" vs "42 articles": the run, not the split
     assert a == b
+
+
+def test_above_the_caps_the_article_sample_does_not_depend_on_other_splits():
+    """Above ARTICLE_CAP / WINDOW_CAP a split enters through a hash sample of its articles. The hash was of the
+    run-wide article code, which an ood file renumbers; it is now of the article's rank within its split."""
+    from lvmdiag.analyzers.divergence import analyze_divergence
+
+    splits = {"train": _split(60, 1, "train"), "val": _split(24, 2, "val", shift=0.03)}
+    caps = dict(article_cap=20, window_cap=150, n_permutations=99, n_bootstrap=30, rng=2)
+    two = analyze_divergence(splits, **caps)
+    three = analyze_divergence({**splits, "ood": _split(20, 0, "ood")}, **caps)  # ids 0..19: codes renumbered
+    val_two, val_three = two.comparisons[0].to_dict(), three.comparisons[0].to_dict()
+    assert val_two == val_three
+    assert any("sample" in n for n in two.comparisons[0].notes)  # the caps were in force
