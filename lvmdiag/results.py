@@ -168,6 +168,16 @@ class TestResult(Result):
         tol = NULL_TOLERANCE * max(1.0, abs(self.null_value), abs(ci.low), abs(ci.high))
         return ci.low > self.null_value + tol or ci.high < self.null_value - tol
 
+    def can_reach(self, alpha: float) -> bool:
+        """Whether the resample cap lets a lone effect reach alpha/m in its family: 1/(cap+1) <= alpha/m.
+
+        False means "not significant" is no evidence of no effect: the test could not have rejected.
+        Unknown cap or family size: True.
+        """
+        if self.n_resamples_cap is None or not self.family_size:
+            return True
+        return 1.0 / (self.n_resamples_cap + 1) <= alpha / self.family_size * (1 + 1e-12)
+
     def interval_contradicts(self) -> bool:
         """True when the interval is known, the null value is known, and the interval contains it."""
         ci = self.effect.ci

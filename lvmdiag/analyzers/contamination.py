@@ -34,7 +34,7 @@ from lvmdiag.data.texts import one_line
 from lvmdiag.errors import InputError
 from lvmdiag.results import Estimate, Result, TestResult, fmt, fmt_p, md_table
 from lvmdiag.stats.resampling import as_rng, benjamini_hochberg
-from lvmdiag.stats.sequential import run_curtailed, test_fields
+from lvmdiag.stats.sequential import run_curtailed, test_fields, undecided_note
 from lvmdiag.stats.two_sample import permutation_interval
 
 #: the global test counts articles above this upper quantile of the reference scores
@@ -101,6 +101,8 @@ class Contamination(Result):
             text = f"{head}; more foreign-looking articles than chance ({g.evidence(self.alpha)})"
         elif status == "nominal":
             text = f"{head}; {g.evidence(self.alpha)}"
+        elif undecided_note([g], self.alpha):
+            text = f"{head}; {undecided_note([g], self.alpha)}"
         else:
             text = f"{head}; no more foreign-looking articles than chance (p {fmt_p(g.pvalue, g.n_resamples)})"
         if self.flagged:

@@ -23,6 +23,7 @@ from lvmdiag.errors import InputError
 from lvmdiag.results import Result, fmt_p
 from lvmdiag.stats.multiple_testing import adjust_by_family, family_sizes, iter_tests
 from lvmdiag.stats.resampling import as_rng
+from lvmdiag.stats.sequential import undecided_note
 
 SECTIONS = ("bias", "direction", "divergence", "leakage")
 #: finding kinds ``--fail-on`` accepts ("any" = every kind)
@@ -85,8 +86,10 @@ class DataReport(Result):
             pooled = [t for t in self.divergence.tests() if t.family.startswith("divergence")]
             n = sum(1 for t in pooled if t.status(self.alpha) == "significant")
             nominal = sum(1 for t in pooled if t.status(self.alpha) == "nominal")
+            undecided = undecided_note(pooled, self.alpha)
             line = (f"Divergence: {n} of {len(pooled)} split-difference tests significant after correction."
-                    if n else "Divergence: no difference between splits after correction.")
+                    if n else f"Divergence: {undecided}." if undecided
+                    else "Divergence: no difference between splits after correction.")
             if nominal:
                 line = line.rstrip(".") + f" ({nominal} more with an interval excluding chance or p ≤ {self.alpha} " \
                                           "before correction; see the divergence section)."
@@ -99,7 +102,10 @@ class DataReport(Result):
         if self.bias is not None:
             n = sum(1 for f in self.findings if f.kind == "bias")
             missing = [nm for nm in self.splits[1:] if nm not in getattr(self.bias, "differences", {})]
+            diffs = [t for ts in getattr(self.bias, "differences", {}).values() for t in ts]
+            undecided = undecided_note(diffs, self.alpha)
             line = (f"Temporal bias: {n} statistic(s) differ from {self.splits[0]}." if n
+                    else f"Temporal bias: differences from {self.splits[0]} {undecided}." if undecided
                     else f"Temporal bias: no statistic differs from {self.splits[0]}.")
             if missing:  # too few articles for the comparison: not tested is not "no difference"
                 line = line.rstrip(".") + f" (not compared for {', '.join(missing)}: see the bias notes)."

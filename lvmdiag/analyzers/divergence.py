@@ -38,7 +38,7 @@ from lvmdiag.stats.mmd import RandomFourierFeatures, median_bandwidth
 from lvmdiag.analyzers.contamination import Contamination, analyze_contamination
 from lvmdiag.stats.multiple_testing import adjust_by_family, iter_tests
 from lvmdiag.stats.resampling import as_rng, named_stream, stream_root
-from lvmdiag.stats.sequential import floor_note, resolve_cap, run_curtailed, test_fields
+from lvmdiag.stats.sequential import floor_note, resolve_cap, run_curtailed, test_fields, undecided_note
 from lvmdiag._validate import COUNT, check
 from lvmdiag.stats.two_sample import (
     SortedValues,
@@ -179,6 +179,9 @@ class DivergenceResult(Result):
         if found:
             lines.append(f"**Verdict: the splits differ** ({len(found)} of {len(self.pooled_tests())} tests significant "
                          f"at BH-adjusted α = {self.alpha}).")
+        elif undecided_note(self.pooled_tests(), self.alpha):
+            lines.append(f"**Verdict: {undecided_note(self.pooled_tests(), self.alpha)}** (0 of "
+                         f"{len(self.pooled_tests())} tests significant at BH-adjusted α = {self.alpha}).")
         else:
             lines.append(f"**Verdict: no difference between splits after correction** (0 of {len(self.pooled_tests())} "
                          f"tests significant at BH-adjusted α = {self.alpha}).")

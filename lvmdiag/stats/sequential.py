@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -68,6 +69,21 @@ def floor_note(cap: int, family_size: int, alpha: float, what: str) -> str:
     return (f"{what}: with at most {cap} resamples the smallest p-value is {1 / (cap + 1):.2g}, above "
             f"alpha/m = {alpha / m:.2g} for its family of {m} tests, so a lone effect there cannot be reported; "
             "use the default (auto) or a larger --n-permutations.")
+
+
+def undecided_note(tests: Sequence[Any], alpha: float) -> str:
+    """'' when some test is significant or every test's cap can reach its family's alpha/m; else why no test
+    could have been significant (a verdict of "no difference" would then state what was never tested)."""
+    if any(t.status(alpha) == "significant" for t in tests):
+        return ""
+    short = [t for t in tests if not t.can_reach(alpha)]
+    if not short:
+        return ""
+    worst = max(short, key=lambda t: 1.0 / (t.n_resamples_cap + 1) * t.family_size)
+    return (f"undecided at this resolution: with at most {worst.n_resamples_cap} resamples the smallest p-value is "
+            f"{1 / (worst.n_resamples_cap + 1):.2g}, above alpha/m = {alpha / worst.family_size:.2g} for a family of "
+            f"{worst.family_size} tests, so no test could be significant; rerun with more permutations (the default, "
+            "auto, sizes them for each family)")
 
 
 @dataclass(frozen=True)

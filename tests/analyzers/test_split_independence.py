@@ -80,3 +80,21 @@ def test_above_the_caps_the_article_sample_does_not_depend_on_other_splits():
     val_two, val_three = two.comparisons[0].to_dict(), three.comparisons[0].to_dict()
     assert val_two == val_three
     assert any("sample" in n for n in two.comparisons[0].notes)  # the caps were in force
+
+
+def test_a_verdict_the_permutations_cannot_reach_says_undecided_not_no_difference():
+    """With 5 permutations the smallest p is 1/6, above 0.05/m for every family: "no difference between splits"
+    was printed for a large planted shift (21 of 21 significant with the default)."""
+    train, val = _split(40, 1, "train"), _split(16, 2, "val", shift=0.3)
+    few = lvmdiag.data(train, val, n_permutations=5, n_bootstrap=30, seed=1)
+    lines = few.verdict()
+    div = next(v for v in lines if v.startswith("Divergence:"))
+    bias = next(v for v in lines if v.startswith("Temporal bias:"))
+    assert "undecided at this resolution" in div and "smallest p-value is 0.17" in div and "no difference" not in div
+    assert "undecided at this resolution" in bias
+    contamination = next(v for v in lines if v.startswith("Contamination:"))
+    assert "undecided at this resolution" in contamination and "no more foreign-looking" not in contamination
+    assert "undecided at this resolution" in few.divergence.to_markdown()
+    enough = lvmdiag.data(train, val, n_bootstrap=30, seed=1)  # auto: sized for each family
+    div = next(v for v in enough.verdict() if v.startswith("Divergence:"))
+    assert "significant after correction" in div and "undecided" not in " ".join(enough.verdict())
