@@ -3,7 +3,10 @@
 Four kinds of sharing, each counted and turned into the share of the split's windows it touches:
 
 - shared articles: article labels common to train and the split (given ids, or ids recovered by the
-  data layer from shared chunk vectors across files; unknown when only contiguous blocks exist);
+  data layer from shared chunk vectors across files; unknown when only contiguous blocks exist). A
+  shared id counts as leakage only when the article also shares content under that id (an exact chunk
+  or a near-duplicate found in a train window with the same id): two files whose ids each start at 0
+  share every id and no content, an id-numbering problem reported as a warning, not as leakage;
 - shared chunks: chunk vectors (any of the K contexts or the target) whose exact bytes occur in train;
 - shared windows: whole K+1 windows that occur in train;
 - near-duplicate chunks: chunks with no exact copy in train whose nearest train chunk has cosine >=
@@ -64,14 +67,20 @@ class SplitLeakage(Result):
     split, n_windows : the split and its window count
     n_chunks : distinct non-null chunk vectors in the split
     n_null_slots : chunk slots holding a zero or non-finite vector (never shared)
-    n_articles, n_shared_articles, windows_shared_article, share_shared_article : article overlap
-        (None when articles are unknown, i.e. only contiguous blocks)
+    n_articles, n_shared_articles, windows_shared_article, share_shared_article : article ids also in
+        train and the windows of those articles (None when articles are unknown, i.e. only contiguous blocks)
+    n_content_articles : shared ids whose windows share content (an exact chunk or a near-duplicate)
+        with a train window of the same id: the same article in both splits
+    n_id_only_articles, windows_id_only_article : shared ids with no such content, and their windows:
+        ids that may be numbered per file (a warning, not leakage; see :meth:`LeakageResult.verdict`)
     n_shared_chunks : distinct chunk vectors with an exact copy in train
     windows_shared_chunk, share_shared_chunk : windows holding at least one such chunk
     n_shared_windows, share_shared_window : windows whose whole K+1 content occurs in train
     n_near_chunks : distinct chunks without an exact copy whose nearest train chunk has cosine >= threshold
     windows_near_chunk, share_near_chunk : windows holding at least one near-duplicate chunk
-    windows_affected, share_affected : windows with any of the above
+    windows_affected, share_affected : windows holding a shared chunk, a shared window or a near-duplicate,
+        or lying in a shared article that shares content (``n_content_articles``); never a window whose
+        only link to train is its id
     max_near_cosine : highest nearest-train cosine among chunks without an exact copy (NaN if none)
     cos_hist : counts of those chunks' nearest-train cosine over :data:`COS_EDGES`
     near_examples : the highest-cosine non-exact pairs (worst first), whether or not above threshold
@@ -101,10 +110,30 @@ class SplitLeakage(Result):
     near_examples: tuple[ChunkPair, ...]
     shared_chunk_examples: tuple[ChunkPair, ...]
     shared_window_examples: tuple[ChunkPair, ...]
+    n_content_articles: int | None = None
+    n_id_only_articles: int | None = None
+    windows_id_only_article: int | None = None
 
     @property
     def leaks(self) -> bool:
+        """True when the split shares content with train (ids alone never count)."""
         return self.windows_affected > 0
+
+    @property
+    def shares_ids_only(self) -> bool:
+        """True when some article ids are shared with train without any content under them."""
+        return bool(self.n_id_only_articles)
+
+    def id_warning(self, reference: str, threshold: float | None = None) -> str:
+        """The plain-language warning for ids shared without content ("" when there are none)."""
+        if not self.shares_ids_only:
+            return ""
+        near = "near-duplicate" if threshold is None else f"near-duplicate (cos ≥ {threshold:g})"
+        return (f"{self.split} and {reference} share {_ids(self.n_id_only_articles)} but no chunk content under them "
+                f"({self.windows_id_only_article} of {self.n_windows} {self.split} windows): ids may be numbered per "
+                f"file. Give each file its own ids (e.g. prefix them with the file name) so that resampling and "
+                f"leakage checks do not treat different articles as one; if these ids do name the same articles, "
+                f"the split is not article-disjoint, although no chunk, window or {near} is shared")
 
     def to_markdown(self) -> str:
         return f"{self.split}: {self.windows_affected}/{self.n_windows} windows affected"
@@ -147,12 +176,22 @@ class LeakageResult(Result):
         chosen = self.splits if name is None else (self.split(name),)
         return any(s.leaks for s in chosen)
 
+    def id_warnings(self) -> list[str]:
+        """One warning per split sharing article ids with the reference but no content under them."""
+        return [s.id_warning(self.reference, self.threshold) for s in self.splits if s.shares_ids_only]
+
     def verdict(self) -> str:
+        """One line: content leakage per split, and any ids shared without content (a warning, not leakage)."""
+        warn = [f"{s.split} shares {_ids(s.n_id_only_articles)} with {self.reference} but no chunk content "
+                "under them: ids may be numbered per file" for s in self.splits if s.shares_ids_only]
         if not self.found():
+            if warn:
+                return (f"no content leakage (no chunk, window or near-duplicate shared with {self.reference}); "
+                        "warning: " + "; ".join(warn))
             return f"no leakage: no split shares articles, chunks, windows or near-duplicates with {self.reference}"
         parts = [f"{s.split}: {100 * s.share_affected:.1f}% of windows share content with {self.reference}"
                  for s in self.splits if s.leaks]
-        return "LEAKAGE — " + "; ".join(parts)
+        return "LEAKAGE — " + "; ".join(parts) + ("; warning: " + "; ".join(warn) if warn else "")
 
     def to_markdown(self) -> str:
         pct = lambda x: "—" if x is None else f"{100 * x:.1f}%"  # noqa: E731
@@ -177,6 +216,8 @@ class LeakageResult(Result):
         ]
         if self.search_note:
             lines.append(self.search_note)
+        for w in self.id_warnings():
+            lines += ["", f"**Warning:** {w}."]
         for s in self.splits:
             bins = zip(self.cos_edges[:-1], self.cos_edges[1:], s.cos_hist)
             hist = ", ".join(f"[{a:g}, {b:g}): {c}" for a, b, c in bins)
@@ -198,6 +239,10 @@ class LeakageResult(Result):
                 shown = ", ".join(e.to_markdown() for e in s.shared_chunk_examples)
                 lines += ["", "Shared chunks (one per window): " + shown]
         return "\n".join(lines) + "\n"
+
+
+def _ids(n: int | None) -> str:
+    return f"{n} article id{'' if n == 1 else 's'}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -256,13 +301,18 @@ def _split_report(name: str, seq: SequenceSet, keys: SplitKeys, train_keys: Spli
     win_shared = np.isin(keys.window, win_uniq) & ~keys.window_null
     w_chunk, w_near = exact.any(axis=1), near.any(axis=1)
     affected = w_chunk | w_near | win_shared
-    n_art = n_shared_art = w_art = None
+    n_art = n_shared_art = w_art = n_content_art = n_id_only = w_id_only = None
     if labels is not None:
         lab, tlab = labels[name], labels[reference]
         shared_art = np.intersect1d(lab, tlab)
         in_shared = np.isin(lab, shared_art)
         n_art, n_shared_art, w_art = int(np.unique(lab).size), int(shared_art.size), int(in_shared.sum())
-        affected |= in_shared
+        content_ids = _ids_sharing_content(lab, tlab, keys, train_keys, exact, near, idx, q_id)
+        in_content = np.isin(lab, content_ids)
+        n_content_art = int(np.intersect1d(content_ids, shared_art).size)
+        id_only = in_shared & ~in_content
+        n_id_only, w_id_only = n_shared_art - n_content_art, int(id_only.sum())
+        affected |= in_content
     # examples
     order = np.argsort(-np.nan_to_num(q_cos, nan=-np.inf), kind="stable")[:max_examples]
     near_ex = tuple(ChunkPair(int(q_slot[i] // k1), int(q_slot[i] % k1), int(q_id[i] // k1), int(q_id[i] % k1),
@@ -288,7 +338,40 @@ def _split_report(name: str, seq: SequenceSet, keys: SplitKeys, train_keys: Spli
         max_near_cosine=float(np.nanmax(q_cos)) if np.isfinite(q_cos).any() else float("nan"),
         cos_hist=tuple(int(c) for c in hist), near_examples=near_ex,
         shared_chunk_examples=tuple(chunk_ex), shared_window_examples=tuple(win_ex),
+        n_content_articles=n_content_art, n_id_only_articles=n_id_only, windows_id_only_article=w_id_only,
     )
+
+
+def _ids_sharing_content(lab: np.ndarray, tlab: np.ndarray, keys: SplitKeys, train_keys: SplitKeys,
+                         exact: np.ndarray, near: np.ndarray, idx: np.ndarray, q_id: np.ndarray) -> np.ndarray:
+    """The split's article ids under which some chunk also occurs in a train window with the same id.
+
+    A slot counts when its chunk is an exact copy of a chunk in a train window of the same id, or a
+    near-duplicate whose nearest train chunk (by content: any train window holding that vector) has
+    the same id. Pairs (chunk key, id) are compared as exact hashes of the two words, so one chunk in
+    several train articles is matched under each of their ids.
+    """
+    codes, inv = np.unique(np.concatenate([np.asarray(lab), np.asarray(tlab)]), return_inverse=True)
+    code, tcode = inv[:lab.size].astype(np.uint64), inv[lab.size:].astype(np.uint64)
+    tlive = ~train_keys.null
+    train_pairs = np.unique(_pair_keys(train_keys.chunk[tlive], np.broadcast_to(tcode[:, None], tlive.shape)[tlive]))
+    hit = np.zeros(lab.size, bool)
+    rows, cols = np.nonzero(exact)
+    if rows.size:
+        hit[rows[np.isin(_pair_keys(keys.chunk[rows, cols], code[rows]), train_pairs)]] = True
+    rows, cols = np.nonzero(near)
+    if rows.size:  # the nearest train chunk's content key, paired with this window's id
+        slot = q_id[idx[rows, cols]]
+        nearest = train_keys.chunk.reshape(-1)[slot]
+        hit[rows[np.isin(_pair_keys(nearest, code[rows]), train_pairs)]] = True
+    return codes[np.unique(inv[:lab.size][hit])]
+
+
+def _pair_keys(chunk_keys: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Exact-content hash of each (chunk key, article code) pair."""
+    from lvmdiag.data.hashing import hash_rows
+
+    return hash_rows(np.stack([np.asarray(chunk_keys, np.uint64), np.asarray(codes, np.uint64)], axis=1))
 
 
 def analyze_leakage(
