@@ -304,8 +304,97 @@ def test_library_on_files_numbered_per_file_local_and_engine(tmp_path):
     ids = np.repeat(np.arange(20), 10)
     np.savez(tmp_path / "a.npz", vectors=v[:100], article_ids=ids[:100])
     np.savez(tmp_path / "b.npz", vectors=v[100:], article_ids=ids[100:] - 10)
+    seen = []
     for engine in (None, "local"):
         res = lvmdiag.leakage(str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), engine=engine)
         val = res.split("val")
         assert (val.n_shared_articles, val.n_id_only_articles, val.windows_affected) == (10, 10, 0), engine
-        assert not res.found() and "numbered per file" in res.verdict()
+        assert not res.found() and "numbered per file" in res.verdict() and val.ids_look_same is False
+        seen.append((val.id_only_chunks, val.id_only_same_nearest, val.id_only_expected, val.id_only_pvalue))
+    assert seen[0] == seen[1] and seen[0][0] == 100  # one-shot and engine passes: the same test
+
+
+def _cut_store(st, keep):
+    """The store's chunks where ``keep`` holds, chunk positions renumbered from 0 within each article."""
+    from lvmdiag.synthetic import SyntheticStore
+
+    arts, chunks = st.article_ids[keep], st.chunk_index[keep]
+    starts = {a: chunks[arts == a].min() for a in np.unique(arts)}
+    return SyntheticStore(st.vectors[keep], arts, chunks - np.array([starts[a] for a in arts]))
+
+
+def test_articles_cut_by_position_look_like_the_same_articles_per_file_numbering_does_not():
+    st = syn.make_store(n_articles=40, d=32, rho=0.9, length=(20, 30), rng=12)
+    half = st.chunk_index < 10  # first 10 chunks of every article to train, the rest to val: no chunk in both
+    train = syn.store_windows(_cut_store(st, half), k=5, split="train")
+    val = syn.store_windows(_cut_store(st, ~half), k=5, split="val")
+    res = analyze_leakage({"train": train, "val": val})
+    v = res.split("val")
+    assert (v.n_shared_chunks, v.n_near_chunks, v.windows_affected) == (0, 0, 0) and not res.found()
+    assert v.n_id_only_articles == 40 and v.ids_look_same
+    assert v.id_only_same_nearest > 4 * v.id_only_expected and v.id_only_pvalue < 1e-6
+    assert "look like the same articles" in res.verdict() and "not article-disjoint" in res.verdict()
+    assert "at least some of these ids name the same articles" in v.id_warning("train")
+    # the same two files, each numbered from 0 in another order (no article keeps its id): no link seen
+    shuffled = _seq(val.contexts, val.targets, "val", ids=(val.article_ids + 7) % 40)
+    r2 = analyze_leakage({"train": train, "val": shuffled})
+    s2 = r2.split("val")
+    assert s2.n_id_only_articles == 40 and s2.ids_look_same is False
+    assert s2.id_only_pvalue > 1e-3 and "numbered per file" in r2.verdict()
+
+
+def test_nearest_chunk_counts_match_a_plain_loop():
+    st = syn.make_store(n_articles=12, d=16, rho=0.85, length=(14, 18), rng=13)
+    half = st.chunk_index < 7
+    train = syn.store_windows(_cut_store(st, half), k=3, split="train")
+    val = syn.store_windows(_cut_store(st, ~half), k=3, split="val")
+    v = analyze_leakage({"train": train, "val": val}, block_rows=7, tile_elems=11).split("val")
+
+    def chunk_rows(s):
+        flat = np.concatenate([s.contexts, s.targets[:, None]], axis=1).reshape(-1, s.d)
+        rows = np.repeat(np.arange(s.n), s.k + 1)
+        _, first = np.unique(flat, axis=0, return_index=True)
+        return flat[np.sort(first)], rows[np.sort(first)]
+
+    tvec, trow = chunk_rows(train)
+    vvec, vrow = chunk_rows(val)
+    tn = tvec / np.linalg.norm(tvec, axis=1, keepdims=True)
+    vn = vvec / np.linalg.norm(vvec, axis=1, keepdims=True)
+    sims = vn.astype(np.float64) @ tn.astype(np.float64).T
+    top2 = np.sort(sims, axis=1)[:, -2:]
+    assert np.all(top2[:, 1] - top2[:, 0] > 1e-5)  # no near tie: the float32 search finds the same nearest
+    nearest = sims.argmax(axis=1)
+    same = int((train.article_ids[trow[nearest]] == val.article_ids[vrow]).sum())
+    share = np.array([np.mean(train.article_ids[trow] == a) for a in val.article_ids[vrow]])
+    assert v.id_only_chunks == len(vvec) and v.id_only_same_nearest == same
+    assert v.id_only_expected == pytest.approx(share.sum(), rel=1e-9)
+
+
+def test_real_python_docs_ids_per_file_versus_articles_cut_by_position(tmp_path):
+    """Real embeddings (fixtures/python_docs): renumbered files share every id and nothing else; articles
+    cut by position (first 60% of each article's chunks in train) are recognised as the same articles."""
+    from pathlib import Path
+
+    import lvmdiag
+
+    fx = Path(__file__).resolve().parents[2] / "fixtures" / "python_docs"
+    tr, va = np.load(fx / "train_store.npz"), np.load(fx / "val_store.npz")
+
+    def save(name, vec, ids, pos):
+        np.savez(tmp_path / name, vectors=vec, article_ids=np.unique(ids, return_inverse=True)[1], chunk_index=pos)
+        return str(tmp_path / name)
+
+    a = save("a.npz", tr["vectors"], tr["article_ids"], tr["chunk_index"])
+    b = save("b.npz", va["vectors"], va["article_ids"], va["chunk_index"])
+    per_file = lvmdiag.leakage(a, b).split("val")
+    assert per_file.n_shared_chunks == 0 and per_file.n_id_only_articles == per_file.n_articles > 0
+    assert per_file.ids_look_same is False and per_file.windows_affected == 0
+
+    ids, pos, vec = tr["article_ids"], tr["chunk_index"], tr["vectors"]
+    cut = np.floor(0.6 * np.bincount(np.unique(ids, return_inverse=True)[1])[np.unique(ids, return_inverse=True)[1]])
+    first = pos < cut
+    c = save("c.npz", vec[first], ids[first], pos[first])
+    d = save("d.npz", vec[~first], ids[~first], (pos - cut)[~first].astype(np.int64))
+    by_pos = lvmdiag.leakage(c, d).split("val")
+    assert by_pos.n_id_only_articles > 0.9 * by_pos.n_articles and by_pos.ids_look_same
+    assert by_pos.id_only_same_nearest > 10 * by_pos.id_only_expected
