@@ -6,10 +6,9 @@ and imports neither torch, matplotlib nor pandas. Importing lvmdiag never import
 ``lvmdiag.train`` does.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+# No ``from __future__ import annotations`` and no module-level ``typing``/``importlib`` names: each
+# would show up in ``dir(lvmdiag)`` and in tab completion next to the API.
+from importlib import import_module as _import_module
 
 from lvmdiag.errors import InputError, LvmdiagError, LvmdiagWarning, RunDirError
 
@@ -21,11 +20,11 @@ _CALLABLE_PACKAGES = ("data", "resplit", "report")  # packages that are also API
 __all__ = ["InputError", "LvmdiagError", "LvmdiagWarning", "RunDirError", "__version__", *_API, *_CALLABLE_PACKAGES]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _API:
-        value = getattr(importlib.import_module("lvmdiag.api"), name)
+        value = getattr(_import_module("lvmdiag.api"), name)
     elif name in _CALLABLE_PACKAGES:
-        value = importlib.import_module(f"lvmdiag.{name}")
+        value = _import_module(f"lvmdiag.{name}")
     else:
         raise AttributeError(f"module 'lvmdiag' has no attribute {name!r}")
     globals()[name] = value
@@ -33,4 +32,10 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    """The public API (loaded or not), the public sub-packages already imported, and the module dunders."""
+    from types import ModuleType
+
+    names = globals()
+    loaded = {n for n, v in names.items() if not n.startswith("_") and isinstance(v, ModuleType)}
+    dunders = {n for n in names if n.startswith("__") and n.endswith("__")}
+    return sorted({*__all__, *loaded, *dunders})

@@ -3,7 +3,10 @@
 Four kinds of sharing, each counted and turned into the share of the split's windows it touches:
 
 - shared articles: article labels common to train and the split (given ids, or ids recovered by the
-  data layer from shared chunk vectors across files; unknown when only contiguous blocks exist);
+  data layer from shared chunk vectors across files; unknown when only contiguous blocks exist). A
+  shared id counts as leakage only when the article also shares content under that id (an exact chunk
+  or a near-duplicate found in a train window with the same id): two files whose ids each start at 0
+  share every id and no content, an id-numbering problem reported as a warning, not as leakage;
 - shared chunks: chunk vectors (any of the K contexts or the target) whose exact bytes occur in train;
 - shared windows: whole K+1 windows that occur in train;
 - near-duplicate chunks: chunks with no exact copy in train whose nearest train chunk has cosine >=
@@ -32,6 +35,9 @@ ProgressCallback = Callable[[int, int], None]
 
 #: fixed edges of the nearest-train-cosine histogram (distinct chunks without an exact copy)
 COS_EDGES = (-1.0, 0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 1.0)
+#: level of the nearest-chunk test that content-free shared ids name the same articles (a wording
+#: choice in the warning, never a leakage verdict); a fixed strict level, since nothing is corrected
+SAME_ARTICLE_P = 1e-3
 
 
 @dataclass(frozen=True)
@@ -64,14 +70,26 @@ class SplitLeakage(Result):
     split, n_windows : the split and its window count
     n_chunks : distinct non-null chunk vectors in the split
     n_null_slots : chunk slots holding a zero or non-finite vector (never shared)
-    n_articles, n_shared_articles, windows_shared_article, share_shared_article : article overlap
-        (None when articles are unknown, i.e. only contiguous blocks)
+    n_articles, n_shared_articles, windows_shared_article, share_shared_article : article ids also in
+        train and the windows of those articles (None when articles are unknown, i.e. only contiguous blocks)
+    n_content_articles : shared ids whose windows share content (an exact chunk or a near-duplicate)
+        with a train window of the same id: the same article in both splits
+    n_id_only_articles, windows_id_only_article : shared ids with no such content, and their windows:
+        ids that may be numbered per file (a warning, not leakage; see :meth:`LeakageResult.verdict`)
+    id_only_chunks, id_only_same_nearest, id_only_expected, id_only_pvalue : evidence on whether those
+        ids name the same articles: of the ``id_only_chunks`` distinct chunks of their windows, how many
+        have their nearest train chunk in the train article with the same id, how many chance gives
+        (each chunk's share of train chunks under its id, summed) and the one-sided binomial p-value.
+        Chunks of one article resemble each other, so ids that name the same articles (e.g. articles
+        cut by position, first part train, rest val) score far above chance; ids numbered per file do not.
     n_shared_chunks : distinct chunk vectors with an exact copy in train
     windows_shared_chunk, share_shared_chunk : windows holding at least one such chunk
     n_shared_windows, share_shared_window : windows whose whole K+1 content occurs in train
     n_near_chunks : distinct chunks without an exact copy whose nearest train chunk has cosine >= threshold
     windows_near_chunk, share_near_chunk : windows holding at least one near-duplicate chunk
-    windows_affected, share_affected : windows with any of the above
+    windows_affected, share_affected : windows holding a shared chunk, a shared window or a near-duplicate,
+        or lying in a shared article that shares content (``n_content_articles``); never a window whose
+        only link to train is its id
     max_near_cosine : highest nearest-train cosine among chunks without an exact copy (NaN if none)
     cos_hist : counts of those chunks' nearest-train cosine over :data:`COS_EDGES`
     near_examples : the highest-cosine non-exact pairs (worst first), whether or not above threshold
@@ -101,10 +119,57 @@ class SplitLeakage(Result):
     near_examples: tuple[ChunkPair, ...]
     shared_chunk_examples: tuple[ChunkPair, ...]
     shared_window_examples: tuple[ChunkPair, ...]
+    n_content_articles: int | None = None
+    n_id_only_articles: int | None = None
+    windows_id_only_article: int | None = None
+    id_only_chunks: int | None = None
+    id_only_same_nearest: int | None = None
+    id_only_expected: float | None = None
+    id_only_pvalue: float | None = None
 
     @property
     def leaks(self) -> bool:
+        """True when the split shares content with train (ids alone never count)."""
         return self.windows_affected > 0
+
+    @property
+    def shares_ids_only(self) -> bool:
+        """True when some article ids are shared with train without any content under them."""
+        return bool(self.n_id_only_articles)
+
+    @property
+    def ids_look_same(self) -> bool | None:
+        """Whether the content-free shared ids look like the same articles (nearest-chunk test at p ≤ 0.001
+        and at least twice chance); None when untested (no such ids or no chunk to test)."""
+        if not self.shares_ids_only or not self.id_only_chunks or self.id_only_pvalue is None:
+            return None
+        return bool(self.id_only_pvalue <= SAME_ARTICLE_P and self.id_only_same_nearest >= 2 * self.id_only_expected)
+
+    def _nearest_evidence(self, reference: str) -> str:
+        if self.ids_look_same is None:
+            return ""
+        counts = (f"the nearest {reference} chunk of {self.id_only_same_nearest} of their {self.id_only_chunks} chunks "
+                  f"lies in the {reference} article with the same id (chance ≈ {self.id_only_expected:.1f}; "
+                  f"binomial p {_p(self.id_only_pvalue)})")
+        if self.ids_look_same:
+            return f"; {counts}, so at least some of these ids name the same articles"
+        return f"; {counts}, no more than chance, so they do not look like the same articles"
+
+    def id_warning(self, reference: str, threshold: float | None = None) -> str:
+        """The plain-language warning for ids shared without content ("" when there are none)."""
+        if not self.shares_ids_only:
+            return ""
+        near = "near-duplicate" if threshold is None else f"near-duplicate (cos ≥ {threshold:g})"
+        text = (f"{self.split} and {reference} share {_ids(self.n_id_only_articles)} but no chunk content under them "
+                f"({self.windows_id_only_article} of {self.n_windows} {self.split} windows){self._nearest_evidence(reference)}. ")
+        if self.ids_look_same:
+            return text + (f"The split is then not article-disjoint (e.g. articles cut by position, one part in each "
+                           f"split), although no chunk, window or {near} is shared; if the ids are in fact numbered per "
+                           "file, give each file its own ids (e.g. prefix them with the file name)")
+        return text + (f"Ids may be numbered per file: give each file its own ids (e.g. prefix them with the file "
+                       f"name) so that resampling and leakage checks do not treat different articles as one; if these "
+                       f"ids do name the same articles, the split is not article-disjoint, although no chunk, window "
+                       f"or {near} is shared")
 
     def to_markdown(self) -> str:
         return f"{self.split}: {self.windows_affected}/{self.n_windows} windows affected"
@@ -147,12 +212,24 @@ class LeakageResult(Result):
         chosen = self.splits if name is None else (self.split(name),)
         return any(s.leaks for s in chosen)
 
+    def id_warnings(self) -> list[str]:
+        """One warning per split sharing article ids with the reference but no content under them."""
+        return [s.id_warning(self.reference, self.threshold) for s in self.splits if s.shares_ids_only]
+
     def verdict(self) -> str:
+        """One line: content leakage per split, and any ids shared without content (a warning, not leakage)."""
+        warn = [f"{s.split} shares {_ids(s.n_id_only_articles)} with {self.reference} but no chunk content under them: "
+                + ("they look like the same articles (nearest-chunk test), so the split is not article-disjoint"
+                   if s.ids_look_same else "ids may be numbered per file")
+                for s in self.splits if s.shares_ids_only]
         if not self.found():
+            if warn:
+                return (f"no content leakage (no chunk, window or near-duplicate shared with {self.reference}); "
+                        "warning: " + "; ".join(warn))
             return f"no leakage: no split shares articles, chunks, windows or near-duplicates with {self.reference}"
         parts = [f"{s.split}: {100 * s.share_affected:.1f}% of windows share content with {self.reference}"
                  for s in self.splits if s.leaks]
-        return "LEAKAGE — " + "; ".join(parts)
+        return "LEAKAGE — " + "; ".join(parts) + ("; warning: " + "; ".join(warn) if warn else "")
 
     def to_markdown(self) -> str:
         pct = lambda x: "—" if x is None else f"{100 * x:.1f}%"  # noqa: E731
@@ -177,6 +254,8 @@ class LeakageResult(Result):
         ]
         if self.search_note:
             lines.append(self.search_note)
+        for w in self.id_warnings():
+            lines += ["", f"**Warning:** {w}."]
         for s in self.splits:
             bins = zip(self.cos_edges[:-1], self.cos_edges[1:], s.cos_hist)
             hist = ", ".join(f"[{a:g}, {b:g}): {c}" for a, b, c in bins)
@@ -198,6 +277,14 @@ class LeakageResult(Result):
                 shown = ", ".join(e.to_markdown() for e in s.shared_chunk_examples)
                 lines += ["", "Shared chunks (one per window): " + shown]
         return "\n".join(lines) + "\n"
+
+
+def _p(p: float) -> str:
+    return "< 1e-16" if p < 1e-16 else f"= {p:.2g}"
+
+
+def _ids(n: int | None) -> str:
+    return f"{n} article id{'' if n == 1 else 's'}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -256,13 +343,22 @@ def _split_report(name: str, seq: SequenceSet, keys: SplitKeys, train_keys: Spli
     win_shared = np.isin(keys.window, win_uniq) & ~keys.window_null
     w_chunk, w_near = exact.any(axis=1), near.any(axis=1)
     affected = w_chunk | w_near | win_shared
-    n_art = n_shared_art = w_art = None
+    n_art = n_shared_art = w_art = n_content_art = n_id_only = w_id_only = None
+    same_test: tuple[int, int, float, float] | tuple[None, None, None, None] = (None, None, None, None)
     if labels is not None:
         lab, tlab = labels[name], labels[reference]
         shared_art = np.intersect1d(lab, tlab)
         in_shared = np.isin(lab, shared_art)
         n_art, n_shared_art, w_art = int(np.unique(lab).size), int(shared_art.size), int(in_shared.sum())
-        affected |= in_shared
+        content_ids = _ids_sharing_content(lab, tlab, keys, train_keys, exact, near, idx, q_id)
+        in_content = np.isin(lab, content_ids)
+        n_content_art = int(np.intersect1d(content_ids, shared_art).size)
+        id_only = in_shared & ~in_content
+        n_id_only, w_id_only = n_shared_art - n_content_art, int(id_only.sum())
+        affected |= in_content
+        if w_id_only:
+            same_test = _same_article_nearest(lab, tlab, id_only, train_first, q_slot, q_id, k1,
+                                              train_keys.chunk.shape[1])
     # examples
     order = np.argsort(-np.nan_to_num(q_cos, nan=-np.inf), kind="stable")[:max_examples]
     near_ex = tuple(ChunkPair(int(q_slot[i] // k1), int(q_slot[i] % k1), int(q_id[i] // k1), int(q_id[i] % k1),
@@ -288,7 +384,70 @@ def _split_report(name: str, seq: SequenceSet, keys: SplitKeys, train_keys: Spli
         max_near_cosine=float(np.nanmax(q_cos)) if np.isfinite(q_cos).any() else float("nan"),
         cos_hist=tuple(int(c) for c in hist), near_examples=near_ex,
         shared_chunk_examples=tuple(chunk_ex), shared_window_examples=tuple(win_ex),
+        n_content_articles=n_content_art, n_id_only_articles=n_id_only, windows_id_only_article=w_id_only,
+        id_only_chunks=same_test[0], id_only_same_nearest=same_test[1], id_only_expected=same_test[2],
+        id_only_pvalue=same_test[3],
     )
+
+
+def _same_article_nearest(lab: np.ndarray, tlab: np.ndarray, id_only: np.ndarray, train_first: np.ndarray,
+                          q_slot: np.ndarray, q_id: np.ndarray, k1: int, tk1: int) -> tuple[int, int, float, float]:
+    """Nearest-chunk test for content-free shared ids: (chunks tested, nearest in the same-id train article,
+    expected by chance, one-sided binomial p-value).
+
+    Each distinct chunk of an ``id_only`` window (no exact copy in train, so it has a nearest train
+    chunk) is a trial; success when its nearest train chunk (first occurrence) sits in a train window
+    with the window's id. Chance for a chunk is the share of distinct train chunks under its id. The
+    p-value is the binomial tail at the mean chance, conservative for these unequal chances (a sum of
+    unequal Bernoullis is more concentrated than the binomial with the same mean).
+    """
+    from scipy.stats import binom
+
+    rows = q_slot // k1
+    use = (q_id >= 0) & id_only[rows]
+    if not use.any():
+        return 0, 0, 0.0, 1.0
+    codes, inv = np.unique(np.concatenate([np.asarray(lab), np.asarray(tlab)]), return_inverse=True)
+    code, tcode = inv[:lab.size], inv[lab.size:]
+    mine = code[rows[use]]
+    same = int((tcode[q_id[use] // tk1] == mine).sum())
+    share = np.bincount(tcode[train_first // tk1], minlength=codes.size) / max(train_first.size, 1)
+    chance = share[mine]
+    n, expected = int(use.sum()), float(chance.sum())
+    pvalue = float(binom.sf(same - 1, n, min(expected / n, 1.0))) if same > 0 else 1.0
+    return n, same, expected, pvalue
+
+
+def _ids_sharing_content(lab: np.ndarray, tlab: np.ndarray, keys: SplitKeys, train_keys: SplitKeys,
+                         exact: np.ndarray, near: np.ndarray, idx: np.ndarray, q_id: np.ndarray) -> np.ndarray:
+    """The split's article ids under which some chunk also occurs in a train window with the same id.
+
+    A slot counts when its chunk is an exact copy of a chunk in a train window of the same id, or a
+    near-duplicate whose nearest train chunk (by content: any train window holding that vector) has
+    the same id. Pairs (chunk key, id) are compared as exact hashes of the two words, so one chunk in
+    several train articles is matched under each of their ids.
+    """
+    codes, inv = np.unique(np.concatenate([np.asarray(lab), np.asarray(tlab)]), return_inverse=True)
+    code, tcode = inv[:lab.size].astype(np.uint64), inv[lab.size:].astype(np.uint64)
+    tlive = ~train_keys.null
+    train_pairs = np.unique(_pair_keys(train_keys.chunk[tlive], np.broadcast_to(tcode[:, None], tlive.shape)[tlive]))
+    hit = np.zeros(lab.size, bool)
+    rows, cols = np.nonzero(exact)
+    if rows.size:
+        hit[rows[np.isin(_pair_keys(keys.chunk[rows, cols], code[rows]), train_pairs)]] = True
+    rows, cols = np.nonzero(near)
+    if rows.size:  # the nearest train chunk's content key, paired with this window's id
+        slot = q_id[idx[rows, cols]]
+        nearest = train_keys.chunk.reshape(-1)[slot]
+        hit[rows[np.isin(_pair_keys(nearest, code[rows]), train_pairs)]] = True
+    return codes[np.unique(inv[:lab.size][hit])]
+
+
+def _pair_keys(chunk_keys: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Exact-content hash of each (chunk key, article code) pair."""
+    from lvmdiag.data.hashing import hash_rows
+
+    return hash_rows(np.stack([np.asarray(chunk_keys, np.uint64), np.asarray(codes, np.uint64)], axis=1))
 
 
 def analyze_leakage(

@@ -29,7 +29,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -159,7 +159,8 @@ class ReverseResult(Result):
 
 
 def reverse_store(source: str | os.PathLike[str], out: str | os.PathLike[str], *,
-                  allow_pickle: bool = False) -> ReverseResult:
+                  allow_pickle: bool = False,
+                  progress: Callable[[int, int], None] | None = None) -> ReverseResult:
     """Write the reversed-article control store of ``source``: every article's chunks in reverse order.
 
     Parameters
@@ -168,6 +169,7 @@ def reverse_store(source: str | os.PathLike[str], out: str | os.PathLike[str], *
     out : the control store to write (.npz: python-docs form, or .parquet), with the source's stable
         article keys and chunk_index 0..L-1 per article
     allow_pickle : passed to the reader (object arrays)
+    progress : optional ``callback(done, total)`` over the 4 steps: read, reorder, hash the source, write
 
     Returns
     -------
@@ -181,7 +183,10 @@ def reverse_store(source: str | os.PathLike[str], out: str | os.PathLike[str], *
     if dst.resolve() == src.resolve():
         raise InputError(f"output {out} is the input store; choose another path (inputs are never overwritten).")
     store_format(dst)
+    step = progress if progress is not None else (lambda done, total: None)
+    step(0, 4)
     store = load_article_store(src, allow_pickle=allow_pickle)
+    step(1, 4)
     codes = store.article_ids
     pos = store.chunk_index if store.chunk_index is not None else np.arange(store.n_chunks)
     order = np.lexsort((pos, codes))  # rows by (article, chunk)
@@ -195,14 +200,17 @@ def reverse_store(source: str | os.PathLike[str], out: str | os.PathLike[str], *
     if tpath is not None:
         st = StoreTexts(src, tpath)
         texts = [st.row_text(int(r)) for r in new_rows]
+    step(2, 4)
     provenance = {
         "format": "lvmdiag-reversed/1",
         "rule": "chunk j of an article of L chunks becomes chunk L-1-j; vectors unchanged",
         "reversed_from": {"name": src.name, "sha256": _source_sha256(src)},
         "counts": {"articles": store.n_articles, "chunks": store.n_chunks, "dim": store.d},
     }
+    step(3, 4)
     vectors = np.asarray(store.vectors[new_rows], dtype=store.vectors.dtype)
     path, texts_path, prov = write_store(dst, vectors, store.article_keys[codes[new_rows]], new_chunk,
                                          store.article_keys, list(store.article_names), texts, provenance)
+    step(4, 4)
     return ReverseResult(source=str(src), store=str(path), texts=None if texts_path is None else str(texts_path),
                          provenance=str(prov), n_articles=store.n_articles, n_chunks=store.n_chunks)

@@ -110,7 +110,8 @@ def _leakage_signal(result: Any, split: str) -> DataSignal | None:
                          f"{s.windows_near_chunk} / {s.n_windows} ({s.share_near_chunk:.1%})"),
                 Evidence(f"{split} windows affected in total", f"{s.windows_affected} / {s.n_windows} ({s.share_affected:.1%})")]
     if s.n_shared_articles is not None:
-        evidence.append(Evidence(f"{split} articles also in train", f"{s.n_shared_articles} / {s.n_articles}"))
+        ids_only = f" ({s.n_id_only_articles} share the id only, no content)" if s.shares_ids_only else ""
+        evidence.append(Evidence(f"{split} articles also in train", f"{s.n_shared_articles} / {s.n_articles}{ids_only}"))
     summary = (f"{s.share_affected:.1%} of {split} windows share chunks, windows or near-duplicates with train "
                f"({s.windows_affected} of {s.n_windows}; articles identified: {result.group_method}).")
     return DataSignal("leakage", s.windows_affected > 0, summary, tuple(evidence), "lvmdiag leakage --train {train} --val {val}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -127,9 +127,11 @@ def evaluate_checkpoint(checkpoint: str | Path, data: SequenceSet, *, device: st
 
 
 def evaluate_file(checkpoint: str | Path, data_path: str | Path, *, split: str | None = None,
-                  allow_pickle: bool = False, device: str = "cpu", pool_size: int | None = None) -> CheckpointEvaluation:
+                  allow_pickle: bool = False, device: str = "cpu", pool_size: int | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> CheckpointEvaluation:
     """``lvmdiag evaluate``: read ``data_path`` (windows of the checkpoint's K) and evaluate the model on it,
-    beside copy-last and mean-of-context on the same rows."""
+    beside copy-last and mean-of-context on the same rows. ``progress``: optional ``callback(done, total)``
+    over the 4 steps (load the model, read the data, evaluate the model, evaluate the two baselines)."""
     from lvmdiag.data.readers import load_sequences, split_names
 
     if split is not None and Path(data_path).exists():  # on a one-split file --split would be silently ignored
@@ -137,11 +139,17 @@ def evaluate_file(checkpoint: str | Path, data_path: str | Path, *, split: str |
         if split not in held:
             where = f"holds the splits {', '.join(held)}" if held else "holds one split, so --split does not apply"
             raise InputError(f"--split {split}: {data_path} {where}.")
+    step = progress if progress is not None else (lambda done, total: None)
+    step(0, 4)
     model, config, ckpt = load_model(checkpoint, device)
+    step(1, 4)
     data = load_sequences(data_path, split=split, k=config.context_length, allow_pickle=allow_pickle)
     config, arrays = _prepare_eval(ckpt["model_config"], config, data, pool_size)
+    step(2, 4)
     metrics = evaluate_model(model, arrays, config, resolve_device(device))
+    step(3, 4)
     base = {name: evaluate(pred, arrays.contexts, arrays.targets, pool_size=config.eval_pool_size,
                            batch_size=config.eval_batch_size)
             for name, pred in (("copy_last", copy_last), ("mean_context", mean_context))}
+    step(4, 4)
     return CheckpointEvaluation(str(checkpoint), str(data_path), int(ckpt["epoch"]), metrics, base)

@@ -192,3 +192,209 @@ def test_result_does_not_depend_on_block_size_and_progress_reaches_total(store):
     done = [c[0] for c in calls]
     assert done == sorted(done) and calls[-1][0] == calls[-1][1]
 
+
+
+# ---- article ids shared without content (ids numbered per file) ----------------------------------
+
+def _renumbered(seq, offset=0):
+    """``seq`` with its article ids renumbered 0..n-1 (+ offset), as a file numbered on its own would be."""
+    ids = np.unique(seq.article_ids, return_inverse=True)[1].astype(np.int64) + offset
+    return _seq(seq.contexts, seq.targets, seq.split, ids=ids)
+
+
+def _slow_content_ids(val, train):
+    """Independent loop: val ids under which some val chunk's bytes occur in a train window with the same id."""
+    def chunks(s, i):
+        return {c.tobytes() for c in np.concatenate([s.contexts[i], s.targets[i][None]]) if np.any(c)}
+
+    train_by_id = {}
+    for i, a in enumerate(train.article_ids):
+        train_by_id.setdefault(a, set()).update(chunks(train, i))
+    return {a for i, a in enumerate(val.article_ids) if chunks(val, i) & train_by_id.get(a, set())}
+
+
+def test_ids_numbered_per_file_are_a_warning_not_leakage(store):
+    sp = syn.make_splits(store, k=5, by="article", keep_ids=True, rng=2)
+    train, val = _renumbered(sp["train"]), _renumbered(sp["val"])
+    res = analyze_leakage({"train": train, "val": val})
+    v = res.split("val")
+    n_val_ids = np.unique(val.article_ids).size
+    assert (v.n_shared_chunks, v.n_shared_windows, v.n_near_chunks) == (0, 0, 0)
+    assert v.n_shared_articles == n_val_ids and v.windows_shared_article == v.n_windows  # every val id is in train
+    assert v.n_content_articles == 0 and v.n_id_only_articles == n_val_ids and v.windows_id_only_article == v.n_windows
+    assert v.windows_affected == 0 and v.share_affected == 0 and not v.leaks and v.shares_ids_only
+    assert not res.found()
+    verdict = res.verdict()
+    assert "no content leakage" in verdict and "LEAKAGE" not in verdict
+    assert f"{n_val_ids} article ids with train but no chunk content" in verdict and "numbered per file" in verdict
+    md = res.to_markdown()
+    assert "**Warning:**" in md and "not article-disjoint" in md
+    json.dumps(res.to_dict(), allow_nan=False)
+    # ids that do not collide: no warning at all
+    clean = analyze_leakage({"train": train, "val": _renumbered(sp["val"], offset=10_000)})
+    assert clean.split("val").n_shared_articles == 0 and not clean.split("val").shares_ids_only
+    assert clean.verdict().startswith("no leakage")
+
+
+def test_colliding_ids_with_one_truly_duplicated_article_count_only_that_article(store):
+    truth = syn.make_splits(store, k=5, by="article", n_duplicated=1, keep_ids=True, rng=3)
+    dup = np.intersect1d(truth["val"].article_ids, truth["train"].article_ids)
+    assert dup.size == 1
+    planted = truth["val"].article_ids == dup[0]
+    train = _renumbered(truth["train"])
+    # val ids: the duplicated article keeps its train number (same id, same content); the others are
+    # numbered from 0, colliding with unrelated train articles
+    dup_train_id = train.article_ids[truth["train"].article_ids == dup[0]][0]
+    val_ids = _renumbered(truth["val"]).article_ids
+    val_ids = np.where(planted, dup_train_id, np.where(val_ids == dup_train_id, val_ids.max() + 1, val_ids))
+    val = _seq(truth["val"].contexts, truth["val"].targets, "val", ids=val_ids)
+    res = analyze_leakage({"train": train, "val": val}, max_examples=1000)
+    v = res.split("val")
+    assert _slow_content_ids(val, train) == {dup_train_id}
+    assert v.n_content_articles == 1 and v.n_id_only_articles == v.n_shared_articles - 1 > 0
+    assert v.windows_affected == planted.sum() == v.n_shared_windows  # exactly the duplicated article's windows
+    assert v.windows_id_only_article == int(np.isin(val_ids, np.intersect1d(val_ids, train.article_ids)).sum()) - planted.sum()
+    assert res.found() and res.verdict().startswith("LEAKAGE") and "numbered per file" in res.verdict()
+
+
+def test_content_ids_match_a_plain_loop_on_mixed_ids():
+    """Shared chunks under the same id, under another id, and ids shared without content: analyzer = loop."""
+    rng = np.random.default_rng(21)
+    base = rng.standard_normal((60, 8)).astype(np.float32)
+    t_idx = rng.integers(0, 40, size=(30, 6))
+    v_idx = rng.integers(30, 60, size=(20, 6))  # chunks 30..39 may be shared
+    train = _seq(base[t_idx[:, :5]], base[t_idx[:, 5]], "train", ids=rng.integers(0, 6, 30))
+    val = _seq(base[v_idx[:, :5]], base[v_idx[:, 5]], "val", ids=rng.integers(3, 9, 20))
+    res = analyze_leakage({"train": train, "val": val}, block_rows=4, tile_elems=7)
+    v = res.split("val")
+    want = _slow_content_ids(val, train)
+    shared = set(np.intersect1d(val.article_ids, train.article_ids).tolist())
+    assert 0 < len(want) < len(shared)  # the data exercise both kinds of shared id
+    assert v.n_content_articles == len(want & shared) and v.n_id_only_articles == len(shared - want)
+    content_windows = [bool(val.article_ids[i] in want) for i in range(20)]
+    exact = np.isin(v_idx, t_idx).any(axis=1)
+    assert v.windows_affected == int((np.asarray(content_windows) | exact).sum())
+
+
+def test_near_duplicate_under_the_same_id_counts_as_the_same_article(store):
+    rng = np.random.default_rng(9)
+    train = syn.store_windows(store, k=5, split="train", keep_ids=True)
+    art = train.article_ids[0]
+    rows = np.flatnonzero(train.article_ids == art)
+    eps = 0.05  # cosine 0.9988 >= 0.98, no exact copy
+    near_ctx = _perturb(train.contexts[rows].astype(np.float64), rng, eps).astype(np.float32)
+    near_tgt = _perturb(train.targets[rows].astype(np.float64), rng, eps).astype(np.float32)
+    same = analyze_leakage({"train": train, "val": _seq(near_ctx, near_tgt, "val", ids=np.full(rows.size, art))})
+    s = same.split("val")
+    assert s.n_shared_chunks == 0 and s.windows_near_chunk == rows.size
+    assert s.n_content_articles == 1 and s.n_id_only_articles == 0 and s.windows_affected == rows.size
+    other = train.article_ids[train.article_ids != art][0]  # same content, another article's id
+    diff = analyze_leakage({"train": train, "val": _seq(near_ctx, near_tgt, "val", ids=np.full(rows.size, other))})
+    d = diff.split("val")
+    assert d.n_content_articles == 0 and d.n_id_only_articles == 1
+    assert d.windows_affected == rows.size and diff.found()  # the near-duplicates leak whatever the id
+
+
+def test_library_on_files_numbered_per_file_local_and_engine(tmp_path):
+    """lvmdiag.leakage on two store files whose ids both start at 0: the same warning on both paths."""
+    import lvmdiag
+
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((200, 16)).astype("f4")
+    ids = np.repeat(np.arange(20), 10)
+    np.savez(tmp_path / "a.npz", vectors=v[:100], article_ids=ids[:100])
+    np.savez(tmp_path / "b.npz", vectors=v[100:], article_ids=ids[100:] - 10)
+    seen = []
+    for engine in (None, "local"):
+        res = lvmdiag.leakage(str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), engine=engine)
+        val = res.split("val")
+        assert (val.n_shared_articles, val.n_id_only_articles, val.windows_affected) == (10, 10, 0), engine
+        assert not res.found() and "numbered per file" in res.verdict() and val.ids_look_same is False
+        seen.append((val.id_only_chunks, val.id_only_same_nearest, val.id_only_expected, val.id_only_pvalue))
+    assert seen[0] == seen[1] and seen[0][0] == 100  # one-shot and engine passes: the same test
+
+
+def _cut_store(st, keep):
+    """The store's chunks where ``keep`` holds, chunk positions renumbered from 0 within each article."""
+    from lvmdiag.synthetic import SyntheticStore
+
+    arts, chunks = st.article_ids[keep], st.chunk_index[keep]
+    starts = {a: chunks[arts == a].min() for a in np.unique(arts)}
+    return SyntheticStore(st.vectors[keep], arts, chunks - np.array([starts[a] for a in arts]))
+
+
+def test_articles_cut_by_position_look_like_the_same_articles_per_file_numbering_does_not():
+    st = syn.make_store(n_articles=40, d=32, rho=0.9, length=(20, 30), rng=12)
+    half = st.chunk_index < 10  # first 10 chunks of every article to train, the rest to val: no chunk in both
+    train = syn.store_windows(_cut_store(st, half), k=5, split="train")
+    val = syn.store_windows(_cut_store(st, ~half), k=5, split="val")
+    res = analyze_leakage({"train": train, "val": val})
+    v = res.split("val")
+    assert (v.n_shared_chunks, v.n_near_chunks, v.windows_affected) == (0, 0, 0) and not res.found()
+    assert v.n_id_only_articles == 40 and v.ids_look_same
+    assert v.id_only_same_nearest > 4 * v.id_only_expected and v.id_only_pvalue < 1e-6
+    assert "look like the same articles" in res.verdict() and "not article-disjoint" in res.verdict()
+    assert "at least some of these ids name the same articles" in v.id_warning("train")
+    # the same two files, each numbered from 0 in another order (no article keeps its id): no link seen
+    shuffled = _seq(val.contexts, val.targets, "val", ids=(val.article_ids + 7) % 40)
+    r2 = analyze_leakage({"train": train, "val": shuffled})
+    s2 = r2.split("val")
+    assert s2.n_id_only_articles == 40 and s2.ids_look_same is False
+    assert s2.id_only_pvalue > 1e-3 and "numbered per file" in r2.verdict()
+
+
+def test_nearest_chunk_counts_match_a_plain_loop():
+    st = syn.make_store(n_articles=12, d=16, rho=0.85, length=(14, 18), rng=13)
+    half = st.chunk_index < 7
+    train = syn.store_windows(_cut_store(st, half), k=3, split="train")
+    val = syn.store_windows(_cut_store(st, ~half), k=3, split="val")
+    v = analyze_leakage({"train": train, "val": val}, block_rows=7, tile_elems=11).split("val")
+
+    def chunk_rows(s):
+        flat = np.concatenate([s.contexts, s.targets[:, None]], axis=1).reshape(-1, s.d)
+        rows = np.repeat(np.arange(s.n), s.k + 1)
+        _, first = np.unique(flat, axis=0, return_index=True)
+        return flat[np.sort(first)], rows[np.sort(first)]
+
+    tvec, trow = chunk_rows(train)
+    vvec, vrow = chunk_rows(val)
+    tn = tvec / np.linalg.norm(tvec, axis=1, keepdims=True)
+    vn = vvec / np.linalg.norm(vvec, axis=1, keepdims=True)
+    sims = vn.astype(np.float64) @ tn.astype(np.float64).T
+    top2 = np.sort(sims, axis=1)[:, -2:]
+    assert np.all(top2[:, 1] - top2[:, 0] > 1e-5)  # no near tie: the float32 search finds the same nearest
+    nearest = sims.argmax(axis=1)
+    same = int((train.article_ids[trow[nearest]] == val.article_ids[vrow]).sum())
+    share = np.array([np.mean(train.article_ids[trow] == a) for a in val.article_ids[vrow]])
+    assert v.id_only_chunks == len(vvec) and v.id_only_same_nearest == same
+    assert v.id_only_expected == pytest.approx(share.sum(), rel=1e-9)
+
+
+def test_real_python_docs_ids_per_file_versus_articles_cut_by_position(tmp_path):
+    """Real embeddings (fixtures/python_docs): renumbered files share every id and nothing else; articles
+    cut by position (first 60% of each article's chunks in train) are recognised as the same articles."""
+    from pathlib import Path
+
+    import lvmdiag
+
+    fx = Path(__file__).resolve().parents[2] / "fixtures" / "python_docs"
+    tr, va = np.load(fx / "train_store.npz"), np.load(fx / "val_store.npz")
+
+    def save(name, vec, ids, pos):
+        np.savez(tmp_path / name, vectors=vec, article_ids=np.unique(ids, return_inverse=True)[1], chunk_index=pos)
+        return str(tmp_path / name)
+
+    a = save("a.npz", tr["vectors"], tr["article_ids"], tr["chunk_index"])
+    b = save("b.npz", va["vectors"], va["article_ids"], va["chunk_index"])
+    per_file = lvmdiag.leakage(a, b).split("val")
+    assert per_file.n_shared_chunks == 0 and per_file.n_id_only_articles == per_file.n_articles > 0
+    assert per_file.ids_look_same is False and per_file.windows_affected == 0
+
+    ids, pos, vec = tr["article_ids"], tr["chunk_index"], tr["vectors"]
+    cut = np.floor(0.6 * np.bincount(np.unique(ids, return_inverse=True)[1])[np.unique(ids, return_inverse=True)[1]])
+    first = pos < cut
+    c = save("c.npz", vec[first], ids[first], pos[first])
+    d = save("d.npz", vec[~first], ids[~first], (pos - cut)[~first].astype(np.int64))
+    by_pos = lvmdiag.leakage(c, d).split("val")
+    assert by_pos.n_id_only_articles > 0.9 * by_pos.n_articles and by_pos.ids_look_same
+    assert by_pos.id_only_same_nearest > 10 * by_pos.id_only_expected

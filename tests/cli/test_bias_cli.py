@@ -100,3 +100,32 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(files, tmp_path, case)
     assert "Traceback" not in r.output
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, r.stderr
+
+
+def _documented_bias_layouts():
+    """The per-split keys and the comparison's top-level keys as docs/JSON.md lists them."""
+    from pathlib import Path
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "JSON.md").read_text()
+    section = doc.split("### `bias`: one split or a comparison", 1)[1].split("A reader that takes either", 1)[0]
+    table = [line for line in section.splitlines() if line.startswith("| `")]
+    per_split = {k for line in table for k in re.findall(r"`(\w+)`", line.split("|")[1])}
+    comparison = section.split("`--val`/`--ood` given:", 1)[1].split("the objects under", 1)[0]
+    top = set(re.findall(r"(\w+)(?:: \{|[,}])", comparison.replace("train: {...}, val: {...}, ...", "")))
+    return per_split, top - {"train", "val"}
+
+
+def test_json_layouts_are_the_documented_ones(files):
+    per_split, comparison = _documented_bias_layouts()
+    common = {"schema_version", "lvmdiag_version", "direction"}
+    args = ["bias", "--train", str(files["train"]), "--json", "-", "--n-resamples", "20", "--quiet", "--no-direction"]
+    alone = json.loads(runner.invoke(app, args).stdout)
+    assert set(alone) == per_split | common
+    both = json.loads(runner.invoke(app, args + ["--val", str(files["val"])]).stdout)
+    assert set(both) == comparison | common
+    assert set(both["results"]) == {"train", "val"} and all(set(r) == per_split for r in both["results"].values())
+    # the reader given in the docs gets the per-split objects from either layout
+    for doc, names in ((alone, {"train"}), (both, {"train", "val"})):
+        per = doc["results"] if "results" in doc else {doc["name"]: doc}
+        assert set(per) == names and all("delta" in r for r in per.values())

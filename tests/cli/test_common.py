@@ -68,3 +68,37 @@ def test_every_command_is_registered_and_help_works():
     assert result.exit_code == 0
     for name in ["bias", "data", "direction", "diverge", "leakage", "report", "resplit", "train", "evaluate"]:
         assert name in result.output
+
+
+def test_every_command_takes_quiet_and_q():
+    """-q/--quiet (no progress bar on stderr) is accepted by every command, sub-commands included."""
+    from typer.main import get_command
+
+    def walk(cmd, name=""):
+        if hasattr(cmd, "commands"):
+            for sub, c in cmd.commands.items():
+                yield from walk(c, f"{name} {sub}".strip())
+        else:
+            yield name, cmd
+
+    commands = dict(walk(get_command(lvmdiag_app)))
+    assert {"control reverse", "evaluate", "embed", "bias"} <= set(commands)
+    missing = [n for n, c in commands.items() if not {"-q", "--quiet"} <= {o for p in c.params for o in p.opts}]
+    assert not missing, missing
+
+
+def test_control_reverse_quiet_and_progress(tmp_path):
+    import numpy as np
+
+    from lvmdiag.embed import reverse_store
+
+    rng = np.random.default_rng(0)
+    src = tmp_path / "s.npz"
+    np.savez(src, vectors=rng.standard_normal((12, 4)).astype(np.float32), article_ids=np.repeat([0, 1], 6))
+    r = runner.invoke(lvmdiag_app, ["control", "reverse", str(src), "--out", str(tmp_path / "r.npz"), "-q",
+                                    "--json", "-"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["n_chunks"] == 12 and r.stderr == ""
+    calls = []
+    reverse_store(src, tmp_path / "r2.npz", progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(i, 4) for i in range(5)]

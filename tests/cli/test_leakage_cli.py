@@ -71,3 +71,47 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
     before = tr.read_bytes()
     res = runner.invoke(app, ["leakage", "--train", str(tr), "--val", str(va), "--out", str(tr), "--no-progress"])
     assert res.exit_code == 2 and tr.read_bytes() == before
+
+
+def _per_file_ids(tmp_path, duplicate=False):
+    """Two article stores whose ids each start at 0 (the audit's repro); ``duplicate`` copies train's article 0 into val."""
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((200, 16)).astype("f4")
+    ids = np.repeat(np.arange(20), 10)
+    val_v, val_ids = v[100:], ids[100:] - 10
+    if duplicate:  # val article 0 becomes a copy of train article 0 (same id, same content)
+        val_v = np.concatenate([v[:10], val_v[10:]])
+    a, b = tmp_path / "idc_a.npz", tmp_path / "idc_b.npz"
+    np.savez(a, vectors=v[:100], article_ids=ids[:100])
+    np.savez(b, vectors=val_v, article_ids=val_ids)
+    return a, b
+
+
+def test_ids_numbered_per_file_warn_without_a_leakage_verdict(tmp_path):
+    a, b = _per_file_ids(tmp_path)
+    res = runner.invoke(app, ["leakage", "--train", str(a), "--val", str(b), "--no-progress", "--json", "-"])
+    assert res.exit_code == 0, res.output
+    (val,) = json.loads(res.stdout)["splits"]
+    assert val["n_shared_articles"] == 10 and val["n_id_only_articles"] == 10 and val["n_content_articles"] == 0
+    assert val["windows_affected"] == 0 and val["n_shared_chunks"] == val["n_near_chunks"] == 0
+    md = runner.invoke(app, ["leakage", "--train", str(a), "--val", str(b), "--no-progress"]).stdout
+    assert "LEAKAGE" not in md and "no content leakage" in md
+    assert "share 10 article ids but no chunk content" in md and "numbered per file" in md
+    for fail_on, code in (("leakage", 0), ("any", None)):
+        out = runner.invoke(app, ["data", "--train", str(a), "--val", str(b), "--quiet", "--n-permutations", "20",
+                                  "--n-bootstrap", "20", "--fail-on", fail_on, "--json", str(tmp_path / "d.json")])
+        findings = json.loads((tmp_path / "d.json").read_text())["findings"]
+        assert not [f for f in findings if f["kind"] == "leakage"]
+        if code is not None:
+            assert out.exit_code == code, out.output
+
+
+def test_ids_numbered_per_file_with_a_real_duplicate_still_fail(tmp_path):
+    a, b = _per_file_ids(tmp_path, duplicate=True)
+    res = runner.invoke(app, ["data", "--train", str(a), "--val", str(b), "--quiet", "--n-permutations", "20",
+                              "--n-bootstrap", "20", "--fail-on", "leakage", "--json", str(tmp_path / "d.json")])
+    assert res.exit_code == 1, res.output
+    leak = json.loads((tmp_path / "d.json").read_text())["leakage"]["splits"][0]
+    assert leak["n_content_articles"] == 1 and leak["n_id_only_articles"] == 9
+    windows_of_article_0 = 10 - 5  # 10 chunks, K=5: 5 windows
+    assert leak["windows_affected"] == windows_of_article_0 == leak["n_shared_windows"]

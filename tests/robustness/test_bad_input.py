@@ -67,6 +67,7 @@ def _common_cases(w, cmd, val_required, options):
     base = [cmd, *_split_opts(w), "--k", str(K), "--quiet"]
     cases = _file_cases(w, cmd, [cmd], val_required, extra=["--k", str(K), "--quiet"])
     cases += _range_cases(cmd, base, "--k", ("0", "-3", "x"))
+    cases.append((cmd, [*base, "--k", str(K + 1)], f"--k {K + 1}"))  # window files with K: another K is refused
     for option, values in options.items():
         cases += _range_cases(cmd, base, option, values)
     cases += _output_cases(w, cmd, base)
@@ -98,7 +99,7 @@ def _engine_cases(w, cmd):
 
 
 def bias_cases(w):
-    return _common_cases(w, "bias", False, {"--seed": NOT_SEEDS, "--n-resamples": NOT_COUNTS,
+    return _common_cases(w, "bias", False, {"--k": ("1",), "--seed": NOT_SEEDS, "--n-resamples": NOT_COUNTS,
                                             "--block-rows": NOT_COUNTS}) + _engine_cases(w, "bias") + [
         ("bias", ["bias", *_split_opts(w), "--k", str(K), "--plot", str(w.good["val"])], "val.npz"),
         ("bias", ["bias", *_split_opts(w), "--k", str(K), "--plot", str(w.good["outdir"])], "outdir"),
@@ -125,7 +126,7 @@ def leakage_cases(w):
 def data_cases(w):
     base = ["data", *_split_opts(w), "--k", str(K), "--quiet"]
     return _common_cases(w, "data", True, {
-        "--seed": NOT_SEEDS, "--n-permutations": NOT_COUNTS, "--n-bootstrap": NOT_COUNTS,
+        "--k": ("1",), "--seed": NOT_SEEDS, "--n-permutations": NOT_COUNTS, "--n-bootstrap": NOT_COUNTS,
         "--threshold": ("5", "-1", "2", "nan", "x"), "--alpha": ("2", "-0.1", "0", "1", "nan", "x"),
     }) + [("data", [*base, "--fail-on", "bogus"], "--fail-on"),
           ("data", [*base, "--fail-on", "leakage", "--threshold", "5"], "--threshold")] + _engine_cases(w, "data")

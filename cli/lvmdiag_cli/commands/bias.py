@@ -13,7 +13,7 @@ from lvmdiag_cli._common import (
     AllowPickleOption,
     BlockRowsOption,
     JsonOption,
-    KOption,
+    BiasKOption,
     NPermutationsOption,
     OodOption,
     OptionalValOption,
@@ -27,6 +27,7 @@ from lvmdiag_cli._common import (
     V,
     attach_plot,
     check_outputs,
+    resolve_k,
     emit,
     emit_html,
     handle_errors,
@@ -40,7 +41,7 @@ def bias_cmd(
     train: TrainOption,
     val: OptionalValOption = None,
     ood: OodOption = None,
-    k: KOption = 5,
+    k: BiasKOption = None,
     allow_pickle: AllowPickleOption = False,
     out: OutOption = None,
     json_path: JsonOption = None,
@@ -65,6 +66,7 @@ def bias_cmd(
         png = plot if plot is not None else (out.with_suffix(".png") if out is not None and not is_special_file(out)
                                              else None)
         check_outputs({"--out": out, "--json": json_path, "--html": html, "--plot" if plot is not None else "PNG": png}, inputs)
+        k = resolve_k(k, {"--train": train, "--val": val, "--ood": ood})
         with progress_bar("bias", enabled=not quiet) as bar:
             report, run = run_bias({"train": train, "val": val, "ood": ood}, k=k, allow_pickle=allow_pickle,
                                    direction=direction, n_resamples=n_resamples, n_permutations=n_permutations,

@@ -13,7 +13,7 @@ from lvmdiag_cli._common import (
     AlphaOption,
     EngineOption,
     HtmlOption,
-    KOption,
+    BiasKOption,
     NBootstrapOption,
     NPermutationsOption,
     OodOption,
@@ -25,6 +25,7 @@ from lvmdiag_cli._common import (
     TrainOption,
     ValOption,
     check_outputs,
+    resolve_k,
     emit,
     emit_html,
     handle_errors,
@@ -39,7 +40,7 @@ def data_cmd(
     train: TrainOption,
     val: ValOption,
     ood: OodOption = None,
-    k: KOption = 5,
+    k: BiasKOption = None,
     allow_pickle: AllowPickleOption = False,
     out: OutOption = None,
     html: HtmlOption = None,
@@ -64,6 +65,7 @@ def data_cmd(
         check_engine(engine, scheduler)
         pngs = {f"PNG {s}": sibling_png(out, s) for s in ("bias", "direction", "divergence", "leakage")}
         check_outputs({"--out": out, "--json": json_path, "--html": html, **pngs}, [train, val, ood])
+        k = resolve_k(k, {"--train": train, "--val": val, "--ood": ood})
         with progress_bar("data report", enabled=not quiet) as bar:
             report = analyze_data({"train": train, "val": val, "ood": ood}, k=k, allow_pickle=allow_pickle,
                                   n_permutations=n_permutations, n_bootstrap=n_bootstrap, threshold=threshold,

@@ -24,6 +24,7 @@ from lvmdiag_cli._common import (
     V,
     attach_plot,
     check_outputs,
+    resolve_k,
     emit,
     emit_html,
     handle_errors,
@@ -38,7 +39,7 @@ def direction_cmd(
     train: TrainOption,
     val: OptionalValOption = None,
     ood: OodOption = None,
-    k: KOption = 5,
+    k: KOption = None,
     seed: SeedOption = 0,
     permutations: NPermutationsOption = "auto",
     max_windows: Annotated[int, ranged(V.Range(10, integer=True), "--max-windows",
@@ -58,6 +59,7 @@ def direction_cmd(
         check_engine(engine, scheduler)
         png = sibling_png(out, "direction")
         check_outputs({"--out": out, "--json": json_path, "--html": html, "PNG": png}, [train, val, ood])
+        k = resolve_k(k, {"--train": train, "--val": val, "--ood": ood})
         with progress_bar("direction", enabled=not no_progress) as bar:
             result, run = run_direction({"train": train, "val": val, "ood": ood}, k=k, allow_pickle=allow_pickle,
                                         n_permutations=permutations, max_windows=max_windows, seed=seed,

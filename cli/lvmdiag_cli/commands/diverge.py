@@ -26,6 +26,7 @@ from lvmdiag_cli._common import (
     ValOption,
     attach_plot,
     check_outputs,
+    resolve_k,
     emit,
     emit_html,
     handle_errors,
@@ -40,7 +41,7 @@ def diverge_cmd(
     train: TrainOption,
     val: ValOption,
     ood: OodOption = None,
-    k: KOption = 5,
+    k: KOption = None,
     allow_pickle: AllowPickleOption = False,
     out: OutOption = None,
     json_path: JsonOption = None,
@@ -61,6 +62,7 @@ def diverge_cmd(
         check_engine(engine, scheduler)
         png = sibling_png(out, "divergence")
         check_outputs({"--out": out, "--json": json_path, "--html": html, "PNG": png}, [train, val, ood])
+        k = resolve_k(k, {"--train": train, "--val": val, "--ood": ood})
         with progress_bar("diverge", enabled=not quiet) as bar:
             result, run = run_diverge({"train": train, "val": val, "ood": ood}, k=k, allow_pickle=allow_pickle,
                                       n_permutations=n_permutations, n_bootstrap=n_bootstrap,

@@ -18,6 +18,7 @@ from lvmdiag_cli._common import (
     QuietOption,
     emit,
     handle_errors,
+    progress_bar,
     refuse_overwrite_input,
 )
 
@@ -94,13 +95,15 @@ def reverse_cmd(
     out: Annotated[Path, typer.Option("--out", help="The control store to write (.npz or .parquet).")],
     allow_pickle: AllowPickleOption = False,
     json_path: JsonOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Write STORE with every article's chunk order reversed (a control for the direction test)."""
     with handle_errors():
         from lvmdiag.embed import reverse_store
 
         check_outputs({"--out": out, "--json": json_path}, [store])
-        result = reverse_store(store, out, allow_pickle=allow_pickle)
+        with progress_bar("reverse", enabled=not quiet) as bar:
+            result = reverse_store(store, out, allow_pickle=allow_pickle, progress=bar)
         emit(result.to_markdown(), None, result.to_dict(), json_path)
 
 

@@ -25,6 +25,7 @@ from lvmdiag_cli._common import (
     ValOption,
     attach_plot,
     check_outputs,
+    resolve_k,
     emit,
     emit_html,
     handle_errors,
@@ -41,7 +42,7 @@ def leakage_cmd(
     ood: OodOption = None,
     threshold: ThresholdOption = 0.98,
     max_examples: Annotated[int, ranged(V.NONNEG_INT, "--max-examples", help="Examples listed per kind and split.")] = 10,
-    k: KOption = 5,
+    k: KOption = None,
     block_rows: BlockRowsOption = 4096,
     allow_pickle: AllowPickleOption = False,
     out: OutOption = None,
@@ -58,6 +59,7 @@ def leakage_cmd(
         check_engine(engine, scheduler)
         png = sibling_png(out, "leakage")
         check_outputs({"--out": out, "--json": json_path, "--html": html, "PNG": png}, [train, val, ood])
+        k = resolve_k(k, {"--train": train, "--val": val, "--ood": ood})
         with progress_bar("leakage", enabled=not no_progress) as bar:
             result, run = run_leakage({"train": train, "val": val, "ood": ood}, k=k, allow_pickle=allow_pickle,
                                       threshold=threshold, max_examples=max_examples, block_rows=block_rows,

@@ -18,6 +18,7 @@ from lvmdiag_cli._common import (
     SeedOption,
     V,
     check_outputs,
+    resolve_k,
     emit,
     emit_html,
     handle_errors,
@@ -36,7 +37,9 @@ def report_cmd(
                                                  "Hugging Face output_dir) or one history file.")],
     train: Annotated[Optional[Path], typer.Option("--train", help="Training data (default: the config's train_npz).")] = None,
     val: Annotated[Optional[Path], typer.Option("--val", help="Validation data (default: the config's val_npz).")] = None,
-    k: Annotated[int, ranged(V.COUNT, "--k", help="Window length K when the data is an article store.")] = 5,
+    k: Annotated[Optional[int], ranged(V.COUNT, "--k", help="Window length K when the data is an article store "
+                                       "(default 5; the bias analysis needs K >= 2). A window file keeps its own K: "
+                                       "an explicit --k that differs from it is an error.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the markdown here; the PNG of the curves goes "
                                                                "beside it (<stem>_curves.png). Default: markdown to stdout, no PNG.")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the JSON twin here ('-' = stdout).")] = None,
@@ -77,6 +80,7 @@ def report_cmd(
         beside = md is not None and not is_special_file(md)  # no figure files beside /dev/null or a pipe
         png = md.with_name(f"{md.stem}_curves.png") if beside else None
         check_outputs({"--out": md, "--json": js, "--html": html, "PNG": png}, inputs)
+        options["k"] = resolve_k(k, {"--train": train, "--val": val})
         with output_set() as outputs:
             with progress_bar("report", enabled=not quiet) as bar:
                 if md is not None:

@@ -15,6 +15,7 @@ from lvmdiag_cli._common import (
     V,
     check_output_dir,
     check_outputs,
+    resolve_k,
     emit,
     emit_html,
     handle_errors,
@@ -45,7 +46,8 @@ def resplit_cmd(
     seed: SeedOption = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace an earlier resplit output in --out (one with its "
                                                    "manifest.json); other non-empty directories are never replaced.")] = False,
-    k: Annotated[int, ranged(V.COUNT, "--k", help="Window length for article-store inputs.")] = 5,
+    k: Annotated[Optional[int], ranged(V.COUNT, "--k", help="Window length for article-store inputs (default 5). A "
+                                       "window file keeps its own K: an explicit --k that differs from it is an error.")] = None,
     n_bins: Annotated[int, ranged(V.COUNT, "--bins", help="Bins per stratification variable.")] = 4,
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Read object arrays (metadata; can run code from the file).")] = False,
     analyses: Annotated[bool, typer.Option("--analyses/--no-analyses", help="Bias, divergence and leakage sections in the report.")] = True,
@@ -61,6 +63,7 @@ def resplit_cmd(
 
         check_output_dir("--out", out)
         check_outputs({"--json": json_path, "--html": html}, list(inputs))
+        k = resolve_k(k, [("input", p) for p in inputs])
         split_names = None if names is None else _words(names)
         if json_path is not None and str(json_path) != "-":
             ratio_values = _floats(ratios, "--ratios")

@@ -161,6 +161,7 @@ def evaluate_cmd(
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the markdown here instead of stdout.")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics as JSON ('-' = stdout).")] = None,
     threads: Annotated[Optional[int], ranged(V.COUNT, "--threads", help=_THREADS_HELP)] = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Recompute the training log's metrics (same function, eval mode) for a checkpoint on any file."""
     with handle_errors():
@@ -169,8 +170,9 @@ def evaluate_cmd(
         check_outputs({"--out": out, "--json": json_path}, [checkpoint, data])
         from lvmdiag.train import evaluate_file
 
-        result = evaluate_file(checkpoint, data, split=split, allow_pickle=allow_pickle, device=device,
-                               pool_size=pool_size)
+        with progress_bar("evaluate", enabled=not quiet) as bar:
+            result = evaluate_file(checkpoint, data, split=split, allow_pickle=allow_pickle, device=device,
+                                   pool_size=pool_size, progress=bar)
         with output_set() as outputs:
             emit(result.to_markdown(), out, result.to_dict(), json_path, outputs)
 
