@@ -88,8 +88,9 @@ class SplitLeakage(Result):
     n_near_chunks : distinct chunks without an exact copy whose nearest train chunk has cosine >= threshold
     windows_near_chunk, share_near_chunk : windows holding at least one near-duplicate chunk
     windows_affected, share_affected : windows holding a shared chunk, a shared window or a near-duplicate,
-        or lying in a shared article that shares content (``n_content_articles``); never a window whose
-        only link to train is its id
+        or lying in a shared article that shares content (``n_content_articles``) or that the nearest-chunk
+        test shows to be the same article (``ids_look_same``: an article cut between the splits); never a
+        window whose only link to train is an id that looks numbered per file
     max_near_cosine : highest nearest-train cosine among chunks without an exact copy (NaN if none)
     cos_hist : counts of those chunks' nearest-train cosine over :data:`COS_EDGES`
     near_examples : the highest-cosine non-exact pairs (worst first), whether or not above threshold
@@ -143,7 +144,7 @@ class SplitLeakage(Result):
         and at least twice chance); None when untested (no such ids or no chunk to test)."""
         if not self.shares_ids_only or not self.id_only_chunks or self.id_only_pvalue is None:
             return None
-        return bool(self.id_only_pvalue <= SAME_ARTICLE_P and self.id_only_same_nearest >= 2 * self.id_only_expected)
+        return _looks_same(self.id_only_chunks, self.id_only_same_nearest, self.id_only_expected, self.id_only_pvalue)
 
     def _nearest_evidence(self, reference: str) -> str:
         if self.ids_look_same is None:
@@ -227,7 +228,8 @@ class LeakageResult(Result):
                 return (f"no content leakage (no chunk, window or near-duplicate shared with {self.reference}); "
                         "warning: " + "; ".join(warn))
             return f"no leakage: no split shares articles, chunks, windows or near-duplicates with {self.reference}"
-        parts = [f"{s.split}: {100 * s.share_affected:.1f}% of windows share content with {self.reference}"
+        parts = [f"{s.split}: {100 * s.share_affected:.1f}% of windows share "
+                 f"{'content or articles' if s.ids_look_same else 'content'} with {self.reference}"
                  for s in self.splits if s.leaks]
         return "LEAKAGE — " + "; ".join(parts) + ("; warning: " + "; ".join(warn) if warn else "")
 
@@ -359,6 +361,8 @@ def _split_report(name: str, seq: SequenceSet, keys: SplitKeys, train_keys: Spli
         if w_id_only:
             same_test = _same_article_nearest(lab, tlab, id_only, train_first, q_slot, q_id, k1,
                                               train_keys.chunk.shape[1])
+            if _looks_same(*same_test):  # the same articles cut between the splits: article-level leakage
+                affected |= id_only
     # examples
     order = np.argsort(-np.nan_to_num(q_cos, nan=-np.inf), kind="stable")[:max_examples]
     near_ex = tuple(ChunkPair(int(q_slot[i] // k1), int(q_slot[i] % k1), int(q_id[i] // k1), int(q_id[i] % k1),
@@ -388,6 +392,12 @@ def _split_report(name: str, seq: SequenceSet, keys: SplitKeys, train_keys: Spli
         id_only_chunks=same_test[0], id_only_same_nearest=same_test[1], id_only_expected=same_test[2],
         id_only_pvalue=same_test[3],
     )
+
+
+def _looks_same(n: int | None, same: int | None, expected: float | None, pvalue: float | None) -> bool:
+    """The nearest-chunk test says content-free shared ids name the same articles: p <= SAME_ARTICLE_P and at
+    least twice chance."""
+    return bool(n and pvalue is not None and pvalue <= SAME_ARTICLE_P and same >= 2 * expected)
 
 
 def _same_article_nearest(lab: np.ndarray, tlab: np.ndarray, id_only: np.ndarray, train_first: np.ndarray,
