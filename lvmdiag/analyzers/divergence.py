@@ -447,10 +447,11 @@ def finalize_divergence(states: list[SplitState], ordered: list[Any], names: lis
         n_shared = sum(1 for a in arts.tolist() if a in ref_articles)
         if n_shared:  # (article, split) pairs are the permuted units; say what shared articles do to the tests
             shared_notes.append(
-                f"{n_shared} of {arts.size} {name} articles also occur in {reference}: that is leakage (see "
-                f"`lvmdiag leakage`). Each (article, split) pair is permuted as one unit; an article's windows "
-                f"on both sides make the splits look alike, so these tests are conservative here (large p-values "
-                "are expected and do not show that the splits match).")
+                f"{n_shared} of {arts.size} {name} article ids also occur in {reference}: the same articles in both "
+                f"splits (leakage; the leakage check says whether their content is shared) or ids numbered per file. "
+                f"Each (article, split) pair is permuted as one unit; where they are the same articles, their windows "
+                f"on both sides make the splits look alike, so these tests are conservative (large p-values do not "
+                "show that the splits match).")
     notes = (
         f"MMD uses {rff_features} random Fourier features of the RBF kernel, bandwidth σ = median pairwise "
         f"distance of a {m_used}-row subsample of {reference} per view (set on the reference, so adding a split "

@@ -315,9 +315,10 @@ def compare_states(
             shared[nm] = int((present[:m] & ref_present[:m]).sum())
             if shared[nm]:
                 notes.append(
-                    f"{shared[nm]} of {int(present.sum())} {nm} articles also occur in {reference}: that is leakage "
-                    f"(see `lvmdiag leakage`). For the {nm} − {reference} differences each (article, split) pair "
-                    "is one resampling unit."
+                    f"{shared[nm]} of {int(present.sum())} {nm} article ids also occur in {reference}: the same "
+                    "articles in both splits (leakage; the leakage check says whether their content is shared) or ids "
+                    f"numbered per file. For the {nm} − {reference} differences each (article, split) pair is one "
+                    "resampling unit."
                 )
         num = numerators(st.sums[present], st.counts[present], k)[1][:, col_idx]
         # (article, split) is the unit: rows of the two splits are stacked, never merged

@@ -225,8 +225,8 @@ def test_articles_shared_between_splits_are_flagged_in_the_divergence_report():
     by_article = analyze_divergence(make_splits(store, k=3, by="article", rng=1), rng=0, **FAST)
     n_val_articles = len(np.unique(make_splits(store, k=3, by="window", rng=1)["val"].article_ids))
     assert len(by_window.warnings) == 1
-    assert by_window.warnings[0].startswith(f"{n_val_articles} of {n_val_articles} val articles also occur in train")
-    assert "that is leakage" in by_window.to_markdown()
+    assert by_window.warnings[0].startswith(f"{n_val_articles} of {n_val_articles} val article ids also occur in train")
+    assert "the same articles in both splits (leakage" in by_window.to_markdown()
     assert by_article.warnings == () and "leakage" not in by_article.to_markdown()
 
 
