@@ -72,18 +72,23 @@ def floor_note(cap: int, family_size: int, alpha: float, what: str) -> str:
 
 
 def undecided_note(tests: Sequence[Any], alpha: float) -> str:
-    """'' when some test is significant or every test's cap can reach its family's alpha/m; else why no test
-    could have been significant (a verdict of "no difference" would then state what was never tested)."""
+    """Why "no significant test" is no answer here, or '' when it is one.
+
+    Undecided: no test is significant, and some test's family has too few resamples for a lone effect to
+    reach alpha/m while that test's p is at most alpha or at its floor 1/(cap+1), so more resamples could
+    make it significant. Tests whose p is above both are a real "no" whatever the cap.
+    """
     if any(t.status(alpha) == "significant" for t in tests):
         return ""
-    short = [t for t in tests if not t.can_reach(alpha)]
+    short = [t for t in tests if not t.can_reach(alpha)
+             and t.pvalue <= max(alpha, 1.0 / (t.n_resamples_cap + 1)) * (1 + 1e-9)]
     if not short:
         return ""
     worst = max(short, key=lambda t: 1.0 / (t.n_resamples_cap + 1) * t.family_size)
     return (f"undecided at this resolution: with at most {worst.n_resamples_cap} resamples the smallest p-value is "
             f"{1 / (worst.n_resamples_cap + 1):.2g}, above alpha/m = {alpha / worst.family_size:.2g} for a family of "
-            f"{worst.family_size} tests, so no test could be significant; rerun with more permutations (the default, "
-            "auto, sizes them for each family)")
+            f"{worst.family_size} tests, and {len(short)} test(s) reached p ≤ {max(alpha, 1 / (worst.n_resamples_cap + 1)):.2g}: "
+            "more permutations could make them significant (the default, auto, sizes them for each family)")
 
 
 @dataclass(frozen=True)
