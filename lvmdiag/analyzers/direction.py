@@ -163,7 +163,8 @@ class DirectionResult(Result):
             way = f"in {self.reference}'s direction" if g.statistic > 0 else f"BACKWARDS relative to {self.reference}"
             parts.append(f"signed score vs {self.reference}: runs {way}")
             if c is not None and c.status(self.alpha) == "none":  # a nominal CV AUC is listed after the verdict
-                parts.append(f"its own CV AUC {fmt(c.statistic)} is not significant, p {fmt_p(c.pvalue, c.n_resamples)}")
+                own = f"its own CV AUC {fmt(c.statistic)} is not significant"
+                parts.append(f"{own}, p {fmt_p(c.pvalue, c.n_resamples)}")
         return "; ".join(parts)
 
     def verdict(self) -> str:
@@ -210,8 +211,8 @@ class DirectionResult(Result):
             "0.5 = order undetectable. p: whole articles' orientations flipped at random (valid when the data "
             "are time-reversible), (b+1)/(B+1) over the flips drawn (a test stops drawing once it cannot reach "
             "α; the rest get the full cap), with the Benjamini-Hochberg value in brackets, adjusted within the "
-            "split's own family (its classifier and its signed score), so another split never changes it. The test is one-sided (is order detectable, AUC > 0.5?), and "
-            "so is its bound: the lowest AUC the same flip test does not reject (the observed AUC minus the flip "
+            "split's own family (its classifier and its signed score), so another split never changes it. "
+            "The test is one-sided (is order detectable, AUC > 0.5?), and so is its bound: the lowest AUC the same flip test does not reject (the observed AUC minus the flip "
             "null's upper tail above 0.5; upper end 1), so it exceeds 0.5 exactly when p ≤ 0.05. Every null "
             "replicate refits the classifier, so the fit's own variability is included. A CV AUC below 0.5 is "
             "not evidence of anything: a cross-validated AUC falls slightly below 0.5 when there is nothing to learn.",
@@ -219,10 +220,11 @@ class DirectionResult(Result):
             f"direction as {self.reference}, −1 = reversed. Reversing every article flips its sign; "
             "Δ does not change. p: two-sided, articles flipped at random; CI: the score plus/minus the flip "
             "null's spread (excludes 0 exactly when that test rejects).",
-            "- Δ = cos(c_last, t) − cos(c_0, t): the same mean as in the temporal-bias report, shown because reversal "
-            "leaves it unchanged (it measures similarity decay, not direction). Its CI is this section's own "
+            "- Δ = cos(c_last, t) − cos(c_0, t): the same mean as in the temporal-bias report, shown because "
+            "reversal leaves it unchanged (it measures similarity decay, not direction). Its CI is this section's own "
             "percentile article-bootstrap draw of the same kind, so next to a bias section its ends can differ by "
-            "bootstrap noise (up to ~0.01 with 200 replicates on the bundled example); neither is the more correct one.",
+            "bootstrap noise (up to ~0.01 with 200 replicates on the bundled example); neither is the more "
+            "correct one.",
             f"- Articles: {self.group_method}. {self.group_note}".rstrip(),
             "",
             "### Lag-matched offsets (expected symmetric)",
