@@ -28,7 +28,7 @@ from lvmdiag.stats.group_kfold import assign_group_folds
 from lvmdiag.stats.resampling import as_rng
 from lvmdiag.stats.sequential import run_curtailed, test_fields
 from lvmdiag.stats.reversal import odd_auc
-from lvmdiag.stats.two_sample import permutation_interval
+from lvmdiag.stats.two_sample import permutation_interval, permutation_lower_bound
 
 _BATCH = 32  # permutations / bootstrap replicates per vectorised step
 
@@ -139,17 +139,22 @@ def cv_direction_test(phi: np.ndarray, groups: np.ndarray, *, n_permutations: in
                       rng: np.random.Generator | int | None = 0, blocks: tuple[int, ...] | None = None,
                       progress: Callable[[int, int], None] | None = None, alpha: float = 0.05,
                       family: str = "") -> tuple[TestResult, np.ndarray]:
-    """Cross-validated AUC of true vs reversed order with an article-flip p-value (one-sided) and CI.
+    """Cross-validated AUC of true vs reversed order: one-sided article-flip p-value and lower bound.
 
     ``n_permutations`` is the cap: flips are drawn in batches and stop once the test can no longer
     reach ``alpha`` (:mod:`lvmdiag.stats.sequential`), so a clear null costs ~100 refits and a
     detected direction gets the full resolution 1/(cap+1).
 
-    The CI inverts the article-flip test under a location-shift model: AUC minus/plus the spread of
-    the flip null around 0.5 (the null is symmetric about 0.5 because flipping every article maps AUC
-    to 1 - AUC). Every null replicate refits the classifier, so the interval includes the variability
-    of the fit. A percentile bootstrap of the fixed held-out scores ignores it: in null simulations
-    (12-100 articles) it covered 0.5 only 77-85% of the time, against ~95% for this interval.
+    The question is one-sided (is the order detectable, AUC > 0.5?), and so is the interval: a lower
+    confidence bound at ``level`` (upper end 1) that inverts the same one-sided flip test under a
+    location-shift model (:func:`lvmdiag.stats.two_sample.permutation_lower_bound`). It exceeds 0.5
+    exactly when p <= 1 - ``level``. A CV AUC below 0.5 is not evidence of anything (a cross-validated
+    AUC is biased below 0.5 under the null), so it never "excludes" 0.5. The two-sided interval used
+    before did: in 200 time-reversible null datasets it excluded 0.5 in 5% of them, half of those below
+    0.5 with p >= 0.98, and p = 0.03 came with an interval containing 0.5. Every null replicate refits
+    the classifier, so the bound includes the variability of the fit (a percentile bootstrap of the
+    fixed held-out scores ignores it: in null simulations with 12-100 articles it covered 0.5 only
+    77-85% of the time).
 
     Returns the test and the held-out scores of the given orientation (for plots).
     """
@@ -171,11 +176,14 @@ def cv_direction_test(phi: np.ndarray, groups: np.ndarray, *, n_permutations: in
     tests, nulls = run_curtailed(np.array([observed]), draw, n_permutations, alpha, "greater", batch=_BATCH)
     mc = tests.result(0)
     null = nulls[:, 0]
-    ci = permutation_interval(observed, null, 0.5, level, (0.0, 1.0))
+    ci = permutation_lower_bound(observed, null, 0.5, level, (0.0, 1.0))
+    pct = f"{100 * level:g}%"
     test = TestResult(
         name="direction classifier (CV by article)",
         statistic=observed,
-        effect=Estimate(observed, ci, "AUC; CI inverts the article-flip test (location shift, refit included)"),
+        effect=Estimate(observed, ci, f"AUC; CI: one-sided {pct} lower bound (upper end 1), inverting the one-sided "
+                        f"article-flip test (location shift, refit included): it exceeds 0.5 exactly when "
+                        f"p <= {1 - level:.2g}"),
         method=f"ridge discriminant on odd window features (vector and cosine slopes), {n_folds}-fold CV by article; "
         "p: whole articles flipped at random, CV refit each time",
         family=family, null_value=0.5, **test_fields(mc),
@@ -193,10 +201,11 @@ def signed_direction_test(scores: np.ndarray, groups: np.ndarray, *, n_permutati
     reversing every evaluated article maps D to -D exactly. ``n_permutations`` is the cap of the
     curtailed flip test (:mod:`lvmdiag.stats.sequential`).
 
-    The CI inverts the flip test (:func:`lvmdiag.stats.two_sample.permutation_interval`), like the CV AUC's. A percentile article
-    bootstrap of the fixed scores was used before: on 1000 time-reversible null datasets with ~16
-    articles per split it excluded 0 in 9.7% of them (nominal 5%), the usual few-cluster bootstrap
-    undercoverage; the inverted flip test is exact under the null.
+    The CI inverts the two-sided flip test (:func:`lvmdiag.stats.two_sample.permutation_interval`),
+    so it excludes 0 exactly when that test rejects (the CV AUC's one-sided bound inverts its
+    one-sided test the same way). A percentile article bootstrap of the fixed scores was used before:
+    on 1000 time-reversible null datasets with ~16 articles per split it excluded 0 in 9.7% of them
+    (nominal 5%), the usual few-cluster bootstrap undercoverage; the inverted flip test is exact under the null.
     """
     rng = as_rng(rng)
     groups = np.asarray(groups, dtype=np.int64)

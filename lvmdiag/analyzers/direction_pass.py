@@ -211,12 +211,18 @@ def stream_split(seq: SequenceSet, labels: np.ndarray, block_rows: int, max_wind
 
 
 def delta_estimate(st: SplitStats, n_bootstrap: int, rng: np.random.Generator) -> Estimate:
-    """Mean Δ over usable windows with an article-bootstrap CI (none with fewer than 2 articles)."""
+    """Mean Δ over usable windows with an article-bootstrap CI (none with fewer than 2 articles).
+
+    The same mean and the same kind of interval (percentile bootstrap of a ratio of per-article sums) as the
+    temporal-bias section's Δ, from this analyzer's own bootstrap draw, so with few replicates the interval
+    ends differ from the bias section's by bootstrap noise (``lvmdiag direction`` has no bias result to reuse).
+    """
     if st.n_groups < 2:
         return Estimate(float(st.delta_sums.sum() / st.n_used) if st.n_used else float("nan"), None,
                         "mean over windows")
     boot = cluster_bootstrap_ratio(st.delta_sums, st.counts, n_resamples=n_bootstrap, rng=rng)
-    return Estimate(float(boot.estimate[0]), boot.ci(0), "mean over windows, article bootstrap CI")
+    return Estimate(float(boot.estimate[0]), boot.ci(0),
+                    f"mean over windows, percentile article-bootstrap CI ({n_bootstrap} replicates)")
 
 
 def _rounded(ci: ConfidenceInterval) -> ConfidenceInterval:

@@ -7,22 +7,29 @@ from typing import Any
 
 from lvmdiag.analyzers.direction import DirectionResult
 from lvmdiag.plots import new_figure, save_or_return
+from lvmdiag.stats.two_sample import LowerBound
 
 
 def plot_direction(result: DirectionResult, path: str | os.PathLike[str] | None = None) -> Any:
-    """Write a two-panel PNG to ``path`` (path None: return the Figure): (left) CV AUC − 0.5 and the signed score with 95% CIs per split; (right)
-    forward − backward lag-matched cosine differences with 95% CIs, expected at 0."""
+    """Write a two-panel PNG to ``path`` (path None: return the Figure).
+
+    Left: per split, CV AUC − 0.5 with a bar down to its one-sided 95% lower bound (the test is
+    one-sided, so the bar is open upwards) and the signed score with its two-sided 95% CI. Right:
+    forward − backward lag-matched cosine differences with 95% CIs, expected at 0.
+    """
     fig, (ax1, ax2) = new_figure(1, 2, figsize=(10, 4))
     names = [s.split for s in result.splits]
     used: set[str] = set()
     for i, s in enumerate(result.splits):
         for test, offset, colour, shift, label in (
-            (s.classifier, -0.12, "C0", 0.5, "CV AUC − 0.5 (order detectable)"),
+            (s.classifier, -0.12, "C0", 0.5, "CV AUC − 0.5 (one-sided 95% lower bound)"),
             (s.signed, 0.12, "C3", 0.0, f"signed score vs {result.reference}"),
         ):
             if test is None or test.effect.ci is None:
                 continue
             v, lo, hi = test.effect.value - shift, test.effect.ci.low - shift, test.effect.ci.high - shift
+            if isinstance(test.effect.ci, LowerBound):  # one-sided: a bar down to the bound, open upwards
+                hi = v
             status = test.status(result.alpha)
             # filled marker: significant after the family's correction; hollow: not (even if the CI excludes 0)
             ax1.errorbar(i + offset, v, yerr=[[v - lo], [hi - v]], fmt="o", color=colour, capsize=4,
@@ -35,7 +42,8 @@ def plot_direction(result: DirectionResult, path: str | os.PathLike[str] | None 
     ax1.axhline(0.0, color="grey", lw=0.8)
     ax1.set_xticks(range(len(names)), names)
     ax1.set_ylabel("0 = no direction")
-    ax1.set_title("Direction (95% CI; filled/* = significant after BH in its split's family)", fontsize=9)
+    ax1.set_title("Direction (AUC: one-sided 95% lower bound; signed score: 95% CI)\n"
+                  "filled/* = significant after BH in its split's family", fontsize=9)
     if used:
         ax1.legend(fontsize=8, loc="best")
     labels = []

@@ -186,6 +186,53 @@ def permutation_interval(observed: float, null: np.ndarray, center: float, level
     return ConfidenceInterval(float(low), float(high), level)
 
 
+@dataclass(frozen=True)
+class LowerBound(ConfidenceInterval):
+    """A one-sided interval ``[low, high]`` where ``high`` is the statistic's largest possible value.
+
+    Same fields (and JSON) as :class:`~lvmdiag.results.ConfidenceInterval`, so every check on an
+    interval (``contains``, ``interval_excludes_null``) works unchanged; only the markdown says that it
+    is a one-sided lower bound, not a two-sided interval.
+    """
+
+    def to_markdown(self) -> str:
+        from lvmdiag.results import fmt
+
+        return f"[≥ {fmt(self.low)}, one-sided]"
+
+
+def permutation_lower_bound(observed: float, null: np.ndarray, center: float, level: float = 0.95,
+                            bounds: tuple[float, float] = (-np.inf, np.inf), tol: float = 1e-12) -> LowerBound:
+    """One-sided lower confidence bound that inverts the one-sided ("greater") permutation test.
+
+    The test of "the statistic's centre is theta" against "it is larger" compares ``observed`` with
+    the ``null`` shifted by theta - ``center`` (location-shift model), with p = (g+1)/(B+1) where g
+    counts shifted null values >= observed (within ``tol``, as :func:`permutation_pvalue` counts). The
+    bound is the smallest theta that test does not reject at 1 - ``level``: ``observed`` minus
+    (q - ``center``), q the (m+1)-th largest null value, m = floor((1 - level)(B+1)) - 1 (the most
+    exceedances a rejection allows). Hence the bound exceeds ``center`` exactly when the one-sided
+    test of ``center`` itself has p <= 1 - ``level``; the tolerance band (|q - observed| <= tol), where
+    rounding could tell the two apart, is resolved in favour of the p-value. The upper end is
+    ``bounds[1]``. Under the null the bound exceeds ``center`` with probability (m+1)/(B+1) <= 1 - level.
+
+    A two-sided interval next to a one-sided p-value contradicts it both ways: a below-chance
+    statistic gets an interval "excluding" the centre with p near 1, and p <= 0.05 comes with an
+    interval that contains the centre.
+    """
+    srt = np.sort(np.asarray(null, dtype=np.float64))[::-1]  # descending
+    srt = srt[np.isfinite(srt)]
+    m = int(np.floor((1.0 - level) * (srt.size + 1) + 1e-9)) - 1
+    if m < 0:  # too few permutations to reject at this level: the bound is the statistic's minimum
+        return LowerBound(float(bounds[0]), float(bounds[1]), level)
+    low = max(observed - (srt[m] - center), bounds[0])
+    rejects = int(np.sum(srt >= observed - tol)) <= m  # the test's own decision: p = (g+1)/(B+1) <= 1 - level
+    if rejects and not low > center:
+        low = float(np.nextafter(center, np.inf))
+    elif not rejects and low > center:
+        low = float(center)
+    return LowerBound(float(low), float(bounds[1]), level)
+
+
 def auc_per_column(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
     """Mann-Whitney AUC of each column: P(score of a positive row > score of a negative row).
 

@@ -12,7 +12,7 @@ from scipy.stats import binom
 from lvmdiag.analyzers.data_report import analyze_data
 from lvmdiag.analyzers.direction import analyze_direction
 from lvmdiag.data.readers import load_sequences
-from lvmdiag.results import ConfidenceInterval, Estimate, TestResult
+from lvmdiag.results import ConfidenceInterval, Estimate, TestResult, fmt_p
 from lvmdiag.synthetic import make_splits, make_store, store_windows
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "python_docs"
@@ -139,5 +139,11 @@ def test_data_and_direction_give_the_same_direction_verdict_on_the_bundled_data(
     # and what the bundled example's numbers show is what its verdict says (issue 18, item 1)
     val = alone.split("val").signed
     assert val.effect.ci.low > 0 and val.status(0.05) == "significant"
-    assert "val run(s) in train's direction" in alone.verdict()
+    # val is detected through the signed score, not its own CV AUC (p 0.233): the verdict says which (issue 2 of
+    # the direction audit: "order is detectable in train, val" read as if val's own classifier had found it)
+    assert val.effect.ci.low > 0 and alone.split("val").classifier.status(0.05) == "none"
+    assert "train (CV AUC)" in alone.verdict()
+    assert "val (signed score vs train: runs in train's direction; its own CV AUC" in alone.verdict()
+    own = alone.split('val').classifier
+    assert f"p {fmt_p(own.pvalue, own.n_resamples)})" in alone.verdict()
     assert "no-direction" not in rep.finding_kinds()

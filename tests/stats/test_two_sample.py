@@ -169,3 +169,58 @@ def test_auc_per_column_equals_the_pairwise_definition_with_ties():
                 continue
             want = np.mean([(a > b) + 0.5 * (a == b) for a in p for b in q])
             assert got[j] == pytest.approx(want, abs=1e-12)
+
+
+@pytest.mark.parametrize("n_null", [9, 19, 99, 199, 499])
+def test_permutation_lower_bound_exceeds_the_center_exactly_when_the_one_sided_test_rejects(n_null):
+    """One-sided duality with p = (b+1)/(B+1), "greater", on exchangeable draws (observed = one more null draw).
+
+    The null miss rate is (m+1)/(B+1), m = floor(0.05 (B+1)) - 1 (0 for B < 19). Draws are rounded to a
+    grid so ties (the tolerance band of the p-value's count) occur often and must not break the duality.
+    """
+    from lvmdiag.stats.two_sample import permutation_lower_bound
+
+    rng = np.random.default_rng(100 + n_null)
+    n_rep = 4000
+    misses = 0
+    for rep in range(n_rep):
+        draws = rng.standard_normal(n_null + 1)
+        if rep % 2:
+            draws = np.round(draws, 1)  # ties with the observed value
+        obs, null = draws[0], draws[1:]
+        ci = permutation_lower_bound(obs, null, 0.0, 0.95)
+        rejects = permutation_pvalue(obs, null, "greater") <= 0.05
+        assert ci.high == np.inf and (ci.low > 0.0) == rejects and ci.contains(obs) == (ci.low <= obs)
+        misses += rejects
+    m = int(np.floor(0.05 * (n_null + 1) + 1e-9)) - 1
+    rate = (m + 1) / (n_null + 1) if m >= 0 else 0.0
+    assert rate <= 0.05
+    se = np.sqrt(max(rate * (1 - rate), 1e-12) / n_rep)
+    assert abs(misses / n_rep - rate) <= 4 * se + 1e-12
+
+
+def test_permutation_lower_bound_is_the_smallest_unrejected_shift_and_says_one_sided():
+    """Against a slow scan of shifts theta: the bound is where the shifted one-sided test stops rejecting."""
+    from lvmdiag.results import Estimate
+    from lvmdiag.stats.two_sample import LowerBound, permutation_lower_bound
+
+    rng = np.random.default_rng(7)
+    null = 0.5 + 0.05 * rng.standard_normal(199)
+    for obs in (0.3, 0.45, 0.5, 0.56, 0.7):
+        ci = permutation_lower_bound(obs, null, 0.5, 0.95, (0.0, 1.0))
+        thetas = np.linspace(0.0, 1.0, 20001)
+        kept = [t for t in thetas if permutation_pvalue(obs, null + (t - 0.5), "greater") > 0.05]
+        assert isinstance(ci, LowerBound) and ci.high == 1.0
+        assert ci.low == pytest.approx(max(min(kept), 0.0), abs=1e-4)  # grid step 5e-5
+        assert (ci.low > 0.5) == (permutation_pvalue(obs, null, "greater") <= 0.05)
+    assert permutation_lower_bound(0.3, null, 0.5).low < 0.5  # a below-chance value never "excludes" 0.5
+    # a null value within the p-value's 1e-12 tolerance below the observed one counts as an exceedance, so
+    # the bound must not exceed 0.5 even though the plain formula gives 0.5 + 1e-13
+    near = np.r_[np.full(189, 0.4), np.full(10, 0.6 - 1e-13)]  # B = 199, m = 9: the 10th largest decides
+    assert permutation_pvalue(0.6, near, "greater") > 0.05 and permutation_lower_bound(0.6, near, 0.5).low <= 0.5
+    fewer = np.r_[np.full(190, 0.4), np.full(9, 0.6 - 1e-13)]  # 9 exceedances <= m = 9: rejects
+    assert permutation_pvalue(0.6, fewer, "greater") <= 0.05 and permutation_lower_bound(0.6, fewer, 0.5).low > 0.5
+    assert permutation_lower_bound(0.9, null[:10], 0.5, 0.95, (0.0, 1.0)).low == 0.0  # B = 10 cannot reject
+    est = Estimate(0.7, permutation_lower_bound(0.7, null, 0.5, 0.95, (0.0, 1.0)))
+    assert "one-sided" in est.to_markdown() and "≥" in est.to_markdown()
+    assert set(est.to_dict()["ci"]) == {"low", "high", "level"}  # same JSON as a two-sided interval
