@@ -47,6 +47,7 @@ from lvmdiag.stats.two_sample import (
     group_mean_distance,
     percentile_ci,
     permutation_interval,
+    permutation_lower_bound,
     permutation_weights,
 )
 
@@ -199,7 +200,7 @@ class DivergenceResult(Result):
             f"the B drawn (cap {self.n_permutations}: a test stops drawing once it cannot reach α, see each test's "
             "resamples in the JSON); one Benjamini–Hochberg family per compared split; intervals: 95% stratified "
             f"article bootstrap ({self.n_bootstrap} replicates; "
-            "the classifier AUC's interval inverts the permutation test, see the method notes); "
+            "the classifier AUC has a one-sided lower bound inverting the permutation test, see the method notes); "
             "'Chance' is the statistic's mean under permutation "
             "(what no difference looks like).",
             "",
@@ -464,9 +465,9 @@ def finalize_divergence(states: list[SplitState], ordered: list[Any], names: lis
         f"{n_folds}-fold cross-validation with whole articles per fold; binormal AUC Φ(d/√2) of the pooled "
         "out-of-fold scores (d: their exact standardised mean difference, computed from per-article sums and "
         "per-fold Gram matrices, so the rows are read once). "
-        "Its interval inverts the article-permutation test (the AUC plus/minus the permutation null's spread "
-        "around chance; every permutation refits the classifier), so it excludes chance exactly when the "
-        "two-sided test rejects.",
+        "Its interval is a one-sided 95% lower bound that inverts the one-sided article-permutation test (the AUC "
+        "minus the permutation null's upper spread around chance; every permutation refits the classifier), so "
+        "it exceeds chance exactly when that test's p ≤ 0.05; an AUC below chance is no evidence of anything.",
         "Per-window statistics use exact empirical distributions (all values, no histogram).",
         "'context' rows are every context chunk of every window (each chunk counted once per window it appears in).",
     )
@@ -624,9 +625,11 @@ def _compare(
         # excluded 0.5 in 25% of them while the p-value was calibrated (5%).
         chance_auc = float(clf_null.mean()) if clf_null.size else float("nan")
         auc = stats[i_clf]["observed"]
-        ci = permutation_interval(auc, clf_null, chance_auc, 0.95, (0.0, 1.0))
+        # one-sided, as the test ("greater"): the bound exceeds chance exactly when p <= 0.05
+        ci = permutation_lower_bound(auc, clf_null, chance_auc, 0.95, (0.0, 1.0))
         clf = TestResult(stats[i_clf]["name"], auc,
-                         effect=Estimate(auc, ci, "inverted article-permutation test (refit per permutation)"),
+                         effect=Estimate(auc, ci, "one-sided 95% lower bound inverting the article-permutation test "
+                                                  "(refit per permutation; upper end 1)"),
                          method="linear classifier, binormal AUC of out-of-fold scores, CV by article, article permutation",
                          family=family, null_value=chance_auc, **test_fields(tests.result(i_clf)))
         views.append(ViewDivergence(v, (int(rs.counts.sum()), int(os_.counts.sum())), mean_cos, shift, mmd, clf,

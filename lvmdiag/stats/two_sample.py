@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lvmdiag.errors import InputError
-from lvmdiag.results import ConfidenceInterval
+from lvmdiag.results import NULL_TOLERANCE, ConfidenceInterval
 from lvmdiag.stats.resampling import as_rng, resample_counts
 
 _MAX_CELLS = 4_000_000  # (replicates x rows) cells per chunk in the ECDF statistics (~32 MB float64)
@@ -226,8 +226,11 @@ def permutation_lower_bound(observed: float, null: np.ndarray, center: float, le
         return LowerBound(float(bounds[0]), float(bounds[1]), level)
     low = max(observed - (srt[m] - center), bounds[0])
     rejects = int(np.sum(srt >= observed - tol)) <= m  # the test's own decision: p = (g+1)/(B+1) <= 1 - level
-    if rejects and not low > center:
-        low = float(np.nextafter(center, np.inf))
+    # the interval check (TestResult.interval_excludes_null) counts an end within NULL_TOLERANCE of the centre
+    # as touching it, so a rejecting test's bound is moved just beyond that band, a non-rejecting one onto it
+    band = NULL_TOLERANCE * max(1.0, abs(center), abs(low), abs(float(bounds[1])))
+    if rejects and not low > center + band:
+        low = float(center + 2 * band)
     elif not rejects and low > center:
         low = float(center)
     return LowerBound(float(low), float(bounds[1]), level)

@@ -97,6 +97,8 @@ def test_no_false_alarms_on_random_article_resplits_of_the_real_data():
                                     [str(a) for a in arts[is_val]], split="val", rng=seed)
         alarms += res.global_test.status(0.05) == "significant"
         named += bool(res.flagged)
+        g = res.global_test  # one-sided bound and one-sided p agree, whichever side the share falls
+        assert g.interval_excludes_null() == (g.pvalue <= 0.05) and g.effect.ci.high == 1.0
     hi = binom.ppf(0.995, n_seeds, 0.05)
     assert alarms <= hi and named <= hi
 

@@ -220,6 +220,14 @@ def test_permutation_lower_bound_is_the_smallest_unrejected_shift_and_says_one_s
     assert permutation_pvalue(0.6, near, "greater") > 0.05 and permutation_lower_bound(0.6, near, 0.5).low <= 0.5
     fewer = np.r_[np.full(190, 0.4), np.full(9, 0.6 - 1e-13)]  # 9 exceedances <= m = 9: rejects
     assert permutation_pvalue(0.6, fewer, "greater") <= 0.05 and permutation_lower_bound(0.6, fewer, 0.5).low > 0.5
+    # the verdict's own check (an end within 1e-9 of the null touches it) must agree with the p-value too
+    from lvmdiag.results import TestResult
+
+    for nulls in (near, fewer):
+        p = permutation_pvalue(0.6, nulls, "greater")
+        bound = permutation_lower_bound(0.6, nulls, 0.5, 0.95, (0.0, 1.0))
+        t = TestResult("auc", 0.6, p, Estimate(0.6, bound), 199, "flip", null_value=0.5)
+        assert t.interval_excludes_null() == (p <= 0.05)
     assert permutation_lower_bound(0.9, null[:10], 0.5, 0.95, (0.0, 1.0)).low == 0.0  # B = 10 cannot reject
     est = Estimate(0.7, permutation_lower_bound(0.7, null, 0.5, 0.95, (0.0, 1.0)))
     assert "one-sided" in est.to_markdown() and "≥" in est.to_markdown()
