@@ -44,7 +44,7 @@ from lvmdiag.data.sequences import SequenceSet
 from lvmdiag.errors import InputError
 from lvmdiag.results import Estimate, Result, TestResult, fmt, fmt_p, md_table
 from lvmdiag.stats.multiple_testing import adjust_by_family
-from lvmdiag.stats.sequential import floor_note, resolve_cap
+from lvmdiag.stats.sequential import floor_note, resolve_cap, undecided_note
 from lvmdiag.stats.resampling import as_rng
 
 ProgressCallback = Callable[[int, int], None]
@@ -181,7 +181,9 @@ class DirectionResult(Result):
                 f"{s.split} ({self._support(s)})" for s in found)
         else:
             tested = [s.split for s in self.splits if s.classifier is not None or s.signed is not None]
-            text = ("no arrow of time detected after correction in " + ", ".join(tested)
+            undecided = undecided_note([t for s in self.splits for t in self._tests(s)], self.alpha)
+            text = (f"direction {undecided}" if tested and undecided
+                    else "no arrow of time detected after correction in " + ", ".join(tested)
                     if tested else "direction not tested")
         if untested:
             text += f" (classifier not run on {', '.join(untested)}: too few articles; see the notes)"

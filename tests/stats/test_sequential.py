@@ -111,3 +111,23 @@ def test_non_finite_observed_is_untestable_not_significant():
     assert tests.result(0).pvalue == 1.0 and tests.result(0).n_used == 0
     assert tests.result(1).pvalue == pytest.approx(1 / 100)
     assert tests.result(1).mc_error == pytest.approx(np.sqrt(0.01 * 0.99 / 99))
+
+
+def test_undecided_only_when_the_cap_blocks_a_test_that_more_permutations_could_make_significant():
+    from lvmdiag.results import ConfidenceInterval, Estimate, TestResult
+    from lvmdiag.stats.sequential import undecided_note
+
+    def t(p, cap, m=21, adjusted=None):
+        return TestResult("x", 0.1, p, Estimate(0.1, ConfidenceInterval(-1.0, 1.0)), cap, "perm",
+                          pvalue_adjusted=adjusted if adjusted is not None else min(1.0, p * m), family="f",
+                          family_size=m, null_value=0.0, n_resamples_cap=cap)
+
+    at_floor = t(1 / 201, 200)  # 1/201 > 0.05/21: a lone effect cannot be significant with 200
+    assert "undecided at this resolution" in undecided_note([at_floor, t(0.6, 200)], 0.05)
+    assert "1 test(s) reached p ≤ 0.05" in undecided_note([at_floor, t(0.6, 200)], 0.05)
+    assert undecided_note([t(0.6, 200), t(0.3, 200)], 0.05) == ""  # far above alpha: a real "no"
+    assert undecided_note([t(1 / 501, 500)], 0.05) == ""  # 1/501 <= 0.05/21: the cap could reach
+    assert undecided_note([t(1 / 6, 5, m=1)], 0.05) != ""  # p at its floor 1/6, above alpha itself
+    significant = TestResult("y", 0.1, 1e-4, Estimate(0.1, ConfidenceInterval(0.05, 0.2)), 9999, "perm",
+                             pvalue_adjusted=1e-3, family="f", family_size=21, null_value=0.0, n_resamples_cap=9999)
+    assert undecided_note([at_floor, significant], 0.05) == ""
