@@ -23,11 +23,22 @@ PAIR = re.compile(r"```python\n(.*?)```\n```text\n(.*?)```\n", re.S)
 MARK = "----8<---- lvmdiag example block {} ----8<----"
 
 
+def _next_heading(text: str, pos: int) -> int:
+    """Offset of the first level-2 heading after ``pos`` outside code fences (printed markdown has its own)."""
+    fenced, offset = False, pos
+    for line in text[pos:].splitlines(keepends=True):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("## "):
+            return offset
+        offset += len(line)
+    return len(text)
+
+
 def refresh(text: str) -> str:
     """The page with every (python, text) pair of the worked example rerun and its output pasted."""
     start = text.index(SECTION)
-    end = text.find("\n## ", start + len(SECTION))
-    end = len(text) if end < 0 else end
+    end = _next_heading(text, start + len(SECTION))
     section = text[start:end]
     blocks = [m.group(1) for m in PAIR.finditer(section)]
     program = "".join(f"print({MARK.format(i)!r})\n{code}" for i, code in enumerate(blocks))
