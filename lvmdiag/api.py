@@ -151,16 +151,42 @@ def as_sequences(data: Any, name: str = "train", *, k: int = 5, allow_pickle: bo
                      f"got {type(data).__name__}.")
 
 
-def _inputs(train: Any, val: Any, ood: Any, k: int, allow_pickle: bool) -> dict[str, Any]:
+def _k(k: int | None) -> int:
+    """``k`` as given, or the default K for cutting article stores."""
+    from lvmdiag.data.window_k import DEFAULT_K
+
+    return DEFAULT_K if k is None else k
+
+
+def _resolve_k(k: int | None, named: dict[str, Any]) -> int:
+    """The K to cut article stores with: the CLI's default when ``k`` is None; an explicit ``k`` must be the K of
+    every window input given as a path (as the CLI's --k; in-memory windows are checked in :func:`_inputs`)."""
+    from lvmdiag.data.window_k import DEFAULT_K, check_requested_k
+
+    if k is None:
+        return DEFAULT_K
+    check_requested_k(k, [(n, d) for n, d in named.items() if d is not None and _is_path(d)], k_name="k=")
+    return k
+
+
+def _inputs(train: Any, val: Any, ood: Any, k: int | None, allow_pickle: bool) -> dict[str, Any]:
     """Splits for a command: paths and shard lists as given (read as the CLI reads them), in-memory data as
-    SequenceSets."""
+    SequenceSets. An explicit ``k`` that in-memory windows do not have is an error, as for a window file."""
+    from lvmdiag.data.window_k import k_mismatch
     from lvmdiag.engine.commands import is_sharded
 
-    return {n: d if _is_path(d) or is_sharded(d) else as_sequences(d, n, k=k, allow_pickle=allow_pickle)
-            for n, d in (("train", train), ("val", val), ("ood", ood)) if d is not None}
+    want = _resolve_k(k, {"train": train, "val": val, "ood": ood})
+    out = {}
+    for n, d in (("train", train), ("val", val), ("ood", ood)):
+        if d is None:
+            continue
+        out[n] = d if _is_path(d) or is_sharded(d) else as_sequences(d, n, k=want, allow_pickle=allow_pickle)
+        if k is not None and not isinstance(out[n], (str, os.PathLike)) and getattr(out[n], "k", k) != k:
+            raise InputError(k_mismatch(k, int(out[n].k), f"{n} (in memory)", "k="))
+    return out
 
 
-def bias(train: Any, val: Any = None, ood: Any = None, *, k: int = 5, allow_pickle: bool = False,
+def bias(train: Any, val: Any = None, ood: Any = None, *, k: int | None = None, allow_pickle: bool = False,
          n_resamples: int = 1000, seed: int = 0, block_rows: int = 8192, direction: bool = True,
          n_permutations: int | str = "auto", engine: str | None = None, scheduler: str | None = None,
          progress: Progress | None = None):  # noqa: ANN201
@@ -172,12 +198,12 @@ def bias(train: Any, val: Any = None, ood: Any = None, *, k: int = 5, allow_pick
     """
     from lvmdiag.engine.commands import run_bias
 
-    return run_bias(_inputs(train, val, ood, k, allow_pickle), k=k, allow_pickle=allow_pickle, direction=direction,
+    return run_bias(_inputs(train, val, ood, k, allow_pickle), k=_k(k), allow_pickle=allow_pickle, direction=direction,
                     n_resamples=n_resamples, n_permutations=n_permutations, seed=seed, block_rows=block_rows,
                     engine=engine, scheduler=scheduler, progress=progress)[0]
 
 
-def direction(train: Any, val: Any = None, ood: Any = None, *, k: int = 5, allow_pickle: bool = False,
+def direction(train: Any, val: Any = None, ood: Any = None, *, k: int | None = None, allow_pickle: bool = False,
               seed: int = 0, n_permutations: int | str = "auto", max_windows: int = 100_000,
               engine: str | None = None, scheduler: str | None = None,
               progress: Progress | None = None):  # noqa: ANN201
@@ -185,12 +211,12 @@ def direction(train: Any, val: Any = None, ood: Any = None, *, k: int = 5, allow
     (``engine``, ``scheduler``: as in :func:`bias`)"""
     from lvmdiag.engine.commands import run_direction
 
-    return run_direction(_inputs(train, val, ood, k, allow_pickle), k=k, allow_pickle=allow_pickle, seed=seed,
+    return run_direction(_inputs(train, val, ood, k, allow_pickle), k=_k(k), allow_pickle=allow_pickle, seed=seed,
                          n_permutations=n_permutations, max_windows=max_windows, engine=engine,
                          scheduler=scheduler, progress=progress)[0]
 
 
-def diverge(train: Any, val: Any, ood: Any = None, *, k: int = 5, allow_pickle: bool = False,
+def diverge(train: Any, val: Any, ood: Any = None, *, k: int | None = None, allow_pickle: bool = False,
             n_permutations: int | str = "auto", n_bootstrap: int = 200, rff_features: int = 512, seed: int = 0,
             block_rows: int = 2048, engine: str | None = None, scheduler: str | None = None,
             progress: Progress | None = None):  # noqa: ANN201
@@ -198,12 +224,12 @@ def diverge(train: Any, val: Any, ood: Any = None, *, k: int = 5, allow_pickle: 
     (``engine``, ``scheduler``: as in :func:`bias`)"""
     from lvmdiag.engine.commands import run_diverge
 
-    return run_diverge(_inputs(train, val, ood, k, allow_pickle), k=k, allow_pickle=allow_pickle,
+    return run_diverge(_inputs(train, val, ood, k, allow_pickle), k=_k(k), allow_pickle=allow_pickle,
                        n_permutations=n_permutations, n_bootstrap=n_bootstrap, rff_features=rff_features, seed=seed,
                        block_rows=block_rows, engine=engine, scheduler=scheduler, progress=progress)[0]
 
 
-def leakage(train: Any, val: Any, ood: Any = None, *, k: int = 5, allow_pickle: bool = False,
+def leakage(train: Any, val: Any, ood: Any = None, *, k: int | None = None, allow_pickle: bool = False,
             threshold: float = 0.98, max_examples: int = 10, block_rows: int = 4096,
             engine: str | None = None, scheduler: str | None = None,
             progress: Progress | None = None):  # noqa: ANN201
@@ -211,12 +237,12 @@ def leakage(train: Any, val: Any, ood: Any = None, *, k: int = 5, allow_pickle: 
     (``engine``, ``scheduler``: as in :func:`bias`)"""
     from lvmdiag.engine.commands import run_leakage
 
-    return run_leakage(_inputs(train, val, ood, k, allow_pickle), k=k, allow_pickle=allow_pickle, threshold=threshold,
+    return run_leakage(_inputs(train, val, ood, k, allow_pickle), k=_k(k), allow_pickle=allow_pickle, threshold=threshold,
                        max_examples=max_examples, block_rows=block_rows, engine=engine, scheduler=scheduler,
                        progress=progress)[0]
 
 
-def data(train: Any, val: Any, ood: Any = None, *, k: int = 5, allow_pickle: bool = False,
+def data(train: Any, val: Any, ood: Any = None, *, k: int | None = None, allow_pickle: bool = False,
          n_permutations: int | str = "auto", n_bootstrap: int = 200, threshold: float = 0.98, alpha: float = 0.05,
          seed: int = 0, engine: str = "local", scheduler: str | None = None,
          progress: Progress | None = None):  # noqa: ANN201
@@ -227,14 +253,14 @@ def data(train: Any, val: Any, ood: Any = None, *, k: int = 5, allow_pickle: boo
 
     check_engine(engine, scheduler)
     splits = _inputs(train, val, ood, k, allow_pickle)
-    return analyze_data(splits, k=k, allow_pickle=allow_pickle, n_permutations=n_permutations,
+    return analyze_data(splits, k=_k(k), allow_pickle=allow_pickle, n_permutations=n_permutations,
                         n_bootstrap=n_bootstrap, threshold=threshold, alpha=alpha, rng=seed, engine=engine,
                         scheduler=scheduler, progress=progress)
 
 
 def resplit(inputs: Any, out: str | os.PathLike[str], *, by: str = "article",
             ratios: Sequence[float] = (0.8, 0.1, 0.1), names: Sequence[str] = ("train", "val", "ood"),
-            stratify: Sequence[str] | str = ("length", "delta"), seed: int = 0, force: bool = False, k: int = 5,
+            stratify: Sequence[str] | str = ("length", "delta"), seed: int = 0, force: bool = False, k: int | None = None,
             n_bins: int = 4, allow_pickle: bool = False, analyses: bool = True,
             progress: Progress | None = None):  # noqa: ANN201
     """``lvmdiag resplit``: article-disjoint, stratified splits written to ``out`` and verified on disk.
@@ -245,6 +271,7 @@ def resplit(inputs: Any, out: str | os.PathLike[str], *, by: str = "article",
     from lvmdiag.resplit import resplit as _resplit
 
     items = list(inputs) if isinstance(inputs, list) else [inputs]
+    k = _resolve_k(k, {f"input {i}": item for i, item in enumerate(items)})
     stratify = tuple(s for s in stratify.split(",") if s) if isinstance(stratify, str) else tuple(stratify)
     with tempfile.TemporaryDirectory(prefix="lvmdiag-api-") as tmp:
         paths = []
@@ -261,13 +288,14 @@ def resplit(inputs: Any, out: str | os.PathLike[str], *, by: str = "article",
                         progress=progress)
 
 
-def report(run_dir: str | os.PathLike[str], *, train: Any = None, val: Any = None, k: int = 5,
+def report(run_dir: str | os.PathLike[str], *, train: Any = None, val: Any = None, k: int | None = None,
            fmt: str = "auto", analyses: Sequence[str] | str = ("bias", "leakage"), allow_pickle: bool = False,
            seed: int = 0, progress: Progress | None = None):  # noqa: ANN201
     """``lvmdiag report RUN_DIR``: why a training run failed, from its logs (and its data when readable)."""
     from lvmdiag.report import build_run_report
 
     wanted = tuple(a.strip() for a in analyses.split(",") if a.strip()) if isinstance(analyses, str) else tuple(analyses)
+    k = _resolve_k(k, {"train": train, "val": val})
     return build_run_report(run_dir, train=train, val=val, k=k, allow_pickle=allow_pickle, rng=seed,
                             progress=progress, fmt=fmt, analyses=wanted)
 

@@ -194,3 +194,18 @@ def test_api_defaults_are_the_cli_defaults(name):
     shared = sorted(set(cli) & set(api) - {"engine", "scheduler", "progress", "ood", "val"})
     assert "k" in shared and (name in ("leakage",) or "n_permutations" in shared)
     assert {p: api[p] for p in shared} == {p: cli[p] for p in shared}
+
+
+def test_an_explicit_k_that_window_inputs_do_not_have_is_an_error_as_on_the_command_line():
+    """The CLI refuses `--k 3` on a window file with K = 5; the API ran with K = 5 without a word."""
+    from lvmdiag.errors import InputError
+
+    windows = str(REPO / "fixtures" / "arxiv_train.npz")
+    assert lvmdiag.leakage(windows, windows).to_dict()["splits"][0]["n_windows"] > 0  # k=None: the file's own K
+    with pytest.raises(InputError, match=r"k=3 does not apply to train arxiv_train.npz: it holds windows with K = 5"):
+        lvmdiag.leakage(windows, windows, k=3)
+    seq = lvmdiag.as_sequences(windows, "train")
+    arrays = (np.asarray(seq.contexts), np.asarray(seq.targets))
+    with pytest.raises(InputError, match=r"k=3 does not apply to train \(in memory\)"):
+        lvmdiag.leakage(arrays, arrays, k=3)
+    assert lvmdiag.leakage(windows, windows, k=5).to_dict()["splits"][0]["n_windows"] == seq.n

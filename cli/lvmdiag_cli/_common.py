@@ -308,7 +308,7 @@ OptionalValOption = Annotated[
 OodOption = Annotated[
     Optional[Path], typer.Option("--ood", help="Out-of-distribution sequences, also compared with train.")
 ]
-DEFAULT_K = 5  # window length cut from an article store when --k is not given
+from lvmdiag.data.window_k import DEFAULT_K  # noqa: E402  (window length cut from a store when --k is not given)
 _K_HELP = ("Window length K when windows are cut from an article store (default 5). A window file keeps its "
            "own K: an explicit --k that differs from it is an error.")
 KOption = Annotated[Optional[int], ranged(V.COUNT, "--k", help=_K_HELP)]

@@ -66,16 +66,28 @@ def _columnar_k(p: Path) -> int | None:
     return None if "store" in seq.fmt else int(seq.k)
 
 
-def check_requested_k(k: int, inputs: Iterable[tuple[str, str | os.PathLike[str] | None]]) -> None:
+#: window length cut from an article store when no K is asked for (the CLI's --k, the API's k=None)
+DEFAULT_K = 5
+
+
+def check_requested_k(k: int, inputs: Iterable[tuple[str, str | os.PathLike[str] | None]], *,
+                      k_name: str = "--k") -> None:
     """Raise when ``k`` was asked for explicitly but an input is a window file with another K.
 
     ``inputs`` are (option, path) pairs such as ("--train", "train.npz"); None paths are skipped.
+    ``k_name`` is how the caller spells the option ("--k" on the command line, "k=" in Python).
     """
     for option, path in inputs:
         if path is None:
             continue
         have = declared_k(path)
         if have is not None and have != k:
-            raise InputError(f"--k {k} does not apply to {option} {Path(path).name}: it is a window file with "
-                             f"K = {have} (--k sets K only when windows are cut from an article store); "
-                             f"drop --k or pass --k {have}.")
+            raise InputError(k_mismatch(k, have, f"{option} {Path(path).name}", k_name))
+
+
+def k_mismatch(k: int, have: int, what: str, k_name: str = "--k") -> str:
+    """The one-line error for an explicit K that a window input does not have."""
+    ask = (lambda v: f"{k_name} {v}") if k_name.startswith("--") else (lambda v: f"{k_name}{v}")
+    drop = k_name.rstrip("=")
+    return (f"{ask(k)} does not apply to {what}: it holds windows with K = {have} ({drop} sets K only when "
+            f"windows are cut from an article store); drop {drop} or pass {ask(have)}.")
