@@ -245,13 +245,15 @@ def analyze_contamination(
     tests, nulls = run_curtailed(np.array([observed]), draw, n_permutations, alpha, "greater", batch=100)
     null = nulls[:, 0]
     chance = float(np.nanmean(null)) if null.size else float("nan")
-    # one-sided, as the test: the bound exceeds chance exactly when p <= 0.05 (a share below chance is no evidence)
-    ci = permutation_lower_bound(observed, null[np.isfinite(null)], chance, 0.95, (0.0, 1.0))
+    # one-sided, as the test, at its level: the bound exceeds chance exactly when p <= alpha (a share below
+    # chance is no evidence)
+    ci = permutation_lower_bound(observed, null[np.isfinite(null)], chance, 1.0 - alpha, (0.0, 1.0))
     global_test = TestResult(
         name=f"{split} vs {reference} foreign-looking article share",
         statistic=observed,
-        effect=Estimate(observed, ci, "share of articles above the reference's tail quantile; one-sided 95% "
-                                      "lower bound inverting the article permutation test (upper end 1)"),
+        effect=Estimate(observed, ci, f"share of articles above the reference's tail quantile; one-sided "
+                                      f"{100 * (1 - alpha):g}% lower bound inverting the article permutation test "
+                                      "(upper end 1)"),
         method=f"1 - cos(article mean, {reference} centroid), leave-one-out for {reference}; share above its "
                f"{1 - tail_quantile:.0%} quantile; whole articles relabelled between {split} and {reference}",
         family=family, null_value=chance, **test_fields(tests.result(0)),

@@ -135,7 +135,7 @@ def _random_signs(rng: np.random.Generator, b: int, g: int) -> np.ndarray:
 
 
 def cv_direction_test(phi: np.ndarray, groups: np.ndarray, *, n_permutations: int,
-                      n_folds: int = 5, ridge: float = 1.0, level: float = 0.95,
+                      n_folds: int = 5, ridge: float = 1.0,
                       rng: np.random.Generator | int | None = 0, blocks: tuple[int, ...] | None = None,
                       progress: Callable[[int, int], None] | None = None, alpha: float = 0.05,
                       family: str = "") -> tuple[TestResult, np.ndarray]:
@@ -146,9 +146,9 @@ def cv_direction_test(phi: np.ndarray, groups: np.ndarray, *, n_permutations: in
     detected direction gets the full resolution 1/(cap+1).
 
     The question is one-sided (is the order detectable, AUC > 0.5?), and so is the interval: a lower
-    confidence bound at ``level`` (upper end 1) that inverts the same one-sided flip test under a
-    location-shift model (:func:`lvmdiag.stats.two_sample.permutation_lower_bound`). It exceeds 0.5
-    exactly when p <= 1 - ``level``. A CV AUC below 0.5 is not evidence of anything (a cross-validated
+    confidence bound at level 1 - ``alpha`` (upper end 1) that inverts the same one-sided flip test under
+    a location-shift model (:func:`lvmdiag.stats.two_sample.permutation_lower_bound`). It exceeds 0.5
+    exactly when p <= ``alpha``. A CV AUC below 0.5 is not evidence of anything (a cross-validated
     AUC is biased below 0.5 under the null), so it never "excludes" 0.5. The two-sided interval used
     before did: in 200 time-reversible null datasets it excluded 0.5 in 5% of them, half of those below
     0.5 with p >= 0.98, and p = 0.03 came with an interval containing 0.5. Every null replicate refits
@@ -176,6 +176,7 @@ def cv_direction_test(phi: np.ndarray, groups: np.ndarray, *, n_permutations: in
     tests, nulls = run_curtailed(np.array([observed]), draw, n_permutations, alpha, "greater", batch=_BATCH)
     mc = tests.result(0)
     null = nulls[:, 0]
+    level = 1.0 - alpha  # the bound inverts the test at its own level, so it agrees with p <= alpha
     ci = permutation_lower_bound(observed, null, 0.5, level, (0.0, 1.0))
     pct = f"{100 * level:g}%"
     test = TestResult(

@@ -625,11 +625,11 @@ def _compare(
         # excluded 0.5 in 25% of them while the p-value was calibrated (5%).
         chance_auc = float(clf_null.mean()) if clf_null.size else float("nan")
         auc = stats[i_clf]["observed"]
-        # one-sided, as the test ("greater"): the bound exceeds chance exactly when p <= 0.05
-        ci = permutation_lower_bound(auc, clf_null, chance_auc, 0.95, (0.0, 1.0))
+        # one-sided, as the test ("greater"), at the test's level: the bound exceeds chance exactly when p <= alpha
+        ci = permutation_lower_bound(auc, clf_null, chance_auc, 1.0 - alpha, (0.0, 1.0))
         clf = TestResult(stats[i_clf]["name"], auc,
-                         effect=Estimate(auc, ci, "one-sided 95% lower bound inverting the article-permutation test "
-                                                  "(refit per permutation; upper end 1)"),
+                         effect=Estimate(auc, ci, f"one-sided {100 * (1 - alpha):g}% lower bound inverting the "
+                                                  "article-permutation test (refit per permutation; upper end 1)"),
                          method="linear classifier, binormal AUC of out-of-fold scores, CV by article, article permutation",
                          family=family, null_value=chance_auc, **test_fields(tests.result(i_clf)))
         views.append(ViewDivergence(v, (int(rs.counts.sum()), int(os_.counts.sum())), mean_cos, shift, mmd, clf,

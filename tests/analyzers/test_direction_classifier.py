@@ -84,3 +84,18 @@ def test_too_few_articles_for_the_folds():
     with pytest.raises(InputError, match="at least 5"):
         cv_direction_test(phi, g, n_permutations=9)
 
+
+
+@pytest.mark.parametrize("alpha", [0.01, 0.1])
+def test_the_one_sided_bound_agrees_with_p_at_any_alpha(alpha):
+    """The bound was fixed at 95%: at alpha = 0.1 a p of 0.075 came with a bound below 0.5 ("p passes, but the
+    interval still contains 0.5"); it now inverts the test at level 1 - alpha."""
+    agree = []
+    for seed in range(12):
+        s, g = _windows(0.004 * (seed % 4), seed, n_articles=20)
+        phi, _ = slope_features(s.contexts, s.targets)
+        t, _ = cv_direction_test(phi, g, n_permutations=199, rng=seed, alpha=alpha)
+        agree.append((t.effect.ci.low > 0.5, t.pvalue <= alpha, t.interval_excludes_null()))
+        assert f"one-sided {100 * (1 - alpha):g}%" in t.effect.method
+    assert all(a == b == c for a, b, c in agree)
+    assert any(b for _, b, _ in agree) and not all(b for _, b, _ in agree)  # both outcomes occur
