@@ -46,7 +46,6 @@ from lvmdiag.stats.two_sample import (
     check_units,
     group_mean_distance,
     percentile_ci,
-    permutation_interval,
     permutation_lower_bound,
     permutation_weights,
 )

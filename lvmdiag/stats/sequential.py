@@ -184,7 +184,7 @@ def run_curtailed(observed: np.ndarray, draw, cap: int, alpha: float, alternativ
     while clear nulls still stop early.
 
     Returns the tests and every null replicate drawn (L_max, T), NaN where a test had stopped
-    (for intervals built from the null, e.g. :func:`lvmdiag.stats.two_sample.permutation_interval`).
+    (for intervals built from the null, e.g. :func:`lvmdiag.stats.two_sample.flip_interval`).
     """
     tests = CurtailedTests(observed, cap, alpha, alternative, min_replicates)
     chunks = []

@@ -157,32 +157,36 @@ def percentile_ci(replicates: np.ndarray, level: float = 0.95, center: float | N
     return ConfidenceInterval(lo, hi, level)
 
 
-def permutation_interval(observed: float, null: np.ndarray, center: float, level: float = 0.95,
-                         bounds: tuple[float, float] = (-np.inf, np.inf)) -> ConfidenceInterval:
-    """Interval for a statistic by inverting its permutation test under a location-shift model.
+def flip_interval(observed: float, null: np.ndarray, level: float = 0.95,
+                  bounds: tuple[float, float] = (-np.inf, np.inf), tol: float = 1e-12) -> ConfidenceInterval:
+    """Interval inverting the two-sided test of a statistic whose null is symmetric about 0 (an article-flip null).
 
-    ``null`` are the statistic's values under the permutation (or article-flip) null and ``center``
-    the value that null stands for (0.5 for a flip-symmetric AUC, the null mean for a CV AUC whose
-    chance level sits below 0.5). Shifting the null by theta - center gives the law of the statistic
-    when its centre is theta; the interval is every theta that the two-sided test does not reject:
-    ``observed`` minus/plus the null's spread around ``center``. The tail order statistics are chosen
-    so that the interval excludes ``center`` exactly when the two-sided test with p = (b+1)/(B+1)
-    rejects at 1 - ``level``: with m = floor(alpha/2 (B+1)) - 1 null values allowed beyond the
-    observed one per tail, the null coverage is at least ``level`` for every B (2(m+1)/(B+1) misses,
-    e.g. 4% at B = 99, 5% at B = 199). Interpolated quantiles (``np.quantile``) would exclude
-    ``center`` too often at small B (about 6.9% at B = 99).
-
-    Unlike a bootstrap of fixed out-of-fold scores, every null replicate refits the model, so the
-    width includes the variability of the fit.
+    The test of "the statistic's centre is theta" rejects when at most m shifted null values are at least as
+    extreme, |null| >= |observed - theta| (within ``tol``, as :func:`permutation_pvalue` counts), with
+    m = floor((1 - level)(B+1)) - 1. The interval is every theta it keeps: ``observed`` -/+ q, q the (m+1)-th
+    largest |null|. It therefore excludes 0 exactly when the two-sided p = (b+1)/(B+1) is <= 1 - ``level``
+    (per-tail quantiles, used before, did not match a p that pools both tails); an
+    end within the verdict's rounding band of 0 is placed to agree with the p-value.
     """
-    srt = np.sort(np.asarray(null, dtype=np.float64))
-    srt = srt[np.isfinite(srt)]
-    m = int(np.floor((1.0 - level) / 2.0 * (srt.size + 1) + 1e-9)) - 1
-    if m < 0:  # too few permutations to exclude anything at this level
+    mags = np.sort(np.abs(np.asarray(null, dtype=np.float64)))[::-1]
+    mags = mags[np.isfinite(mags)]
+    m = int(np.floor((1.0 - level) * (mags.size + 1) + 1e-9)) - 1
+    if m < 0:  # too few flips to reject at this level
         return ConfidenceInterval(float(bounds[0]), float(bounds[1]), level)
-    q_low, q_high = srt[m], srt[srt.size - 1 - m]
-    low = max(observed - (q_high - center), bounds[0])
-    high = min(observed + (center - q_low), bounds[1])
+    q = mags[m]
+    low, high = max(observed - q, bounds[0]), min(observed + q, bounds[1])
+    rejects = int(np.sum(mags >= abs(observed) - tol)) <= m  # the test's own decision
+    band = NULL_TOLERANCE * max(1.0, *(abs(float(x)) for x in (low, high) if np.isfinite(x)))
+    if observed >= 0:
+        if rejects and not low > band:
+            low = 2 * band
+        elif not rejects and low > 0:
+            low = 0.0
+    else:
+        if rejects and not high < -band:
+            high = -2 * band
+        elif not rejects and high < 0:
+            high = 0.0
     return ConfidenceInterval(float(low), float(high), level)
 
 
@@ -228,7 +232,7 @@ def permutation_lower_bound(observed: float, null: np.ndarray, center: float, le
     rejects = int(np.sum(srt >= observed - tol)) <= m  # the test's own decision: p = (g+1)/(B+1) <= 1 - level
     # the interval check (TestResult.interval_excludes_null) counts an end within NULL_TOLERANCE of the centre
     # as touching it, so a rejecting test's bound is moved just beyond that band, a non-rejecting one onto it
-    band = NULL_TOLERANCE * max(1.0, abs(center), abs(low), abs(float(bounds[1])))
+    band = NULL_TOLERANCE * max(1.0, *(abs(float(x)) for x in (center, low, bounds[1]) if np.isfinite(x)))
     if rejects and not low > center + band:
         low = float(center + 2 * band)
     elif not rejects and low > center:

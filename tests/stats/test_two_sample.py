@@ -12,9 +12,11 @@ from lvmdiag.stats.two_sample import (
     bootstrap_weights,
     group_mean_distance,
     percentile_ci,
-    permutation_interval,
+    flip_interval,
+    permutation_lower_bound,
     permutation_weights,
 )
+from lvmdiag.results import Estimate
 from lvmdiag.stats.resampling import permutation_pvalue
 
 
@@ -116,39 +118,58 @@ def test_ks_wasserstein_and_auc_agree_with_scipy_on_any_small_sample(ints, seed)
 
 
 @pytest.mark.parametrize("n_null", [9, 19, 99, 199, 499])
-def test_permutation_interval_excludes_the_center_exactly_when_the_two_sided_test_rejects(n_null):
-    """Duality with the (b+1)/(B+1) p-value, on exchangeable draws (observed = one more null draw).
-
-    Under the null the observed statistic is exchangeable with the B null values, so the miss rate
-    is 2(m+1)/(B+1) with m = floor(0.025 (B+1)) - 1 (0 for B < 79: the interval cannot exclude 0).
-    """
+def test_flip_interval_excludes_zero_exactly_when_the_two_sided_test_rejects(n_null):
+    """Duality with the two-sided (b+1)/(B+1) p-value that counts |null| >= |observed| (both tails pooled), on
+    exchangeable draws: the miss rate is (m+1)/(B+1), m = floor(0.05 (B+1)) - 1 (0 for B < 19). Per-tail
+    quantiles (the interval used before) disagreed with this p in about 1 in 10 rejections (review)."""
     rng = np.random.default_rng(n_null)
     n_rep = 4000
     misses = 0
     for _ in range(n_rep):
         draws = rng.standard_normal(n_null + 1)  # symmetric about 0, continuous: no ties
         obs, null = draws[0], draws[1:]
-        ci = permutation_interval(obs, null, 0.0, 0.95, (-np.inf, np.inf))
-        upper = permutation_pvalue(obs, null, "greater") <= 0.025
-        lower = permutation_pvalue(obs, null, "less") <= 0.025
-        assert (not ci.low <= 0.0 <= ci.high) == (upper or lower)
-        assert ci.low <= obs <= ci.high
-        misses += upper or lower
-    m = int(np.floor(0.025 * (n_null + 1))) - 1
-    rate = 2 * (m + 1) / (n_null + 1) if m >= 0 else 0.0
+        ci = flip_interval(obs, null, 0.95)
+        rejects = permutation_pvalue(obs, null, "two-sided") <= 0.05
+        assert (not ci.low <= 0.0 <= ci.high) == rejects
+        assert ci.low <= obs <= ci.high and ci.high - obs == pytest.approx(obs - ci.low)
+        misses += rejects
+    m = int(np.floor(0.05 * (n_null + 1))) - 1
+    rate = (m + 1) / (n_null + 1) if m >= 0 else 0.0
     assert rate <= 0.05
     se = np.sqrt(max(rate * (1 - rate), 1e-12) / n_rep)
     assert abs(misses / n_rep - rate) <= 4 * se + 1e-12  # 4 binomial standard errors
 
 
-def test_permutation_interval_mirrors_under_reversal_and_respects_bounds():
+def test_flip_interval_agrees_with_the_verdict_check_at_near_ties_and_any_level():
+    from lvmdiag.results import TestResult
+
+    rng = np.random.default_rng(3)
+    for alpha in (0.1, 0.05, 0.01):  # as the analyzers call it: level 1 - alpha, verdict p <= alpha
+        for _ in range(3000):
+            null = rng.standard_normal(199) * 0.2
+            obs = rng.uniform(0.25, 0.6) * rng.choice([-1, 1])
+            p = permutation_pvalue(obs, null, "two-sided")
+            ci = flip_interval(obs, null, 1 - alpha, (-1.0, 1.0))
+            t = TestResult("s", obs, p, Estimate(obs, ci), 199, "flip", null_value=0.0)
+            assert t.interval_excludes_null() == (p <= alpha)
+    # a null magnitude within the p-value's 1e-12 tolerance of |observed| counts as an exceedance
+    near = np.r_[np.full(189, 0.1), np.full(10, -(0.6 - 1e-13))]  # B = 199, m = 9: the 10th largest decides
+    fewer = np.r_[np.full(190, 0.1), np.full(9, 0.6 - 1e-13)]
+    for nulls in (near, fewer):
+        for obs in (0.6, -0.6):
+            p = permutation_pvalue(obs, nulls, "two-sided")
+            t = TestResult("s", obs, p, Estimate(obs, flip_interval(obs, nulls, 0.95, (-1.0, 1.0))), 199, "flip",
+                           null_value=0.0)
+            assert t.interval_excludes_null() == (p <= 0.05)
+    assert flip_interval(0.9, near[:10], 0.95, (-1.0, 1.0)).low == -1.0  # B = 10 cannot reject
+
+
+def test_a_lower_bound_with_unbounded_support_is_finite():
+    """With the default (-inf, inf) bounds the rounding band was inf and a rejecting test's bound became +inf."""
     rng = np.random.default_rng(0)
-    null = 0.5 + 0.1 * rng.standard_normal(99)
-    a = permutation_interval(0.7, null, 0.5, 0.95, (0.0, 1.0))
-    b = permutation_interval(0.3, 1.0 - null, 0.5, 0.95, (0.0, 1.0))  # reversing every article: AUC -> 1 - AUC
-    assert a.low == pytest.approx(1 - b.high, abs=1e-12) and a.high == pytest.approx(1 - b.low, abs=1e-12)
-    wide = permutation_interval(0.99, 0.5 + rng.standard_normal(99), 0.5, 0.95, (0.0, 1.0))
-    assert 0.0 <= wide.low <= wide.high <= 1.0
+    null = rng.standard_normal(199)
+    b = permutation_lower_bound(3.0, null, 0.0)
+    assert 0.0 < b.low <= 3.0 and b.high == np.inf
 
 
 def test_auc_per_column_equals_the_pairwise_definition_with_ties():
