@@ -45,7 +45,7 @@ from lvmdiag.errors import InputError
 from lvmdiag.results import Estimate, Result, TestResult, fmt, fmt_p, md_table
 from lvmdiag.stats.multiple_testing import adjust_by_family
 from lvmdiag.stats.sequential import floor_note, resolve_cap, undecided_note
-from lvmdiag.stats.resampling import as_rng
+from lvmdiag.stats.resampling import as_rng, named_stream, stream_root
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -358,16 +358,22 @@ def analyze_direction(
         if progress is not None:
             progress(min(done[0], total), total)
 
-    # independent streams per split and per part, so one part's draws never shift another's
-    seeds = rng.integers(0, 2**63 - 1, size=(len(splits), 5))
-    streams = {name: [np.random.default_rng(int(x)) for x in row] for name, row in zip(splits, seeds)}
+    seeds = direction_seeds(rng, list(splits))
+    streams = {name: [np.random.default_rng(int(x)) for x in row] for name, row in seeds.items()}
     # the classifier sample's hash salt per split is that split's first seed (see DirectionAccumulator)
-    stats = {name: stream_split(s, dense_labels(lab), block_rows, max_windows, int(row[0]), tick)
-             for (name, s), lab, row in zip(splits.items(), labels, seeds)}
+    stats = {name: stream_split(s, dense_labels(lab), block_rows, max_windows, int(seeds[name][0]), tick)
+             for (name, s), lab in zip(splits.items(), labels)}
     first = next(iter(splits.values()))
     return finalize_direction(stats, streams, ref=ref, k=first.k, d=first.d, method=method, gnote=gnote,
                               n_permutations=n_permutations, n_bootstrap=n_bootstrap, n_folds=n_folds,
                               ridge=ridge, alpha=alpha, tick=tick, done=done)
+
+
+def direction_seeds(rng: np.random.Generator | int | None, names: list[str]) -> dict[str, np.ndarray]:
+    """Five seeds per split (sample salt, CV flips, signed-score flips, Δ bootstrap, lag-matched offsets),
+    each split's from a stream named after it, so adding or reordering splits never changes another's draws."""
+    root = stream_root(rng)
+    return {name: named_stream(root, "direction", name).integers(0, 2**63 - 1, size=5) for name in names}
 
 
 def finalize_direction(stats: dict[str, Any], streams: dict[str, list[np.random.Generator]], *, ref: str, k: int,

@@ -118,15 +118,16 @@ class DirectionAnalyzer(SinglePhase):
     name: str = "direction"
 
     def __post_init__(self) -> None:
+        from lvmdiag.analyzers.direction import direction_seeds
         from lvmdiag.stats.resampling import as_rng
 
-        # drawn once, as analyze_direction draws them: the sample salts (column 0) and the finalize streams
-        self._seeds = as_rng(self.seed).integers(0, 2**63 - 1, size=(len(self.splits), 5))
+        # drawn once, as analyze_direction draws them: the sample salts (first seed) and the finalize streams
+        self._seeds = direction_seeds(as_rng(self.seed), list(self.splits))
 
     def new_state(self, part: Part) -> DirectionPartState:
         from lvmdiag.analyzers.direction_pass import DirectionAccumulator
 
-        salt = int(self._seeds[self.splits.index(part.split), 0])
+        salt = int(self._seeds[part.split][0])
         return DirectionPartState(DirectionAccumulator(self.k, self.d, self.max_windows, salt))
 
     def finalize(self, states: Mapping[str, DirectionPartState], sources: Mapping[str, Any]) -> Any:
@@ -137,7 +138,7 @@ class DirectionAnalyzer(SinglePhase):
         resolve_cap(self.n_permutations, 1, self.alpha)  # "auto" or a positive integer
         if self.n_bootstrap < 1:
             raise InputError(f"n_bootstrap must be >= 1; got {self.n_bootstrap}.")
-        streams = {name: [np.random.default_rng(int(x)) for x in row] for name, row in zip(self.splits, self._seeds)}
+        streams = {name: [np.random.default_rng(int(x)) for x in self._seeds[name]] for name in self.splits}
         stats = {name: states[name].acc.finish() for name in self.splits}
         method, gnote = self.method, self.note
         result = finalize_direction(stats, streams, ref=self.reference, k=self.k, d=self.d, method=method,

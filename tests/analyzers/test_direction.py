@@ -224,7 +224,7 @@ def test_a_below_chance_cv_auc_is_never_evidence():
 
     res = lvmdiag.direction(_reversible_ar1_articles(21))
     c = res.splits[0].classifier
-    assert c.statistic < 0.4 and c.pvalue > 0.9  # the same below-chance AUC as in the audit
+    assert c.statistic < 0.45 and c.pvalue > 0.9  # a clearly below-chance AUC, as in the audit (0.376 there)
     assert c.effect.ci.low <= 0.5 and c.effect.ci.high == 1.0 and c.status(res.alpha) == "none"
     assert res.nominal() == [] and res.verdict() == "no arrow of time detected after correction in train"
     md = res.to_markdown()

@@ -100,3 +100,13 @@ def test_a_verdict_the_permutations_cannot_reach_says_undecided_not_no_differenc
     enough = lvmdiag.data(train, val, n_bootstrap=30, seed=1)  # auto: sized for each family
     div = next(v for v in enough.verdict() if v.startswith("Divergence:"))
     assert "significant after correction" in div and "undecided" not in " ".join(enough.verdict())
+
+
+def test_direction_draws_belong_to_each_split_not_to_its_position():
+    """Direction seeded split i by position: ood's numbers changed with whether a val split came before it."""
+    train, val, ood = _split(30, 1, "train"), _split(12, 2, "val"), _split(12, 0, "ood", shift=-0.05)
+    kw = dict(n_permutations=99, seed=5)
+    with_val = lvmdiag.direction(train, val, ood, **kw)
+    without = lvmdiag.direction(train, ood=ood, **kw)
+    assert with_val.split("ood").to_dict() == without.split("ood").to_dict()
+    assert with_val.split("train").to_dict() == without.split("train").to_dict()
