@@ -408,6 +408,13 @@ def plan_divergence(ordered: list[SequenceSet], names: list[str], labels: list[n
                              f"and {name} hold {n_articles}. Provide article ids or use fewer folds.")
     fold_of_article = assign_folds_in_turn(split_codes, int(codes.max()) + 1 if codes.size else 0, n_folds,
                                            [named_stream(root, "folds", n) for n in names])
+    for name, c in zip(names[1:], split_codes[1:]):  # articles shared with an earlier split keep its folds
+        used = np.unique(fold_of_article[np.union1d(ref_articles, c)]).size
+        if used < n_folds:
+            raise InputError(f"cross-validation by article of {name} against {names[0]} finds articles in only "
+                             f"{used} of {n_folds} folds ({names[0]} has {ref_articles.size} articles; {name}'s "
+                             "other articles share ids with an earlier split). Give the reference split more "
+                             "articles or use fewer folds.")
 
     features, bandwidths, m_used = {}, {}, 0
     for v in VIEWS:

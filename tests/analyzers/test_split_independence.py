@@ -110,3 +110,24 @@ def test_direction_draws_belong_to_each_split_not_to_its_position():
     without = lvmdiag.direction(train, ood=ood, **kw)
     assert with_val.split("ood").to_dict() == without.split("ood").to_dict()
     assert with_val.split("train").to_dict() == without.split("train").to_dict()
+
+
+def test_a_comparison_left_with_an_empty_fold_is_a_clear_error():
+    """Reference with 2 articles, val with 5, ood sharing 2 of val's ids plus one new: ood's comparison holds 5
+    articles but, as shared ids keep val's folds, only 4 folds (review). One line, not a CV with an empty fold."""
+    from lvmdiag.analyzers.divergence import analyze_divergence
+    from lvmdiag.errors import InputError
+
+    rng = np.random.default_rng(0)
+
+    def arts(sizes, name):  # {article id: windows}
+        ids = np.repeat(list(sizes), list(sizes.values()))
+        return SequenceSet(rng.standard_normal((ids.size, 3, 8)).astype(np.float32),
+                           rng.standard_normal((ids.size, 8)).astype(np.float32), article_ids=ids,
+                           id_source="given", split=name)
+
+    splits = {"train": arts({0: 30, 1: 30}, "train"), "val": arts({2: 40, 3: 10, 4: 10, 5: 10, 6: 10}, "val"),
+              "ood": arts({3: 10, 6: 10, 8: 10}, "ood")}
+    with pytest.raises(InputError, match=r"cross-validation by article of (val|ood) against train finds articles in only"):
+        for seed in range(20):  # the greedy placement depends on the seed; some seed leaves a fold empty
+            analyze_divergence(splits, rng=seed, n_permutations=19, n_bootstrap=10)
