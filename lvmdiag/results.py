@@ -212,7 +212,9 @@ class TestResult(Result):
             else:
                 why = ("the interval excludes " + fmt(self.null_value) if self.interval_excludes_null()
                        else f"p ≤ {alpha:g} before correction")
-                text += f" ({why}, but not significant after correction)"
+                corrected = self.pvalue_adjusted is not None and self.pvalue_adjusted > self.pvalue
+                text += f" ({why}, but not significant after correction)" if corrected else \
+                    f" ({why}, but p > {alpha:g}: not significant)"
         return text
 
     def to_markdown(self) -> str:

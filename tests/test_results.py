@@ -59,3 +59,13 @@ def test_an_interval_end_one_ulp_from_the_null_touches_it():
     for high, excludes in ((-1e-12, False), (-1e-8, True)):  # near a null of 0 the tolerance is 1e-9, absolute
         t = TestResult("c", -0.2, 0.5, Estimate(-0.2, ConfidenceInterval(-0.3, high)), 199, "perm", null_value=0.0)
         assert t.interval_excludes_null() is excludes
+
+
+def test_evidence_says_after_correction_only_when_a_correction_raised_p():
+    """A family of one (BH p = p) printed "not significant after correction" although nothing was corrected."""
+    lone = TestResult("c", 0.2, 0.03, Estimate(0.2, ConfidenceInterval(0.05, 0.3)), 199, "perm", pvalue_adjusted=0.03,
+                      family_size=1, null_value=0.0)
+    assert "after correction" not in lone.evidence(0.01) and "p > 0.01: not significant" in lone.evidence(0.01)
+    fam = TestResult("c", 0.2, 0.03, Estimate(0.2, ConfidenceInterval(0.05, 0.3)), 199, "perm", pvalue_adjusted=0.2,
+                     family_size=7, null_value=0.0)
+    assert "but not significant after correction" in fam.evidence(0.05)

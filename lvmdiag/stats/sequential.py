@@ -76,7 +76,8 @@ def undecided_note(tests: Sequence[Any], alpha: float) -> str:
 
     Undecided: no test is significant, and some test's family has too few resamples for a lone effect to
     reach alpha/m while that test's p is at most alpha or at its floor 1/(cap+1), so more resamples could
-    make it significant. Tests whose p is above both are a real "no" whatever the cap.
+    make it significant. A p above both is read as "no" (with few resamples it is itself uncertain: its
+    Monte-Carlo error is in the JSON).
     """
     if any(t.status(alpha) == "significant" for t in tests):
         return ""

@@ -93,7 +93,7 @@ def test_a_verdict_the_permutations_cannot_reach_says_undecided_not_no_differenc
     assert "undecided at this resolution" in div and "smallest p-value is 0.17" in div and "no difference" not in div
     assert "undecided at this resolution" in bias
     assert "more permutations could make them significant" in div
-    # contamination's p (2/6) is above its floor (1/6) and alpha: more permutations would not change the answer
+    # contamination's p (2/6) is above its floor (1/6) and alpha: read as "no", not as blocked by the cap
     contamination = next(v for v in lines if v.startswith("Contamination:"))
     assert "undecided" not in contamination and "p 0.333" in contamination
     assert "undecided at this resolution" in few.divergence.to_markdown()

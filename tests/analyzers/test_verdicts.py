@@ -139,11 +139,14 @@ def test_data_and_direction_give_the_same_direction_verdict_on_the_bundled_data(
     # and what the bundled example's numbers show is what its verdict says (issue 18, item 1)
     val = alone.split("val").signed
     assert val.effect.ci.low > 0 and val.status(0.05) == "significant"
-    # val is detected through the signed score, not its own CV AUC (p 0.233): the verdict says which (issue 2 of
-    # the direction audit: "order is detectable in train, val" read as if val's own classifier had found it)
-    assert val.effect.ci.low > 0 and alone.split("val").classifier.status(0.05) == "none"
+    # the verdict names the test(s) behind each split (issue 2 of the direction audit: "order is detectable in
+    # train, val" read as if val's own classifier had found it). val's own CV AUC is borderline on this data
+    # (p 0.02-0.08 across seeds), so the wording is checked against its status, whichever it is here
     assert "train (CV AUC)" in alone.verdict()
-    assert "val (signed score vs train: runs in train's direction; its own CV AUC" in alone.verdict()
     own = alone.split('val').classifier
-    assert f"p {fmt_p(own.pvalue, own.n_resamples)})" in alone.verdict()
+    if own.status(0.05) == "significant":
+        assert "val (CV AUC; signed score vs train: runs in train's direction)" in alone.verdict()
+    else:
+        assert "val (signed score vs train: runs in train's direction; its own CV AUC" in alone.verdict()
+        assert f"p {fmt_p(own.pvalue, own.n_resamples)})" in alone.verdict()
     assert "no-direction" not in rep.finding_kinds()
