@@ -6,7 +6,9 @@ Four kinds of sharing, each counted and turned into the share of the split's win
   data layer from shared chunk vectors across files; unknown when only contiguous blocks exist). A
   shared id counts as leakage only when the article also shares content under that id (an exact chunk
   or a near-duplicate found in a train window with the same id): two files whose ids each start at 0
-  share every id and no content, an id-numbering problem reported as a warning, not as leakage;
+  share every id and no content, an id-numbering problem reported as a warning, not as leakage,
+  unless an article-level nearest-chunk test (:func:`_same_article_test`) singles the article out as
+  the same article as its same-id train article (an article cut between the splits by position);
 - shared chunks: chunk vectors (any of the K contexts or the target) whose exact bytes occur in train;
 - shared windows: whole K+1 windows that occur in train;
 - near-duplicate chunks: chunks with no exact copy in train whose nearest train chunk has cosine >=
