@@ -207,8 +207,10 @@ class SplitLeakage(Result):
             rest = self.n_id_only_articles - (self.n_same_articles or 0)
             return text + (f"The split is then not article-disjoint (e.g. articles cut by position, one part in each "
                            f"split), although no chunk, window or {near} is shared"
-                           + (f"; the other {rest} ids may be numbered per file: give each file its own ids (e.g. "
-                              "prefix them with the file name)" if rest else ""))
+                           + (f"; {'the other' if self.n_same_articles else 'all'} {rest} ids are not singled out "
+                              "(cut articles the per-article test cannot resolve, or ids numbered per file): if ids are "
+                              "numbered per file, give each file its own ids (e.g. prefix them with the file name)"
+                              if rest else ""))
         return text + (f"Ids may be numbered per file: give each file its own ids (e.g. prefix them with the file "
                        f"name) so that resampling and leakage checks do not treat different articles as one; if these "
                        f"ids do name the same articles, the split is not article-disjoint, although no chunk, window "
@@ -329,8 +331,9 @@ def _id_verdict(s: SplitLeakage) -> str:
     if not s.n_same_articles:
         return ("some name the same articles (nearest-chunk test, p = "
                 f"{s.id_only_pvalue:.2g}), none singled out, so the split may not be article-disjoint")
-    return (f"{s.n_same_articles} of them are the same articles (nearest-chunk test), so the split is not "
-            "article-disjoint" + (f"; the other {rest} may be numbered per file" if rest else ""))
+    return (f"{s.n_same_articles} of them singled out as the same articles (nearest-chunk test), so the split is "
+            "not article-disjoint" + (f"; the other {rest} not singled out (cut articles or ids numbered per file)"
+                                      if rest else ""))
 
 
 def _ids(n: int | None) -> str:
