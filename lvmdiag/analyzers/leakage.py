@@ -475,6 +475,9 @@ def _same_article_test(lab: np.ndarray, tlab: np.ndarray, id_only: np.ndarray, c
     Per article: ``p_a = #{b in pool : H[a, b] >= H[a, same(a)]} / n_pool`` (exact, >= 1/n_pool; 1 when
     ``H[a, same(a)] = 0``), BH-adjusted across every id-only article; an article is flagged as the same
     article when the global test rejects at :data:`SAME_ARTICLE_P` and its adjusted p is <= :data:`SAME_ARTICLE_FDR`.
+    The p_a depend on each other only through the injection (sampling without replacement), which BH is
+    not proven for; the global test gates them (weak family-wise control under the global null).
+    An "article" is an id label (val windows sharing one id are one unit, as train windows are).
     """
     from lvmdiag.stats.resampling import benjamini_hochberg
 
