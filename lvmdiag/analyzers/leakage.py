@@ -6,7 +6,9 @@ Four kinds of sharing, each counted and turned into the share of the split's win
   data layer from shared chunk vectors across files; unknown when only contiguous blocks exist). A
   shared id counts as leakage only when the article also shares content under that id (an exact chunk
   or a near-duplicate found in a train window with the same id): two files whose ids each start at 0
-  share every id and no content, an id-numbering problem reported as a warning, not as leakage;
+  share every id and no content, an id-numbering problem reported as a warning, not as leakage,
+  unless an article-level nearest-chunk test (:func:`_same_article_test`) singles the article out as
+  the same article as its same-id train article (an article cut between the splits by position);
 - shared chunks: chunk vectors (any of the K contexts or the target) whose exact bytes occur in train;
 - shared windows: whole K+1 windows that occur in train;
 - near-duplicate chunks: chunks with no exact copy in train whose nearest train chunk has cosine >=
@@ -35,9 +37,29 @@ ProgressCallback = Callable[[int, int], None]
 
 #: fixed edges of the nearest-train-cosine histogram (distinct chunks without an exact copy)
 COS_EDGES = (-1.0, 0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 1.0)
-#: level of the nearest-chunk test that content-free shared ids name the same articles (a wording
-#: choice in the warning, never a leakage verdict); a fixed strict level, since nothing is corrected
+#: level of the global nearest-chunk test that content-free shared ids name the same articles (articles cut
+#: between the splits): strict, since a rejection turns an id warning into a leakage verdict
 SAME_ARTICLE_P = 1e-3
+#: random injections of that test: its p-value cannot go below 1/(B + 1) = 5e-4, so it can reach
+#: SAME_ARTICLE_P with one exceedance to spare (B = 999 could reach it only with none)
+SAME_ARTICLE_PERMUTATIONS = 1999
+#: BH false discovery rate for singling out the articles (only once the global test rejects); an article's
+#: exact p-value cannot go below 1/(train articles in the pool), so a strict level like SAME_ARTICLE_P
+#: could never flag an article of a split with fewer than 1000 train articles
+SAME_ARTICLE_FDR = 0.05
+
+
+@dataclass(frozen=True)
+class SameArticleTest:
+    """Internal outcome of :func:`_same_article_test` (the public fields are on :class:`SplitLeakage`)."""
+
+    n_chunks: int
+    same: int
+    chance: float
+    pvalue: float
+    n_perm: int
+    n_pool: int
+    flagged: np.ndarray  # article labels (the split's own) singled out as the same articles
 
 
 @dataclass(frozen=True)
@@ -76,12 +98,19 @@ class SplitLeakage(Result):
         with a train window of the same id: the same article in both splits
     n_id_only_articles, windows_id_only_article : shared ids with no such content, and their windows:
         ids that may be numbered per file (a warning, not leakage; see :meth:`LeakageResult.verdict`)
-    id_only_chunks, id_only_same_nearest, id_only_expected, id_only_pvalue : evidence on whether those
-        ids name the same articles: of the ``id_only_chunks`` distinct chunks of their windows, how many
-        have their nearest train chunk in the train article with the same id, how many chance gives
-        (each chunk's share of train chunks under its id, summed) and the one-sided binomial p-value.
-        Chunks of one article resemble each other, so ids that name the same articles (e.g. articles
-        cut by position, first part train, rest val) score far above chance; ids numbered per file do not.
+    id_only_chunks, id_only_same_nearest, id_only_expected, id_only_pvalue, id_only_permutations,
+    id_only_pool : the article-level test of whether those ids name the same articles (e.g. articles cut
+        by position, first part in train, the rest here): of the ``id_only_chunks`` distinct chunks of their
+        windows, ``id_only_same_nearest`` (T) have their nearest train chunk in the train article with the
+        same id; ``id_only_expected`` is T's mean under the null that ids are numbered independently of
+        content (each id-only article's same-id train article a uniformly random one of the
+        ``id_only_pool`` train articles not shared with content, distinct across articles);
+        ``id_only_pvalue`` the Monte Carlo p-value over ``id_only_permutations`` random such injections
+        (>= 1/(permutations + 1)). Articles, not chunks, are the units: chunks of one article share a topic.
+    n_same_articles, windows_same_article : id-only articles singled out as the same article as their
+        same-id train article (exact per-article p-value, BH at :data:`SAME_ARTICLE_FDR` across the id-only
+        articles, only when the global test rejects at :data:`SAME_ARTICLE_P`), and their windows;
+        ``same_article_ids`` the first ``max_examples`` of their ids (sorted)
     n_shared_chunks : distinct chunk vectors with an exact copy in train
     windows_shared_chunk, share_shared_chunk : windows holding at least one such chunk
     n_shared_windows, share_shared_window : windows whose whole K+1 content occurs in train
@@ -89,8 +118,8 @@ class SplitLeakage(Result):
     windows_near_chunk, share_near_chunk : windows holding at least one near-duplicate chunk
     windows_affected, share_affected : windows holding a shared chunk, a shared window or a near-duplicate,
         or lying in a shared article that shares content (``n_content_articles``) or that the nearest-chunk
-        test shows to be the same article (``ids_look_same``: an article cut between the splits); never a
-        window whose only link to train is an id that looks numbered per file
+        test singles out as the same article (``n_same_articles``: an article cut between the splits); never
+        a window whose only link to train is an id not shown to name the same article
     max_near_cosine : highest nearest-train cosine among chunks without an exact copy (NaN if none)
     cos_hist : counts of those chunks' nearest-train cosine over :data:`COS_EDGES`
     near_examples : the highest-cosine non-exact pairs (worst first), whether or not above threshold
@@ -127,6 +156,11 @@ class SplitLeakage(Result):
     id_only_same_nearest: int | None = None
     id_only_expected: float | None = None
     id_only_pvalue: float | None = None
+    id_only_permutations: int | None = None
+    id_only_pool: int | None = None
+    n_same_articles: int | None = None
+    windows_same_article: int | None = None
+    same_article_ids: tuple = ()
 
     @property
     def leaks(self) -> bool:
@@ -140,21 +174,27 @@ class SplitLeakage(Result):
 
     @property
     def ids_look_same(self) -> bool | None:
-        """Whether the content-free shared ids look like the same articles (nearest-chunk test at p ≤ 0.001
-        and at least twice chance); None when untested (no such ids or no chunk to test)."""
-        if not self.shares_ids_only or not self.id_only_chunks or self.id_only_pvalue is None:
+        """Whether the global nearest-chunk test shows that at least some content-free shared ids name the
+        same articles (permutation p <= SAME_ARTICLE_P); None when untested (no such ids)."""
+        if not self.shares_ids_only or self.id_only_pvalue is None:
             return None
-        return _looks_same(self.id_only_chunks, self.id_only_same_nearest, self.id_only_expected, self.id_only_pvalue)
+        return bool(self.id_only_pvalue <= SAME_ARTICLE_P)
 
     def _nearest_evidence(self, reference: str) -> str:
         if self.ids_look_same is None:
             return ""
         counts = (f"the nearest {reference} chunk of {self.id_only_same_nearest} of their {self.id_only_chunks} chunks "
                   f"lies in the {reference} article with the same id (chance ≈ {self.id_only_expected:.1f}; "
-                  f"binomial p {_p(self.id_only_pvalue)})")
-        if self.ids_look_same:
-            return f"; {counts}, so at least some of these ids name the same articles"
-        return f"; {counts}, no more than chance, so they do not look like the same articles"
+                  f"permutation p = {self.id_only_pvalue:.2g} over {self.id_only_permutations} random id assignments)")
+        if not self.ids_look_same:
+            return f"; {counts}: not significant at {SAME_ARTICLE_P:g}, so these ids are not shown to name the same articles"
+        if self.n_same_articles:
+            return (f"; {counts}, so some of these ids name the same articles: {self.n_same_articles} article"
+                    f"{'' if self.n_same_articles == 1 else 's'} singled out (BH at {SAME_ARTICLE_FDR:g}), "
+                    f"{self.windows_same_article} windows")
+        return (f"; {counts}, so some of these ids name the same articles, but no single article can be singled out "
+                f"(an article's p-value cannot go below 1/{self.id_only_pool}, one per {reference} article), so no "
+                "window is counted as affected")
 
     def id_warning(self, reference: str, threshold: float | None = None) -> str:
         """The plain-language warning for ids shared without content ("" when there are none)."""
@@ -164,9 +204,13 @@ class SplitLeakage(Result):
         text = (f"{self.split} and {reference} share {_ids(self.n_id_only_articles)} but no chunk content under them "
                 f"({self.windows_id_only_article} of {self.n_windows} {self.split} windows){self._nearest_evidence(reference)}. ")
         if self.ids_look_same:
+            rest = self.n_id_only_articles - (self.n_same_articles or 0)
             return text + (f"The split is then not article-disjoint (e.g. articles cut by position, one part in each "
-                           f"split), although no chunk, window or {near} is shared; if the ids are in fact numbered per "
-                           "file, give each file its own ids (e.g. prefix them with the file name)")
+                           f"split), although no chunk, window or {near} is shared"
+                           + (f"; {'the other' if self.n_same_articles else 'all'} {rest} ids are not singled out "
+                              "(cut articles the per-article test cannot resolve, or ids numbered per file): if ids are "
+                              "numbered per file, give each file its own ids (e.g. prefix them with the file name)"
+                              if rest else ""))
         return text + (f"Ids may be numbered per file: give each file its own ids (e.g. prefix them with the file "
                        f"name) so that resampling and leakage checks do not treat different articles as one; if these "
                        f"ids do name the same articles, the split is not article-disjoint, although no chunk, window "
@@ -220,16 +264,14 @@ class LeakageResult(Result):
     def verdict(self) -> str:
         """One line: content leakage per split, and any ids shared without content (a warning, not leakage)."""
         warn = [f"{s.split} shares {_ids(s.n_id_only_articles)} with {self.reference} but no chunk content under them: "
-                + ("they look like the same articles (nearest-chunk test), so the split is not article-disjoint"
-                   if s.ids_look_same else "ids may be numbered per file")
-                for s in self.splits if s.shares_ids_only]
+                + _id_verdict(s) for s in self.splits if s.shares_ids_only]
         if not self.found():
             if warn:
                 return (f"no content leakage (no chunk, window or near-duplicate shared with {self.reference}); "
                         "warning: " + "; ".join(warn))
             return f"no leakage: no split shares articles, chunks, windows or near-duplicates with {self.reference}"
         parts = [f"{s.split}: {100 * s.share_affected:.1f}% of windows share "
-                 f"{'content or articles' if s.ids_look_same else 'content'} with {self.reference}"
+                 f"{'content or articles' if s.n_same_articles else 'content'} with {self.reference}"
                  for s in self.splits if s.leaks]
         return "LEAKAGE — " + "; ".join(parts) + ("; warning: " + "; ".join(warn) if warn else "")
 
@@ -281,8 +323,17 @@ class LeakageResult(Result):
         return "\n".join(lines) + "\n"
 
 
-def _p(p: float) -> str:
-    return "< 1e-16" if p < 1e-16 else f"= {p:.2g}"
+def _id_verdict(s: SplitLeakage) -> str:
+    """The verdict's clause for ids shared without content: what the nearest-chunk test shows, no more."""
+    if not s.ids_look_same:
+        return "ids may be numbered per file"
+    rest = s.n_id_only_articles - (s.n_same_articles or 0)
+    if not s.n_same_articles:
+        return ("some name the same articles (nearest-chunk test, p = "
+                f"{s.id_only_pvalue:.2g}), none singled out, so the split may not be article-disjoint")
+    return (f"{s.n_same_articles} of them singled out as the same articles (nearest-chunk test), so the split is "
+            "not article-disjoint" + (f"; the other {rest} not singled out (cut articles or ids numbered per file)"
+                                      if rest else ""))
 
 
 def _ids(n: int | None) -> str:
@@ -346,7 +397,8 @@ def _split_report(name: str, seq: SequenceSet, keys: SplitKeys, train_keys: Spli
     w_chunk, w_near = exact.any(axis=1), near.any(axis=1)
     affected = w_chunk | w_near | win_shared
     n_art = n_shared_art = w_art = n_content_art = n_id_only = w_id_only = None
-    same_test: tuple[int, int, float, float] | tuple[None, None, None, None] = (None, None, None, None)
+    test: SameArticleTest | None = None
+    w_same = None
     if labels is not None:
         lab, tlab = labels[name], labels[reference]
         shared_art = np.intersect1d(lab, tlab)
@@ -359,10 +411,14 @@ def _split_report(name: str, seq: SequenceSet, keys: SplitKeys, train_keys: Spli
         n_id_only, w_id_only = n_shared_art - n_content_art, int(id_only.sum())
         affected |= in_content
         if w_id_only:
-            same_test = _same_article_nearest(lab, tlab, id_only, train_first, q_slot, q_id, k1,
-                                              train_keys.chunk.shape[1])
-            if _looks_same(*same_test):  # the same articles cut between the splits: article-level leakage
-                affected |= id_only
+            from lvmdiag.stats.resampling import named_stream
+
+            # a fixed stream per split: the same data give the same p-value, one-shot or engine
+            test = _same_article_test(lab, tlab, id_only, content_ids, q_slot, q_id, k1,
+                                      train_keys.chunk.shape[1], named_stream(0, "leakage-same-id", name))
+            same_win = id_only & np.isin(lab, test.flagged)  # only the articles singled out: article-level leakage
+            w_same = int(same_win.sum())
+            affected |= same_win
     # examples
     order = np.argsort(-np.nan_to_num(q_cos, nan=-np.inf), kind="stable")[:max_examples]
     near_ex = tuple(ChunkPair(int(q_slot[i] // k1), int(q_slot[i] % k1), int(q_id[i] // k1), int(q_id[i] % k1),
@@ -389,43 +445,93 @@ def _split_report(name: str, seq: SequenceSet, keys: SplitKeys, train_keys: Spli
         cos_hist=tuple(int(c) for c in hist), near_examples=near_ex,
         shared_chunk_examples=tuple(chunk_ex), shared_window_examples=tuple(win_ex),
         n_content_articles=n_content_art, n_id_only_articles=n_id_only, windows_id_only_article=w_id_only,
-        id_only_chunks=same_test[0], id_only_same_nearest=same_test[1], id_only_expected=same_test[2],
-        id_only_pvalue=same_test[3],
+        **({} if test is None else dict(
+            id_only_chunks=test.n_chunks, id_only_same_nearest=test.same, id_only_expected=test.chance,
+            id_only_pvalue=test.pvalue, id_only_permutations=test.n_perm, id_only_pool=test.n_pool,
+            n_same_articles=int(test.flagged.size), windows_same_article=w_same,
+            same_article_ids=tuple(np.sort(test.flagged)[:max_examples].tolist()))),
     )
 
 
-def _looks_same(n: int | None, same: int | None, expected: float | None, pvalue: float | None) -> bool:
-    """The nearest-chunk test says content-free shared ids name the same articles: p <= SAME_ARTICLE_P and at
-    least twice chance."""
-    return bool(n and pvalue is not None and pvalue <= SAME_ARTICLE_P and same >= 2 * expected)
+def _same_article_test(lab: np.ndarray, tlab: np.ndarray, id_only: np.ndarray, content_ids: np.ndarray,
+                       q_slot: np.ndarray, q_id: np.ndarray, k1: int, tk1: int,
+                       rng: np.random.Generator, n_perm: int = SAME_ARTICLE_PERMUTATIONS) -> SameArticleTest:
+    """Article-level nearest-chunk test: do content-free shared ids name the same articles?
 
+    The unit is the article, not the chunk (chunks of one article share a topic, so they tend to pick
+    the same nearest train article: they are not independent trials). ``H[a, b]`` counts the distinct
+    chunks of id-only val article ``a`` whose nearest train chunk lies in train article ``b``.
 
-def _same_article_nearest(lab: np.ndarray, tlab: np.ndarray, id_only: np.ndarray, train_first: np.ndarray,
-                          q_slot: np.ndarray, q_id: np.ndarray, k1: int, tk1: int) -> tuple[int, int, float, float]:
-    """Nearest-chunk test for content-free shared ids: (chunks tested, nearest in the same-id train article,
-    expected by chance, one-sided binomial p-value).
+    Attribution rule (one for both sides): a distinct val chunk belongs to the window of its first
+    occurrence in the split (row-major; overlapping windows repeat chunks), and is tested when that
+    window is id-only; its nearest train chunk belongs to the train article of that chunk's first
+    occurrence in train. So each distinct chunk is counted once, in one cell of ``H``.
 
-    Each distinct chunk of an ``id_only`` window (no exact copy in train, so it has a nearest train
-    chunk) is a trial; success when its nearest train chunk (first occurrence) sits in a train window
-    with the window's id. Chance for a chunk is the share of distinct train chunks under its id. The
-    p-value is the binomial tail at the mean chance, conservative for these unequal chances (a sum of
-    unequal Bernoullis is more concentrated than the binomial with the same mean).
+    Null: ids are numbered independently of content. Then the train article sharing ``a``'s id is a
+    uniformly random member of the pool (train articles whose id is not shared with content), distinct
+    across val articles: a uniform injection ``sigma``. Global statistic ``T = sum_a H[a, same(a)]``,
+    its chance ``E[T] = sum_a mean_b H[a, b]`` over the pool, and the Monte Carlo p-value
+    ``(1 + #{T_sigma >= T}) / (n_perm + 1)`` over ``n_perm`` random injections (exact under the null).
+    Per article: ``p_a = #{b in pool : H[a, b] >= H[a, same(a)]} / n_pool`` (exact, >= 1/n_pool; 1 when
+    ``H[a, same(a)] = 0``), BH-adjusted across every id-only article; an article is flagged as the same
+    article when the global test rejects at :data:`SAME_ARTICLE_P` and its adjusted p is <= :data:`SAME_ARTICLE_FDR`.
+    The p_a depend on each other only through the injection (sampling without replacement), which BH is
+    not proven for; the global test gates them (weak family-wise control under the global null).
+    An "article" is an id label (val windows sharing one id are one unit, as train windows are).
     """
-    from scipy.stats import binom
+    from lvmdiag.stats.resampling import benjamini_hochberg
 
-    rows = q_slot // k1
-    use = (q_id >= 0) & id_only[rows]
-    if not use.any():
-        return 0, 0, 0.0, 1.0
     codes, inv = np.unique(np.concatenate([np.asarray(lab), np.asarray(tlab)]), return_inverse=True)
     code, tcode = inv[:lab.size], inv[lab.size:]
-    mine = code[rows[use]]
-    same = int((tcode[q_id[use] // tk1] == mine).sum())
-    share = np.bincount(tcode[train_first // tk1], minlength=codes.size) / max(train_first.size, 1)
-    chance = share[mine]
-    n, expected = int(use.sum()), float(chance.sum())
-    pvalue = float(binom.sf(same - 1, n, min(expected / n, 1.0))) if same > 0 else 1.0
-    return n, same, expected, pvalue
+    content = np.isin(codes, content_ids)
+    pool_codes = np.setdiff1d(np.unique(tcode), np.flatnonzero(content))  # train articles that may carry an id-only id
+    n_pool = int(pool_codes.size)
+    art_codes = np.unique(code[id_only])  # the id-only val articles (each has a same-id train article in the pool)
+    m = int(art_codes.size)
+    rows = q_slot // k1
+    use = (q_id >= 0) & id_only[rows]
+    n_chunks = int(use.sum())
+    va = np.searchsorted(art_codes, code[rows[use]])  # val article index 0..m-1
+    tb_code = tcode[q_id[use] // tk1]
+    in_pool = np.isin(tb_code, pool_codes)  # a nearest chunk in a content-sharing train article: never any sigma(a)
+    va, tb = va[in_pool], np.searchsorted(pool_codes, tb_code[in_pool])
+    key, h = np.unique(va.astype(np.int64) * n_pool + tb, return_counts=True)  # sparse H over (val article, pool article)
+    same_b = np.searchsorted(pool_codes, art_codes)  # same(a): the pool index of a's id
+    h_same = _lookup(key, h, np.arange(m, dtype=np.int64) * n_pool + same_b)
+    t_obs = int(h_same.sum())
+    chance = float(h.sum()) / n_pool if n_pool else 0.0
+    # per article: how many pool articles take at least as many of a's chunks as its same-id article
+    ka = key // max(n_pool, 1)
+    at_least = np.bincount(ka[h >= h_same[ka]], minlength=m)
+    p_art = np.where(h_same > 0, at_least / max(n_pool, 1), 1.0)
+    if t_obs == 0:  # every T_sigma >= 0 = T: p = (B + 1) / (B + 1) whatever the draws
+        return SameArticleTest(n_chunks, t_obs, chance, 1.0, n_perm, n_pool, codes[:0])
+    hit_rows = np.unique(ka)  # articles with no tested chunk add 0 under every sigma: inject only the others
+    local = np.full(m, -1, np.int64)
+    local[hit_rows] = np.arange(hit_rows.size)
+    key2 = local[ka] * n_pool + key % n_pool
+    order = np.argsort(key2)
+    key2, h2 = key2[order], h[order]
+    r = hit_rows.size
+    batch = max(1, (1 << 21) // max(r, 1))
+    exceed, done = 0, 0
+    while done < n_perm:
+        nb = min(batch, n_perm - done)
+        sig = np.stack([rng.choice(n_pool, size=r, replace=False) for _ in range(nb)])
+        t_null = _lookup(key2, h2, np.arange(r, dtype=np.int64)[None, :] * n_pool + sig).sum(axis=1)
+        exceed += int((t_null >= t_obs).sum())
+        done += nb
+    pvalue = (1 + exceed) / (n_perm + 1)
+    flagged = (benjamini_hochberg(p_art) <= SAME_ARTICLE_FDR) & (h_same > 0) if pvalue <= SAME_ARTICLE_P else np.zeros(m, bool)
+    return SameArticleTest(n_chunks, t_obs, chance, float(pvalue), n_perm, n_pool, codes[art_codes[flagged]])
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """``values`` at ``want`` in the sorted ``keys`` (0 where absent)."""
+    if keys.size == 0:
+        return np.zeros(want.shape, np.int64)
+    pos = np.minimum(np.searchsorted(keys, want), keys.size - 1)
+    return np.where(keys[pos] == want, values[pos], 0)
 
 
 def _ids_sharing_content(lab: np.ndarray, tlab: np.ndarray, keys: SplitKeys, train_keys: SplitKeys,

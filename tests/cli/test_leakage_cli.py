@@ -94,6 +94,9 @@ def test_ids_numbered_per_file_warn_without_a_leakage_verdict(tmp_path):
     (val,) = json.loads(res.stdout)["splits"]
     assert val["n_shared_articles"] == 10 and val["n_id_only_articles"] == 10 and val["n_content_articles"] == 0
     assert val["windows_affected"] == 0 and val["n_shared_chunks"] == val["n_near_chunks"] == 0
+    # the article-level test ran, did not reject, and flagged nothing
+    assert val["id_only_permutations"] == 1999 and val["id_only_pool"] == 10 and val["id_only_pvalue"] > 1e-3
+    assert val["n_same_articles"] == 0 and val["windows_same_article"] == 0 and val["same_article_ids"] == []
     md = runner.invoke(app, ["leakage", "--train", str(a), "--val", str(b), "--no-progress"]).stdout
     assert "LEAKAGE" not in md and "no content leakage" in md
     assert "share 10 article ids but no chunk content" in md and "numbered per file" in md
@@ -115,3 +118,44 @@ def test_ids_numbered_per_file_with_a_real_duplicate_still_fail(tmp_path):
     assert leak["n_content_articles"] == 1 and leak["n_id_only_articles"] == 9
     windows_of_article_0 = 10 - 5  # 10 chunks, K=5: 5 windows
     assert leak["windows_affected"] == windows_of_article_0 == leak["n_shared_windows"]
+
+
+def _cut_files(tmp_path, n_articles):
+    """Store files of articles cut by position: each article's first 10 chunks in one file, the rest in the
+    other, both keeping the article's id (no chunk in both files)."""
+    st = syn.make_store(n_articles=n_articles, d=32, rho=0.9, length=(20, 30), rng=12)
+    paths = []
+    for name, keep in (("cut_a.npz", st.chunk_index < 10), ("cut_b.npz", st.chunk_index >= 10)):
+        pos = st.chunk_index[keep] - (0 if name == "cut_a.npz" else 10)
+        np.savez(tmp_path / name, vectors=st.vectors[keep], article_ids=st.article_ids[keep], chunk_index=pos)
+        paths.append(tmp_path / name)
+    return paths
+
+
+def test_articles_cut_by_position_are_leakage_and_fail_the_gate(tmp_path):
+    a, b = _cut_files(tmp_path, 40)
+    res = runner.invoke(app, ["leakage", "--train", str(a), "--val", str(b), "--no-progress", "--json", "-"])
+    assert res.exit_code == 0, res.output
+    (val,) = json.loads(res.stdout)["splits"]
+    assert val["n_shared_chunks"] == val["n_near_chunks"] == val["n_content_articles"] == 0
+    assert val["id_only_pvalue"] <= 1e-3 and val["n_same_articles"] >= 30
+    assert val["windows_affected"] == val["windows_same_article"] > 0
+    md = runner.invoke(app, ["leakage", "--train", str(a), "--val", str(b), "--no-progress"]).stdout
+    assert "LEAKAGE" in md and "singled out as the same articles" in md and "not article-disjoint" in md
+    out = runner.invoke(app, ["data", "--train", str(a), "--val", str(b), "--quiet", "--n-permutations", "20",
+                              "--n-bootstrap", "20", "--fail-on", "leakage", "--json", str(tmp_path / "d.json")])
+    assert out.exit_code == 1, out.output
+
+
+def test_too_few_train_articles_to_single_one_out_warn_without_counting(tmp_path):
+    """8 cut articles: the global test rejects (p at its floor), but an article's exact p is >= 1/8, so BH
+    at 0.05 flags none: the warning says so and no window is counted (never more than the test shows)."""
+    a, b = _cut_files(tmp_path, 8)
+    res = runner.invoke(app, ["leakage", "--train", str(a), "--val", str(b), "--no-progress", "--json", "-"])
+    assert res.exit_code == 0, res.output
+    (val,) = json.loads(res.stdout)["splits"]
+    assert val["id_only_pool"] == 8 and val["id_only_pvalue"] == 1 / 2000
+    assert val["n_same_articles"] == 0 and val["windows_affected"] == 0
+    md = runner.invoke(app, ["leakage", "--train", str(a), "--val", str(b), "--no-progress"]).stdout
+    assert "LEAKAGE" not in md and "none singled out" in md
+    assert "no single article can be singled out" in md and "1/8" in md and "all 8 ids are not singled out" in md
