@@ -27,7 +27,7 @@ from lvmdiag.stats.sequential import undecided_note
 
 SECTIONS = ("bias", "direction", "divergence", "leakage")
 #: finding kinds ``--fail-on`` accepts ("any" = every kind)
-FINDING_KINDS = ("leakage", "divergence", "contamination", "bias", "direction", "no-direction")
+FINDING_KINDS = ("leakage", "shared-ids", "divergence", "contamination", "bias", "direction", "no-direction")
 
 
 @dataclass(frozen=True)
@@ -202,6 +202,9 @@ def _findings(bias: Any, direction: Any, divergence: Any, leakage: Any, alpha: f
     out: list[Finding] = []
     if leakage is not None and leakage.found():
         out.append(Finding("leakage", leakage.verdict()))
+    if leakage is not None:  # ids without content that the nearest-chunk test links: evidence, not content leakage
+        out += [Finding("shared-ids", s.id_warning(leakage.reference, leakage.threshold))
+                for s in leakage.splits if s.ids_look_same]
     if divergence is not None:
         for t in divergence.tests():
             if t.family.startswith("divergence") and t.status(alpha) == "significant":

@@ -6,9 +6,11 @@ Four kinds of sharing, each counted and turned into the share of the split's win
   data layer from shared chunk vectors across files; unknown when only contiguous blocks exist). A
   shared id counts as leakage only when the article also shares content under that id (an exact chunk
   or a near-duplicate found in a train window with the same id): two files whose ids each start at 0
-  share every id and no content, an id-numbering problem reported as a warning, not as leakage,
-  unless an article-level nearest-chunk test (:func:`_same_article_test`) singles the article out as
-  the same article as its same-id train article (an article cut between the splits by position);
+  share every id and no content, an id-numbering problem reported as a warning, not as leakage. An
+  article-level nearest-chunk test (:func:`_same_article_test`) adds evidence on whether such ids name
+  the same articles (an article cut between the splits by position); it assumes ids are numbered
+  independently of content (two files both sorted by topic and numbered break it), so its outcome is
+  a warning and a ``shared-ids`` finding of the data report, never counted as content leakage;
 - shared chunks: chunk vectors (any of the K contexts or the target) whose exact bytes occur in train;
 - shared windows: whole K+1 windows that occur in train;
 - near-duplicate chunks: chunks with no exact copy in train whose nearest train chunk has cosine >=
@@ -109,17 +111,17 @@ class SplitLeakage(Result):
         (>= 1/(permutations + 1)). Articles, not chunks, are the units: chunks of one article share a topic.
     n_same_articles, windows_same_article : id-only articles singled out as the same article as their
         same-id train article (exact per-article p-value, BH at :data:`SAME_ARTICLE_FDR` across the id-only
-        articles, only when the global test rejects at :data:`SAME_ARTICLE_P`), and their windows;
-        ``same_article_ids`` the first ``max_examples`` of their ids (sorted)
+        articles, only when the global test rejects at :data:`SAME_ARTICLE_P`; a few may be false
+        discoveries), and their windows; ``same_article_ids`` the first ``max_examples`` of their ids
+        (sorted). Evidence for the warning, not counted in ``windows_affected``
     n_shared_chunks : distinct chunk vectors with an exact copy in train
     windows_shared_chunk, share_shared_chunk : windows holding at least one such chunk
     n_shared_windows, share_shared_window : windows whose whole K+1 content occurs in train
     n_near_chunks : distinct chunks without an exact copy whose nearest train chunk has cosine >= threshold
     windows_near_chunk, share_near_chunk : windows holding at least one near-duplicate chunk
     windows_affected, share_affected : windows holding a shared chunk, a shared window or a near-duplicate,
-        or lying in a shared article that shares content (``n_content_articles``) or that the nearest-chunk
-        test singles out as the same article (``n_same_articles``: an article cut between the splits); never
-        a window whose only link to train is an id not shown to name the same article
+        or lying in a shared article that shares content (``n_content_articles``); never a window whose only
+        link to train is its id (see ``n_same_articles`` for the evidence on those)
     max_near_cosine : highest nearest-train cosine among chunks without an exact copy (NaN if none)
     cos_hist : counts of those chunks' nearest-train cosine over :data:`COS_EDGES`
     near_examples : the highest-cosine non-exact pairs (worst first), whether or not above threshold
@@ -164,7 +166,7 @@ class SplitLeakage(Result):
 
     @property
     def leaks(self) -> bool:
-        """True when the split shares content with train (ids alone never count)."""
+        """True when the split shares content with train (ids without content never count)."""
         return self.windows_affected > 0
 
     @property
@@ -188,13 +190,14 @@ class SplitLeakage(Result):
                   f"permutation p = {self.id_only_pvalue:.2g} over {self.id_only_permutations} random id assignments)")
         if not self.ids_look_same:
             return f"; {counts}: not significant at {SAME_ARTICLE_P:g}, so these ids are not shown to name the same articles"
+        assumption = ("the test assumes ids are numbered independently of content: files sorted by topic and "
+                      "numbered in that order also score high")
         if self.n_same_articles:
-            return (f"; {counts}, so some of these ids name the same articles: {self.n_same_articles} article"
-                    f"{'' if self.n_same_articles == 1 else 's'} singled out (BH at {SAME_ARTICLE_FDR:g}), "
-                    f"{self.windows_same_article} windows")
-        return (f"; {counts}, so some of these ids name the same articles, but no single article can be singled out "
-                f"(an article's p-value cannot go below 1/{self.id_only_pool}, one per {reference} article), so no "
-                "window is counted as affected")
+            return (f"; {counts}, which suggests some of these ids name the same articles: {self.n_same_articles} "
+                    f"article{'' if self.n_same_articles == 1 else 's'} singled out at FDR {SAME_ARTICLE_FDR:g} (a few may "
+                    f"be false discoveries), {self.windows_same_article} windows; {assumption}")
+        return (f"; {counts}, which suggests some of these ids name the same articles, though none is singled out "
+                f"after the per-article correction (BH across {self.n_id_only_articles} articles); {assumption}")
 
     def id_warning(self, reference: str, threshold: float | None = None) -> str:
         """The plain-language warning for ids shared without content ("" when there are none)."""
@@ -204,13 +207,10 @@ class SplitLeakage(Result):
         text = (f"{self.split} and {reference} share {_ids(self.n_id_only_articles)} but no chunk content under them "
                 f"({self.windows_id_only_article} of {self.n_windows} {self.split} windows){self._nearest_evidence(reference)}. ")
         if self.ids_look_same:
-            rest = self.n_id_only_articles - (self.n_same_articles or 0)
-            return text + (f"The split is then not article-disjoint (e.g. articles cut by position, one part in each "
-                           f"split), although no chunk, window or {near} is shared"
-                           + (f"; {'the other' if self.n_same_articles else 'all'} {rest} ids are not singled out "
-                              "(cut articles the per-article test cannot resolve, or ids numbered per file): if ids are "
-                              "numbered per file, give each file its own ids (e.g. prefix them with the file name)"
-                              if rest else ""))
+            return text + (f"If so, the split is not article-disjoint (e.g. articles cut by position, one part in each "
+                           f"split), although no chunk, window or {near} is shared: check how the split was made; if "
+                           "the ids are numbered per file, give each file its own ids (e.g. prefix them with the file "
+                           "name)")
         return text + (f"Ids may be numbered per file: give each file its own ids (e.g. prefix them with the file "
                        f"name) so that resampling and leakage checks do not treat different articles as one; if these "
                        f"ids do name the same articles, the split is not article-disjoint, although no chunk, window "
@@ -270,8 +270,7 @@ class LeakageResult(Result):
                 return (f"no content leakage (no chunk, window or near-duplicate shared with {self.reference}); "
                         "warning: " + "; ".join(warn))
             return f"no leakage: no split shares articles, chunks, windows or near-duplicates with {self.reference}"
-        parts = [f"{s.split}: {100 * s.share_affected:.1f}% of windows share "
-                 f"{'content or articles' if s.n_same_articles else 'content'} with {self.reference}"
+        parts = [f"{s.split}: {100 * s.share_affected:.1f}% of windows share content with {self.reference}"
                  for s in self.splits if s.leaks]
         return "LEAKAGE — " + "; ".join(parts) + ("; warning: " + "; ".join(warn) if warn else "")
 
@@ -326,14 +325,11 @@ class LeakageResult(Result):
 def _id_verdict(s: SplitLeakage) -> str:
     """The verdict's clause for ids shared without content: what the nearest-chunk test shows, no more."""
     if not s.ids_look_same:
-        return "ids may be numbered per file"
-    rest = s.n_id_only_articles - (s.n_same_articles or 0)
-    if not s.n_same_articles:
-        return ("some name the same articles (nearest-chunk test, p = "
-                f"{s.id_only_pvalue:.2g}), none singled out, so the split may not be article-disjoint")
-    return (f"{s.n_same_articles} of them singled out as the same articles (nearest-chunk test), so the split is "
-            "not article-disjoint" + (f"; the other {rest} not singled out (cut articles or ids numbered per file)"
-                                      if rest else ""))
+        return "ids may be numbered per file (the nearest-chunk test finds no sign that they name the same articles)"
+    singled = (f"{s.n_same_articles} singled out at FDR {SAME_ARTICLE_FDR:g}" if s.n_same_articles
+               else "none singled out")
+    return (f"the nearest-chunk test suggests some name the same articles (p = {s.id_only_pvalue:.2g}; {singled}; "
+            "it assumes ids numbered independently of content), so the split may not be article-disjoint")
 
 
 def _ids(n: int | None) -> str:
@@ -416,9 +412,7 @@ def _split_report(name: str, seq: SequenceSet, keys: SplitKeys, train_keys: Spli
             # a fixed stream per split: the same data give the same p-value, one-shot or engine
             test = _same_article_test(lab, tlab, id_only, content_ids, q_slot, q_id, k1,
                                       train_keys.chunk.shape[1], named_stream(0, "leakage-same-id", name))
-            same_win = id_only & np.isin(lab, test.flagged)  # only the articles singled out: article-level leakage
-            w_same = int(same_win.sum())
-            affected |= same_win
+            w_same = int((id_only & np.isin(lab, test.flagged)).sum())  # evidence for the warning, not "affected"
     # examples
     order = np.argsort(-np.nan_to_num(q_cos, nan=-np.inf), kind="stable")[:max_examples]
     near_ex = tuple(ChunkPair(int(q_slot[i] // k1), int(q_slot[i] % k1), int(q_id[i] // k1), int(q_id[i] % k1),

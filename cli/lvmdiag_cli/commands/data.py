@@ -46,8 +46,9 @@ def data_cmd(
     html: HtmlOption = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON ('-' = stdout).")] = None,
     fail_on: Annotated[Optional[str], typer.Option(
-        "--fail-on", help="Exit 1 when any of these findings is present: comma list of leakage, divergence, "
-                          "contamination, bias, direction, no-direction, or any.")] = None,
+        "--fail-on", help="Exit 1 when any of these findings is present: comma list of leakage, shared-ids (article "
+                          "ids shared without content that a nearest-chunk test links), divergence, contamination, "
+                          "bias, direction, no-direction, or any.")] = None,
     n_permutations: NPermutationsOption = "auto",
     n_bootstrap: NBootstrapOption = 200,
     threshold: ThresholdOption = 0.98,
