@@ -212,7 +212,8 @@ class TestResult(Result):
             else:
                 why = ("the interval excludes " + fmt(self.null_value) if self.interval_excludes_null()
                        else f"p ≤ {alpha:g} before correction")
-                corrected = self.pvalue_adjusted is not None and self.pvalue_adjusted > self.pvalue
+                # "after correction" only where the correction is what failed: raw p passes, adjusted does not
+                corrected = self.pvalue_adjusted is not None and self.pvalue <= alpha < self.pvalue_adjusted
                 text += f" ({why}, but not significant after correction)" if corrected else \
                     f" ({why}, but p > {alpha:g}: not significant)"
         return text

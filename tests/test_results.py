@@ -69,3 +69,9 @@ def test_evidence_says_after_correction_only_when_a_correction_raised_p():
     fam = TestResult("c", 0.2, 0.03, Estimate(0.2, ConfidenceInterval(0.05, 0.3)), 199, "perm", pvalue_adjusted=0.2,
                      family_size=7, null_value=0.0)
     assert "but not significant after correction" in fam.evidence(0.05)
+
+
+def test_a_raw_p_above_alpha_is_not_blamed_on_the_correction():
+    t = TestResult("c", 0.2, 0.08, Estimate(0.2, ConfidenceInterval(0.05, 0.3)), 199, "perm", pvalue_adjusted=0.3,
+                   family_size=7, null_value=0.0)
+    assert "the interval excludes 0.000, but p > 0.05: not significant" in t.evidence(0.05)

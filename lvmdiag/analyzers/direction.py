@@ -8,7 +8,7 @@ Three parts, per split:
    by the articles, and the slope of cos(x_j, x_{j+L}) along the window for each lag L, which catches
    similarity changing along an article even when each article drifts its own way.
    AUC with a one-sided article-flip p-value and the one-sided lower confidence bound that inverts it
-   (it exceeds 0.5 exactly when p <= 0.05). AUC > 0.5 means the order is detectable: the data are not
+   (at level 1 - alpha, so it exceeds 0.5 exactly when p <= alpha). AUC > 0.5 means the order is detectable: the data are not
    time-reversible; a CV AUC below 0.5 means nothing (it is biased slightly below 0.5 under the null).
 2. A signed direction score for every split other than the reference ("train"): the classifier
    fitted on the reference's given order, applied to the split's given order, D = 2 AUC - 1.
@@ -192,6 +192,11 @@ class DirectionResult(Result):
             text += f"; {split}: {what} {t.evidence(self.alpha)}"
         return text
 
+    @property
+    def _pct(self) -> str:
+        """Level of the classifier bound and the signed-score interval (1 - alpha: each inverts its test)."""
+        return f"{100 * (1 - self.alpha):g}%"
+
     def to_markdown(self) -> str:
         lines = ["## Direction (arrow of time)", "", f"**Verdict:** {self.verdict()}.", ""]
         rows = []
@@ -205,8 +210,8 @@ class DirectionResult(Result):
                 s.delta.to_markdown(),
             ])
         lines.append(md_table(
-            ["split", "windows", "articles", "CV AUC true vs reversed [one-sided 95% bound]", "p",
-             f"signed score vs {self.reference} [95% CI]", "p", "Δ [95% CI]"], rows))
+            ["split", "windows", "articles", f"CV AUC true vs reversed [one-sided {self._pct} bound]", "p",
+             f"signed score vs {self.reference} [{self._pct} CI]", "p", "Δ [95% CI]"], rows))
         lines += [
             "",
             "- CV AUC: a linear classifier of given vs reversed window order, cross-validated by article; "
@@ -215,7 +220,7 @@ class DirectionResult(Result):
             "α; the rest get the full cap), with the Benjamini-Hochberg value in brackets, adjusted within the "
             "split's own family (its classifier and its signed score), so another split never changes it. "
             "The test is one-sided (is order detectable, AUC > 0.5?), and so is its bound: the lowest AUC the same flip test does not reject (the observed AUC minus the flip "
-            "null's upper tail above 0.5; upper end 1), so it exceeds 0.5 exactly when p ≤ 0.05. Every null "
+            f"null's upper tail above 0.5; upper end 1), so it exceeds 0.5 exactly when p ≤ {self.alpha:g}. Every null "
             "replicate refits the classifier, so the fit's own variability is included. A CV AUC below 0.5 is "
             "not evidence of anything: a cross-validated AUC falls slightly below 0.5 when there is nothing to learn.",
             f"- Signed score: 2·AUC−1 of the classifier fitted on {self.reference}'s given order; +1 = same "

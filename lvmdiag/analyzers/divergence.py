@@ -471,9 +471,10 @@ def finalize_divergence(states: list[SplitState], ordered: list[Any], names: lis
         f"{n_folds}-fold cross-validation with whole articles per fold; binormal AUC Φ(d/√2) of the pooled "
         "out-of-fold scores (d: their exact standardised mean difference, computed from per-article sums and "
         "per-fold Gram matrices, so the rows are read once). "
-        "Its interval is a one-sided 95% lower bound that inverts the one-sided article-permutation test (the AUC "
-        "minus the permutation null's upper spread around chance; every permutation refits the classifier), so "
-        "it exceeds chance exactly when that test's p ≤ 0.05; an AUC below chance is no evidence of anything.",
+        f"Its interval is a one-sided {100 * (1 - alpha):g}% lower bound that inverts the one-sided article-permutation "
+        "test (the AUC minus the permutation null's upper spread around chance; every permutation refits the "
+        f"classifier), so it exceeds chance exactly when that test's p ≤ {alpha:g}; an AUC below chance is no "
+        "evidence of anything.",
         "Per-window statistics use exact empirical distributions (all values, no histogram).",
         "'context' rows are every context chunk of every window (each chunk counted once per window it appears in).",
     )

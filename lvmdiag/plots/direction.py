@@ -13,16 +13,17 @@ from lvmdiag.stats.two_sample import LowerBound
 def plot_direction(result: DirectionResult, path: str | os.PathLike[str] | None = None) -> Any:
     """Write a two-panel PNG to ``path`` (path None: return the Figure).
 
-    Left: per split, CV AUC − 0.5 with a bar down to its one-sided 95% lower bound (the test is
-    one-sided, so the bar is open upwards) and the signed score with its two-sided 95% CI. Right:
+    Left: per split, CV AUC − 0.5 with a bar down to its one-sided lower bound at 1 − alpha (the test is
+    one-sided, so the bar is open upwards) and the signed score with its two-sided 1 − alpha CI. Right:
     forward − backward lag-matched cosine differences with 95% CIs, expected at 0.
     """
     fig, (ax1, ax2) = new_figure(1, 2, figsize=(10, 4))
+    pct = f"{100 * (1 - result.alpha):g}%"  # both intervals invert their tests at level 1 - alpha
     names = [s.split for s in result.splits]
     used: set[str] = set()
     for i, s in enumerate(result.splits):
         for test, offset, colour, shift, label in (
-            (s.classifier, -0.12, "C0", 0.5, "CV AUC − 0.5 (one-sided 95% lower bound)"),
+            (s.classifier, -0.12, "C0", 0.5, f"CV AUC − 0.5 (one-sided {pct} lower bound)"),
             (s.signed, 0.12, "C3", 0.0, f"signed score vs {result.reference}"),
         ):
             if test is None or test.effect.ci is None:
@@ -42,7 +43,7 @@ def plot_direction(result: DirectionResult, path: str | os.PathLike[str] | None 
     ax1.axhline(0.0, color="grey", lw=0.8)
     ax1.set_xticks(range(len(names)), names)
     ax1.set_ylabel("0 = no direction")
-    ax1.set_title("Direction (AUC: one-sided 95% lower bound; signed score: 95% CI)\n"
+    ax1.set_title(f"Direction (AUC: one-sided {pct} lower bound; signed score: {pct} CI)\n"
                   "filled/* = significant after BH in its split's family", fontsize=9)
     if used:
         ax1.legend(fontsize=8, loc="best")

@@ -246,3 +246,14 @@ def test_planted_forward_drift_keeps_its_power_at_the_defaults():
         assert significant == (c.pvalue <= 0.05) == (c.effect.ci.low > 0.5), (seed, c.effect, c.pvalue)
         hits += significant
     assert hits >= 18, hits
+
+
+def test_the_report_states_the_level_its_intervals_invert_at():
+    """At alpha 0.1 the bound and the signed-score interval are at 90%; the text said 95% and "p ≤ 0.05"."""
+    import lvmdiag
+
+    train = lvmdiag.as_sequences(_reversible_ar1_articles(3), "train")
+    res = analyze_direction({"train": train}, rng=0, alpha=0.1, n_permutations=99)
+    md = res.to_markdown()
+    assert "[one-sided 90% bound]" in md and "exactly when p ≤ 0.1" in md
+    assert "one-sided 95%" not in md and "p ≤ 0.05" not in md
