@@ -538,3 +538,32 @@ def test_real_python_docs_ids_per_file_versus_articles_cut_by_position(tmp_path)
     assert by_pos.n_same_articles > 0.5 * by_pos.n_id_only_articles
     assert by_pos.windows_same_article > 0.5 * by_pos.windows_id_only_article
     assert by_pos.windows_affected <= by_pos.n_windows - by_pos.windows_id_only_article  # id-only windows never count
+
+
+def test_same_article_flags_match_a_plain_per_article_loop_with_bh():
+    """The flagged set against a loop: per-article p = share of pool articles taking at least as many of the
+    article's chunks as its same-id one (1 when it takes none), Benjamini-Hochberg by hand, gated by the global
+    test (a pool of 60 so that flags can occur; the small case above compares empty sets)."""
+    from lvmdiag.analyzers.leakage import SAME_ARTICLE_FDR, _same_article_test
+    from lvmdiag.stats.resampling import named_stream
+
+    rng = np.random.default_rng(8)
+    lab = np.repeat(np.arange(40), 12)  # 40 val articles, 12 one-chunk windows each
+    tlab = np.repeat(np.arange(60), 2)  # 60 train articles
+    pull = np.where(lab < 15, 0.6, 0.0)  # articles 0..14 are cut: most chunks find their same-id article
+    tb = np.where(rng.random(lab.size) < pull, lab, rng.integers(0, 60, lab.size))
+    q_id = 2 * tb + rng.integers(0, 2, lab.size)
+    res = _same_article_test(lab, tlab, np.ones(lab.size, bool), np.array([], int), np.arange(lab.size), q_id, 1, 1,
+                             named_stream(0, "leakage-same-id", "x"))
+    H = np.zeros((40, 60), int)
+    np.add.at(H, (lab, tb), 1)
+    p = np.array([1.0 if H[a, a] == 0 else (H[a] >= H[a, a]).sum() / 60 for a in range(40)])
+    order = np.argsort(p)
+    adj = np.empty(40)
+    running = 1.0
+    for rank in range(40, 0, -1):  # step-up BH: adj_(i) = min over j >= i of p_(j) m / j
+        running = min(running, p[order[rank - 1]] * 40 / rank)
+        adj[order[rank - 1]] = running
+    expected = {a for a in range(40) if adj[a] <= SAME_ARTICLE_FDR and H[a, a] > 0}
+    assert res.pvalue <= 1e-3 and 10 <= len(expected) <= 15
+    assert set(res.flagged.tolist()) == expected and expected <= set(range(15))
