@@ -1,6 +1,7 @@
 """Adding a split never changes what is reported about the others (README: "adding an ood file never changes a
 verdict about train or val"). Folds, the MMD kernel and every resampling stream of a comparison depend on its two
-splits only; an ood file used to change val's folds, kernel bandwidth, random features and permutations."""
+splits (and, for folds, on articles it shares with a split listed before it); an ood file used to change val's
+folds, kernel bandwidth, random features and permutations."""
 
 import numpy as np
 import pytest
