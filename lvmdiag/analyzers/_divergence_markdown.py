@@ -36,8 +36,9 @@ def comparison_markdown(c: SplitComparison) -> list[str]:
         rows.append(_test_row(f"{v.view}: ‖mean shift‖", v.mean_shift, v.chance.get("mean_shift")))
         rows.append(_test_row(f"{v.view}: MMD² (RBF, RFF)", v.mmd, v.chance.get("mmd")))
         rows.append(_test_row(f"{v.view}: classifier AUC (CV by article)", v.classifier, v.chance.get("classifier")))
-    lines += [md_table(["embedding test", "effect [95% CI; classifier: one-sided bound]", "chance", "p", "BH p",
-                        "permutations"], rows), ""]
+    bound = c.views[0].classifier.effect.ci.level if c.views and c.views[0].classifier.effect.ci else 0.95
+    lines += [md_table(["embedding test", f"effect [95% CI; classifier: one-sided {100 * bound:g}% bound]", "chance",
+                        "p", "BH p", "permutations"], rows), ""]
     rows = [_test_row("position profile cos(c_i,t): ‖mean difference‖", c.profile, c.profile_chance)]
     for s in c.statistics:
         label = _STAT_LABELS.get(s.statistic, s.statistic)

@@ -194,10 +194,15 @@ class SplitLeakage(Result):
                       "numbered in that order also score high")
         if self.n_same_articles:
             return (f"; {counts}, which suggests some of these ids name the same articles: {self.n_same_articles} "
-                    f"article{'' if self.n_same_articles == 1 else 's'} singled out at FDR {SAME_ARTICLE_FDR:g} (a few may "
-                    f"be false discoveries), {self.windows_same_article} windows; {assumption}")
-        return (f"; {counts}, which suggests some of these ids name the same articles, though none is singled out "
-                f"after the per-article correction (BH across {self.n_id_only_articles} articles); {assumption}")
+                    f"article{'' if self.n_same_articles == 1 else 's'} singled out at FDR {SAME_ARTICLE_FDR:g} (that rate "
+                    f"holds only if ids are numbered independently of content), {self.windows_same_article} windows; "
+                    f"{assumption}")
+        if self.id_only_pool and 1.0 / self.id_only_pool > SAME_ARTICLE_FDR:
+            none = (f"though no article can be singled out with {self.id_only_pool} {reference} articles (an article's "
+                    f"p is at least 1/{self.id_only_pool})")
+        else:
+            none = f"though none is singled out after the per-article correction (BH across {self.n_id_only_articles} articles)"
+        return f"; {counts}, which suggests some of these ids name the same articles, {none}; {assumption}"
 
     def id_warning(self, reference: str, threshold: float | None = None) -> str:
         """The plain-language warning for ids shared without content ("" when there are none)."""
@@ -207,7 +212,8 @@ class SplitLeakage(Result):
         text = (f"{self.split} and {reference} share {_ids(self.n_id_only_articles)} but no chunk content under them "
                 f"({self.windows_id_only_article} of {self.n_windows} {self.split} windows){self._nearest_evidence(reference)}. ")
         if self.ids_look_same:
-            return text + (f"If so, the split is not article-disjoint (e.g. articles cut by position, one part in each "
+            return text + (f"If these ids do name the same articles, the split is not article-disjoint (e.g. articles "
+                           f"cut by position, one part in each "
                            f"split), although no chunk, window or {near} is shared: check how the split was made; if "
                            "the ids are numbered per file, give each file its own ids (e.g. prefix them with the file "
                            "name)")
@@ -270,7 +276,8 @@ class LeakageResult(Result):
                 return (f"no content leakage (no chunk, window or near-duplicate shared with {self.reference}); "
                         "warning: " + "; ".join(warn))
             return f"no leakage: no split shares articles, chunks, windows or near-duplicates with {self.reference}"
-        parts = [f"{s.split}: {100 * s.share_affected:.1f}% of windows share content with {self.reference}"
+        parts = [f"{s.split}: {100 * s.share_affected:.1f}% of windows share content with {self.reference} or lie in "
+                 "an article that does"
                  for s in self.splits if s.leaks]
         return "LEAKAGE — " + "; ".join(parts) + ("; warning: " + "; ".join(warn) if warn else "")
 
@@ -284,7 +291,7 @@ class LeakageResult(Result):
                          s.n_shared_chunks, pct(s.share_shared_chunk), s.n_shared_windows, pct(s.share_shared_window),
                          s.n_near_chunks, pct(s.share_near_chunk), fmt(s.max_near_cosine, 4), pct(s.share_affected)])
         lines.append(md_table(
-            ["split", "windows", "shared articles", "windows in shared articles", "shared chunks",
+            ["split", "windows", "shared article ids", "windows under shared ids", "shared chunks",
              "windows w/ shared chunk", "shared windows", "windows shared whole", f"near chunks (cos ≥ {self.threshold})",
              "windows w/ near chunk", "max non-exact cos", "windows affected"], rows))
         lines += [
@@ -293,7 +300,8 @@ class LeakageResult(Result):
             f"chunk vectors. Articles: {self.group_method}. {self.group_note}".rstrip(),
             "Chunks are compared by exact bytes (the K contexts and the target); near-duplicates are chunks without "
             f"an exact copy whose nearest {self.reference} chunk reaches the threshold. Zero vectors are never counted. "
-            "Shares are of the split's windows; 'windows affected' counts a window once whatever it shares.",
+            "Shares are of the split's windows; 'windows affected' counts a window once if it shares content or lies "
+            "in an article (id) that shares content; an id shared without content is not counted (see the warning).",
         ]
         if self.search_note:
             lines.append(self.search_note)

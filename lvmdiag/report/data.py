@@ -112,8 +112,9 @@ def _leakage_signal(result: Any, split: str) -> DataSignal | None:
     if s.n_shared_articles is not None:
         ids_only = f" ({s.n_id_only_articles} share the id only, no content)" if s.shares_ids_only else ""
         evidence.append(Evidence(f"{split} articles also in train", f"{s.n_shared_articles} / {s.n_articles}{ids_only}"))
-    summary = (f"{s.share_affected:.1%} of {split} windows share chunks, windows or near-duplicates with train "
-               f"({s.windows_affected} of {s.n_windows}; articles identified: {result.group_method}).")
+    summary = (f"{s.share_affected:.1%} of {split} windows share chunks, windows or near-duplicates with train or "
+               f"lie in an article that does ({s.windows_affected} of {s.n_windows}; articles identified: "
+               f"{result.group_method}).")
     return DataSignal("leakage", s.windows_affected > 0, summary, tuple(evidence), "lvmdiag leakage --train {train} --val {val}")
 
 
