@@ -40,7 +40,8 @@ ProgressCallback = Callable[[int, int], None]
 #: fixed edges of the nearest-train-cosine histogram (distinct chunks without an exact copy)
 COS_EDGES = (-1.0, 0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 1.0)
 #: level of the global nearest-chunk test that content-free shared ids name the same articles (articles cut
-#: between the splits): strict, since a rejection turns an id warning into a leakage verdict
+#: between the splits): strict, since a rejection words the id warning as "may not be article-disjoint" and
+#: adds the data report's shared-ids finding
 SAME_ARTICLE_P = 1e-3
 #: random injections of that test: its p-value cannot go below 1/(B + 1) = 5e-4, so it can reach
 #: SAME_ARTICLE_P with one exceedance to spare (B = 999 could reach it only with none)
@@ -408,7 +409,8 @@ def _split_report(name: str, seq: SequenceSet, keys: SplitKeys, train_keys: Spli
         shared_art = np.intersect1d(lab, tlab)
         in_shared = np.isin(lab, shared_art)
         n_art, n_shared_art, w_art = int(np.unique(lab).size), int(shared_art.size), int(in_shared.sum())
-        content_ids = _ids_sharing_content(lab, tlab, keys, train_keys, exact, near, idx, q_id)
+        codes = _ArticleCodes.of(lab, tlab)  # one coding of both splits' labels for the two id checks
+        content_ids = _ids_sharing_content(codes, keys, train_keys, exact, near, idx, q_id)
         in_content = np.isin(lab, content_ids)
         n_content_art = int(np.intersect1d(content_ids, shared_art).size)
         id_only = in_shared & ~in_content
@@ -418,7 +420,7 @@ def _split_report(name: str, seq: SequenceSet, keys: SplitKeys, train_keys: Spli
             from lvmdiag.stats.resampling import named_stream
 
             # a fixed stream per split: the same data give the same p-value, one-shot or engine
-            test = _same_article_test(lab, tlab, id_only, content_ids, q_slot, q_id, k1,
+            test = _same_article_test(codes, id_only, content_ids, q_slot, q_id, k1,
                                       train_keys.chunk.shape[1], named_stream(0, "leakage-same-id", name))
             w_same = int((id_only & np.isin(lab, test.flagged)).sum())  # evidence for the warning, not "affected"
     # examples
@@ -455,7 +457,22 @@ def _split_report(name: str, seq: SequenceSet, keys: SplitKeys, train_keys: Spli
     )
 
 
-def _same_article_test(lab: np.ndarray, tlab: np.ndarray, id_only: np.ndarray, content_ids: np.ndarray,
+@dataclass(frozen=True)
+class _ArticleCodes:
+    """Dense codes of the article labels of a split and of train, numbered over both (one ``np.unique``)."""
+
+    labels: np.ndarray  # the distinct labels, sorted; a code indexes them
+    code: np.ndarray  # (N,) code of each window of the split
+    tcode: np.ndarray  # (N_train,) code of each train window
+
+    @classmethod
+    def of(cls, lab: np.ndarray, tlab: np.ndarray) -> "_ArticleCodes":
+        labels, inv = np.unique(np.concatenate([np.asarray(lab), np.asarray(tlab)]), return_inverse=True)
+        inv = inv.ravel()
+        return cls(labels, inv[: np.asarray(lab).size], inv[np.asarray(lab).size :])
+
+
+def _same_article_test(codes: _ArticleCodes, id_only: np.ndarray, content_ids: np.ndarray,
                        q_slot: np.ndarray, q_id: np.ndarray, k1: int, tk1: int,
                        rng: np.random.Generator, n_perm: int = SAME_ARTICLE_PERMUTATIONS) -> SameArticleTest:
     """Article-level nearest-chunk test: do content-free shared ids name the same articles?
@@ -483,9 +500,8 @@ def _same_article_test(lab: np.ndarray, tlab: np.ndarray, id_only: np.ndarray, c
     """
     from lvmdiag.stats.resampling import benjamini_hochberg
 
-    codes, inv = np.unique(np.concatenate([np.asarray(lab), np.asarray(tlab)]), return_inverse=True)
-    code, tcode = inv[:lab.size], inv[lab.size:]
-    content = np.isin(codes, content_ids)
+    code, tcode = codes.code, codes.tcode
+    content = np.isin(codes.labels, content_ids)
     pool_codes = np.setdiff1d(np.unique(tcode), np.flatnonzero(content))  # train articles that may carry an id-only id
     n_pool = int(pool_codes.size)
     art_codes = np.unique(code[id_only])  # the id-only val articles (each has a same-id train article in the pool)
@@ -507,7 +523,7 @@ def _same_article_test(lab: np.ndarray, tlab: np.ndarray, id_only: np.ndarray, c
     at_least = np.bincount(ka[h >= h_same[ka]], minlength=m)
     p_art = np.where(h_same > 0, at_least / max(n_pool, 1), 1.0)
     if t_obs == 0:  # every T_sigma >= 0 = T: p = (B + 1) / (B + 1) whatever the draws
-        return SameArticleTest(n_chunks, t_obs, chance, 1.0, n_perm, n_pool, codes[:0])
+        return SameArticleTest(n_chunks, t_obs, chance, 1.0, n_perm, n_pool, codes.labels[:0])
     hit_rows = np.unique(ka)  # articles with no tested chunk add 0 under every sigma: inject only the others
     local = np.full(m, -1, np.int64)
     local[hit_rows] = np.arange(hit_rows.size)
@@ -525,7 +541,7 @@ def _same_article_test(lab: np.ndarray, tlab: np.ndarray, id_only: np.ndarray, c
         done += nb
     pvalue = (1 + exceed) / (n_perm + 1)
     flagged = (benjamini_hochberg(p_art) <= SAME_ARTICLE_FDR) & (h_same > 0) if pvalue <= SAME_ARTICLE_P else np.zeros(m, bool)
-    return SameArticleTest(n_chunks, t_obs, chance, float(pvalue), n_perm, n_pool, codes[art_codes[flagged]])
+    return SameArticleTest(n_chunks, t_obs, chance, float(pvalue), n_perm, n_pool, codes.labels[art_codes[flagged]])
 
 
 def _lookup(keys: np.ndarray, values: np.ndarray, want: np.ndarray) -> np.ndarray:
@@ -536,7 +552,7 @@ def _lookup(keys: np.ndarray, values: np.ndarray, want: np.ndarray) -> np.ndarra
     return np.where(keys[pos] == want, values[pos], 0)
 
 
-def _ids_sharing_content(lab: np.ndarray, tlab: np.ndarray, keys: SplitKeys, train_keys: SplitKeys,
+def _ids_sharing_content(codes: _ArticleCodes, keys: SplitKeys, train_keys: SplitKeys,
                          exact: np.ndarray, near: np.ndarray, idx: np.ndarray, q_id: np.ndarray) -> np.ndarray:
     """The split's article ids under which some chunk also occurs in a train window with the same id.
 
@@ -545,11 +561,10 @@ def _ids_sharing_content(lab: np.ndarray, tlab: np.ndarray, keys: SplitKeys, tra
     the same id. Pairs (chunk key, id) are compared as exact hashes of the two words, so one chunk in
     several train articles is matched under each of their ids.
     """
-    codes, inv = np.unique(np.concatenate([np.asarray(lab), np.asarray(tlab)]), return_inverse=True)
-    code, tcode = inv[:lab.size].astype(np.uint64), inv[lab.size:].astype(np.uint64)
+    code, tcode = codes.code.astype(np.uint64), codes.tcode.astype(np.uint64)
     tlive = ~train_keys.null
     train_pairs = np.unique(_pair_keys(train_keys.chunk[tlive], np.broadcast_to(tcode[:, None], tlive.shape)[tlive]))
-    hit = np.zeros(lab.size, bool)
+    hit = np.zeros(code.size, bool)
     rows, cols = np.nonzero(exact)
     if rows.size:
         hit[rows[np.isin(_pair_keys(keys.chunk[rows, cols], code[rows]), train_pairs)]] = True
@@ -558,7 +573,7 @@ def _ids_sharing_content(lab: np.ndarray, tlab: np.ndarray, keys: SplitKeys, tra
         slot = q_id[idx[rows, cols]]
         nearest = train_keys.chunk.reshape(-1)[slot]
         hit[rows[np.isin(_pair_keys(nearest, code[rows]), train_pairs)]] = True
-    return codes[np.unique(inv[:lab.size][hit])]
+    return codes.labels[np.unique(codes.code[hit])]
 
 
 def _pair_keys(chunk_keys: np.ndarray, codes: np.ndarray) -> np.ndarray:

@@ -483,7 +483,7 @@ def test_same_article_counts_match_a_plain_loop():
 def test_same_article_pvalue_matches_a_loop_over_the_same_injections():
     """The global p-value equals a loop drawing the same injections: articles with a tested chunk in sorted
     id order, pool articles in sorted id order, one ``rng.choice(n_pool, r, replace=False)`` per draw."""
-    from lvmdiag.analyzers.leakage import _same_article_test
+    from lvmdiag.analyzers.leakage import _ArticleCodes, _same_article_test
     from lvmdiag.stats.resampling import named_stream
 
     rng = np.random.default_rng(5)
@@ -492,7 +492,7 @@ def test_same_article_pvalue_matches_a_loop_over_the_same_injections():
     bias = rng.random(lab.size) < 0.3  # a mild pull towards the same-id article: a mid-range p
     tb = np.where(bias, lab, rng.integers(0, 10, lab.size))
     q_id = np.array([3 * b + rng.integers(0, 3) for b in tb])
-    args = (lab, tlab, np.ones(lab.size, bool), np.array([], int), np.arange(lab.size), q_id, 1, 1)
+    args = (_ArticleCodes.of(lab, tlab), np.ones(lab.size, bool), np.array([], int), np.arange(lab.size), q_id, 1, 1)
     res = _same_article_test(*args, named_stream(0, "leakage-same-id", "x"), n_perm=499)
     H = np.zeros((6, 10), int)
     np.add.at(H, (lab, tb), 1)
@@ -545,7 +545,7 @@ def test_same_article_flags_match_a_plain_per_article_loop_with_bh():
     """The flagged set against a loop: per-article p = share of pool articles taking at least as many of the
     article's chunks as its same-id one (1 when it takes none), Benjamini-Hochberg by hand, gated by the global
     test (a pool of 60 so that flags can occur; the small case above compares empty sets)."""
-    from lvmdiag.analyzers.leakage import SAME_ARTICLE_FDR, _same_article_test
+    from lvmdiag.analyzers.leakage import SAME_ARTICLE_FDR, _ArticleCodes, _same_article_test
     from lvmdiag.stats.resampling import named_stream
 
     rng = np.random.default_rng(8)
@@ -554,7 +554,8 @@ def test_same_article_flags_match_a_plain_per_article_loop_with_bh():
     pull = np.where(lab < 15, 0.6, 0.0)  # articles 0..14 are cut: most chunks find their same-id article
     tb = np.where(rng.random(lab.size) < pull, lab, rng.integers(0, 60, lab.size))
     q_id = 2 * tb + rng.integers(0, 2, lab.size)
-    res = _same_article_test(lab, tlab, np.ones(lab.size, bool), np.array([], int), np.arange(lab.size), q_id, 1, 1,
+    res = _same_article_test(_ArticleCodes.of(lab, tlab), np.ones(lab.size, bool), np.array([], int),
+                             np.arange(lab.size), q_id, 1, 1,
                              named_stream(0, "leakage-same-id", "x"))
     H = np.zeros((40, 60), int)
     np.add.at(H, (lab, tb), 1)
