@@ -151,31 +151,14 @@ def as_sequences(data: Any, name: str = "train", *, k: int = 5, allow_pickle: bo
                      f"got {type(data).__name__}.")
 
 
-def _k(k: int | None) -> int:
-    """``k`` as given, or the default K for cutting article stores."""
-    from lvmdiag.data.window_k import DEFAULT_K
-
-    return DEFAULT_K if k is None else k
-
-
-def _resolve_k(k: int | None, named: dict[str, Any]) -> int:
-    """The K to cut article stores with: the CLI's default when ``k`` is None; an explicit ``k`` must be the K of
-    every window input given as a path (as the CLI's --k; in-memory windows are checked in :func:`_inputs`)."""
-    from lvmdiag.data.window_k import DEFAULT_K, check_requested_k
-
-    if k is None:
-        return DEFAULT_K
-    check_requested_k(k, [(n, d) for n, d in named.items() if d is not None and _is_path(d)], k_name="k=")
-    return k
-
-
-def _inputs(train: Any, val: Any, ood: Any, k: int | None, allow_pickle: bool) -> dict[str, Any]:
-    """Splits for a command: paths and shard lists as given (read as the CLI reads them), in-memory data as
-    SequenceSets. An explicit ``k`` that in-memory windows do not have is an error, as for a window file."""
+def _inputs(train: Any, val: Any, ood: Any, k: int | None, allow_pickle: bool) -> tuple[dict[str, Any], int]:
+    """(splits, K) for a command: paths and shard lists as given (read as the CLI reads them), in-memory data
+    as SequenceSets; K is the CLI's default when ``k`` is None. An explicit ``k`` that a window input (file or
+    in memory) does not have is an error, as the CLI's --k."""
     from lvmdiag.data.window_k import k_mismatch
     from lvmdiag.engine.commands import is_sharded
 
-    want = _resolve_k(k, {"train": train, "val": val, "ood": ood})
+    want = _k_for(k, {"train": train, "val": val, "ood": ood})
     out = {}
     for n, d in (("train", train), ("val", val), ("ood", ood)):
         if d is None:
@@ -183,7 +166,14 @@ def _inputs(train: Any, val: Any, ood: Any, k: int | None, allow_pickle: bool) -
         out[n] = d if _is_path(d) or is_sharded(d) else as_sequences(d, n, k=want, allow_pickle=allow_pickle)
         if k is not None and not isinstance(out[n], (str, os.PathLike)) and getattr(out[n], "k", k) != k:
             raise InputError(k_mismatch(k, int(out[n].k), f"{n} (in memory)", "k="))
-    return out
+    return out, want
+
+
+def _k_for(k: int | None, named: dict[str, Any]) -> int:
+    """:func:`lvmdiag.data.window_k.resolve_k` over the inputs given as paths (in-memory ones have no file)."""
+    from lvmdiag.data.window_k import resolve_k
+
+    return resolve_k(k, [(n, d) for n, d in named.items() if d is not None and _is_path(d)], k_name="k=")
 
 
 def bias(train: Any, val: Any = None, ood: Any = None, *, k: int | None = None, allow_pickle: bool = False,
@@ -198,7 +188,8 @@ def bias(train: Any, val: Any = None, ood: Any = None, *, k: int | None = None, 
     """
     from lvmdiag.engine.commands import run_bias
 
-    return run_bias(_inputs(train, val, ood, k, allow_pickle), k=_k(k), allow_pickle=allow_pickle, direction=direction,
+    splits, k = _inputs(train, val, ood, k, allow_pickle)
+    return run_bias(splits, k=k, allow_pickle=allow_pickle, direction=direction,
                     n_resamples=n_resamples, n_permutations=n_permutations, seed=seed, block_rows=block_rows,
                     engine=engine, scheduler=scheduler, progress=progress)[0]
 
@@ -211,7 +202,8 @@ def direction(train: Any, val: Any = None, ood: Any = None, *, k: int | None = N
     (``engine``, ``scheduler``: as in :func:`bias`)"""
     from lvmdiag.engine.commands import run_direction
 
-    return run_direction(_inputs(train, val, ood, k, allow_pickle), k=_k(k), allow_pickle=allow_pickle, seed=seed,
+    splits, k = _inputs(train, val, ood, k, allow_pickle)
+    return run_direction(splits, k=k, allow_pickle=allow_pickle, seed=seed,
                          n_permutations=n_permutations, max_windows=max_windows, engine=engine,
                          scheduler=scheduler, progress=progress)[0]
 
@@ -224,7 +216,8 @@ def diverge(train: Any, val: Any, ood: Any = None, *, k: int | None = None, allo
     (``engine``, ``scheduler``: as in :func:`bias`)"""
     from lvmdiag.engine.commands import run_diverge
 
-    return run_diverge(_inputs(train, val, ood, k, allow_pickle), k=_k(k), allow_pickle=allow_pickle,
+    splits, k = _inputs(train, val, ood, k, allow_pickle)
+    return run_diverge(splits, k=k, allow_pickle=allow_pickle,
                        n_permutations=n_permutations, n_bootstrap=n_bootstrap, rff_features=rff_features, seed=seed,
                        block_rows=block_rows, engine=engine, scheduler=scheduler, progress=progress)[0]
 
@@ -237,7 +230,8 @@ def leakage(train: Any, val: Any, ood: Any = None, *, k: int | None = None, allo
     (``engine``, ``scheduler``: as in :func:`bias`)"""
     from lvmdiag.engine.commands import run_leakage
 
-    return run_leakage(_inputs(train, val, ood, k, allow_pickle), k=_k(k), allow_pickle=allow_pickle, threshold=threshold,
+    splits, k = _inputs(train, val, ood, k, allow_pickle)
+    return run_leakage(splits, k=k, allow_pickle=allow_pickle, threshold=threshold,
                        max_examples=max_examples, block_rows=block_rows, engine=engine, scheduler=scheduler,
                        progress=progress)[0]
 
@@ -252,8 +246,8 @@ def data(train: Any, val: Any, ood: Any = None, *, k: int | None = None, allow_p
     from lvmdiag.engine.data import check_engine
 
     check_engine(engine, scheduler)
-    splits = _inputs(train, val, ood, k, allow_pickle)
-    return analyze_data(splits, k=_k(k), allow_pickle=allow_pickle, n_permutations=n_permutations,
+    splits, k = _inputs(train, val, ood, k, allow_pickle)
+    return analyze_data(splits, k=k, allow_pickle=allow_pickle, n_permutations=n_permutations,
                         n_bootstrap=n_bootstrap, threshold=threshold, alpha=alpha, rng=seed, engine=engine,
                         scheduler=scheduler, progress=progress)
 
@@ -271,7 +265,7 @@ def resplit(inputs: Any, out: str | os.PathLike[str], *, by: str = "article",
     from lvmdiag.resplit import resplit as _resplit
 
     items = list(inputs) if isinstance(inputs, list) else [inputs]
-    k = _resolve_k(k, {f"input {i}": item for i, item in enumerate(items)})
+    k = _k_for(k, {f"input {i}": item for i, item in enumerate(items)})
     stratify = tuple(s for s in stratify.split(",") if s) if isinstance(stratify, str) else tuple(stratify)
     with tempfile.TemporaryDirectory(prefix="lvmdiag-api-") as tmp:
         paths = []
@@ -295,7 +289,7 @@ def report(run_dir: str | os.PathLike[str], *, train: Any = None, val: Any = Non
     from lvmdiag.report import build_run_report
 
     wanted = tuple(a.strip() for a in analyses.split(",") if a.strip()) if isinstance(analyses, str) else tuple(analyses)
-    k = _resolve_k(k, {"train": train, "val": val})
+    k = _k_for(k, {"train": train, "val": val})
     return build_run_report(run_dir, train=train, val=val, k=k, allow_pickle=allow_pickle, rng=seed,
                             progress=progress, fmt=fmt, analyses=wanted)
 

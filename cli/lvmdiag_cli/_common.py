@@ -10,7 +10,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, Mapping, Optional
+from typing import Annotated, Any, Callable, Iterator, Optional
 
 import typer
 
@@ -308,7 +308,7 @@ OptionalValOption = Annotated[
 OodOption = Annotated[
     Optional[Path], typer.Option("--ood", help="Out-of-distribution sequences, also compared with train.")
 ]
-from lvmdiag.data.window_k import DEFAULT_K  # noqa: E402  (window length cut from a store when --k is not given)
+from lvmdiag.data.window_k import resolve_k  # noqa: E402,F401  (--k: the default K, or one checked against window files)
 _K_HELP = ("Window length K when windows are cut from an article store (default 5). A window file keeps its "
            "own K: an explicit --k that differs from it is an error.")
 KOption = Annotated[Optional[int], ranged(V.COUNT, "--k", help=_K_HELP)]
@@ -317,16 +317,6 @@ BIAS_K = V.Range(2, integer=True)
 BiasKOption = Annotated[Optional[int], ranged(BIAS_K, "--k", help=_K_HELP + " Temporal bias needs K >= 2.")]
 
 
-def resolve_k(k: int | None, inputs: Mapping[str, Any] | list[tuple[str, Any]]) -> int:
-    """The K to read article stores with: ``DEFAULT_K`` when --k was not given; an explicit --k must
-    match every window file among ``inputs`` (option -> path or None, or such pairs), else one
-    InputError line. Only headers are read (:mod:`lvmdiag.data.window_k`)."""
-    if k is None:
-        return DEFAULT_K
-    from lvmdiag.data.window_k import check_requested_k
-
-    check_requested_k(k, inputs.items() if isinstance(inputs, Mapping) else inputs)
-    return k
 AllowPickleOption = Annotated[
     bool, typer.Option("--allow-pickle", help="Read object arrays (can run code from the file).")
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -68,6 +68,16 @@ def _columnar_k(p: Path) -> int | None:
 
 #: window length cut from an article store when no K is asked for (the CLI's --k, the API's k=None)
 DEFAULT_K = 5
+
+
+def resolve_k(k: int | None, inputs: Mapping[str, Any] | Iterable[tuple[str, Any]], *, k_name: str = "--k") -> int:
+    """The K to cut article stores with: :data:`DEFAULT_K` when none was asked for; an explicit ``k`` must be
+    the K of every window file among ``inputs`` (name -> path or None, or such pairs), else one InputError line.
+    Only headers are read. ``k_name``: "--k" for the CLI, "k=" for the Python API."""
+    if k is None:
+        return DEFAULT_K
+    check_requested_k(k, inputs.items() if isinstance(inputs, Mapping) else inputs, k_name=k_name)
+    return k
 
 
 def check_requested_k(k: int, inputs: Iterable[tuple[str, str | os.PathLike[str] | None]], *,
