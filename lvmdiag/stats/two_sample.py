@@ -170,24 +170,42 @@ def flip_interval(observed: float, null: np.ndarray, level: float = 0.95,
     """
     mags = np.sort(np.abs(np.asarray(null, dtype=np.float64)))[::-1]
     mags = mags[np.isfinite(mags)]
-    m = int(np.floor((1.0 - level) * (mags.size + 1) + 1e-9)) - 1
+    m = _max_exceedances(level, mags.size)
     if m < 0:  # too few flips to reject at this level
         return ConfidenceInterval(float(bounds[0]), float(bounds[1]), level)
     q = mags[m]
     low, high = max(observed - q, bounds[0]), min(observed + q, bounds[1])
     rejects = int(np.sum(mags >= abs(observed) - tol)) <= m  # the test's own decision
-    band = NULL_TOLERANCE * max(1.0, *(abs(float(x)) for x in (low, high) if np.isfinite(x)))
+    band = _rounding_band(0.0, low, high)
     if observed >= 0:
-        if rejects and not low > band:
-            low = 2 * band
-        elif not rejects and low > 0:
-            low = 0.0
+        low = _settle_end(low, 0.0, rejects, band, above=True)
     else:
-        if rejects and not high < -band:
-            high = -2 * band
-        elif not rejects and high < 0:
-            high = 0.0
+        high = _settle_end(high, 0.0, rejects, band, above=False)
     return ConfidenceInterval(float(low), float(high), level)
+
+
+def _max_exceedances(level: float, n_null: int) -> int:
+    """m: the most null values at least as extreme as the observed one that a test at 1 - ``level`` over
+    ``n_null`` replicates still rejects with (p = (m+1)/(B+1) <= 1 - level); -1 when none can."""
+    return int(np.floor((1.0 - level) * (n_null + 1) + 1e-9)) - 1
+
+
+def _rounding_band(*values: float) -> float:
+    """The width within which :meth:`lvmdiag.results.TestResult.interval_excludes_null` treats an end as
+    touching the null (relative to the largest finite magnitude involved, at least absolute)."""
+    return NULL_TOLERANCE * max(1.0, *(abs(float(x)) for x in values if np.isfinite(x)))
+
+
+def _settle_end(end: float, center: float, rejects: bool, band: float, *, above: bool) -> float:
+    """The interval end on the ``above`` (or below) side of ``center``, placed so that the interval excludes
+    ``center`` exactly when the test rejects: just beyond the rounding band when it rejects, onto ``center``
+    when it does not (the band is where rounding, not the data, would decide)."""
+    side = 1.0 if above else -1.0
+    if rejects and not side * (end - center) > band:
+        return float(center + 2 * side * band)
+    if not rejects and side * (end - center) > 0:
+        return float(center)
+    return float(end)
 
 
 @dataclass(frozen=True)
@@ -225,18 +243,12 @@ def permutation_lower_bound(observed: float, null: np.ndarray, center: float, le
     """
     srt = np.sort(np.asarray(null, dtype=np.float64))[::-1]  # descending
     srt = srt[np.isfinite(srt)]
-    m = int(np.floor((1.0 - level) * (srt.size + 1) + 1e-9)) - 1
+    m = _max_exceedances(level, srt.size)
     if m < 0:  # too few permutations to reject at this level: the bound is the statistic's minimum
         return LowerBound(float(bounds[0]), float(bounds[1]), level)
     low = max(observed - (srt[m] - center), bounds[0])
     rejects = int(np.sum(srt >= observed - tol)) <= m  # the test's own decision: p = (g+1)/(B+1) <= 1 - level
-    # the interval check (TestResult.interval_excludes_null) counts an end within NULL_TOLERANCE of the centre
-    # as touching it, so a rejecting test's bound is moved just beyond that band, a non-rejecting one onto it
-    band = NULL_TOLERANCE * max(1.0, *(abs(float(x)) for x in (center, low, bounds[1]) if np.isfinite(x)))
-    if rejects and not low > center + band:
-        low = float(center + 2 * band)
-    elif not rejects and low > center:
-        low = float(center)
+    low = _settle_end(low, center, rejects, _rounding_band(center, low, bounds[1]), above=True)
     return LowerBound(float(low), float(bounds[1]), level)
 
 
