@@ -101,8 +101,8 @@ class Contamination(Result):
             text = f"{head}; more foreign-looking articles than chance ({g.evidence(self.alpha)})"
         elif status == "nominal":
             text = f"{head}; {g.evidence(self.alpha)}"
-        elif undecided_note([g], self.alpha):
-            text = f"{head}; {undecided_note([g], self.alpha)}"
+        elif undecided := undecided_note([g], self.alpha):
+            text = f"{head}; {undecided}"
         else:
             text = f"{head}; no more foreign-looking articles than chance (p {fmt_p(g.pvalue, g.n_resamples)})"
         if self.flagged:

@@ -179,9 +179,9 @@ class DivergenceResult(Result):
         if found:
             lines.append(f"**Verdict: the splits differ** ({len(found)} of {len(self.pooled_tests())} tests significant "
                          f"at BH-adjusted α = {self.alpha}).")
-        elif undecided_note(self.pooled_tests(), self.alpha):
-            lines.append(f"**Verdict: {undecided_note(self.pooled_tests(), self.alpha)}** (0 of "
-                         f"{len(self.pooled_tests())} tests significant at BH-adjusted α = {self.alpha}).")
+        elif undecided := undecided_note(self.pooled_tests(), self.alpha):
+            lines.append(f"**Verdict: {undecided}** (0 of {len(self.pooled_tests())} tests significant at "
+                         f"BH-adjusted α = {self.alpha}).")
         else:
             lines.append(f"**Verdict: no difference between splits after correction** (0 of {len(self.pooled_tests())} "
                          f"tests significant at BH-adjusted α = {self.alpha}).")
@@ -400,16 +400,15 @@ def plan_divergence(ordered: list[SequenceSet], names: list[str], labels: list[n
     _, codes = np.unique(np.concatenate(labels), return_inverse=True)
     codes = codes.ravel()
     split_codes = np.split(codes, np.cumsum([s.n for s in ordered])[:-1])
-    ref_articles = np.unique(split_codes[0])
-    for name, c in zip(names[1:], split_codes[1:]):
-        n_articles = np.union1d(ref_articles, c).size
-        if n_articles < n_folds:
-            raise InputError(f"cross-validation by article needs at least {n_folds} articles (groups); {names[0]} "
-                             f"and {name} hold {n_articles}. Provide article ids or use fewer folds.")
     fold_of_article = assign_folds_in_turn(split_codes, int(codes.max()) + 1 if codes.size else 0, n_folds,
                                            [named_stream(root, "folds", n) for n in names])
-    for name, c in zip(names[1:], split_codes[1:]):  # articles shared with an earlier split keep its folds
-        used = np.unique(fold_of_article[np.union1d(ref_articles, c)]).size
+    ref_articles = np.unique(split_codes[0])
+    for name, c in zip(names[1:], split_codes[1:]):  # every comparison needs articles in every fold
+        articles = np.union1d(ref_articles, c)
+        if articles.size < n_folds:
+            raise InputError(f"cross-validation by article needs at least {n_folds} articles (groups); {names[0]} "
+                             f"and {name} hold {articles.size}. Provide article ids or use fewer folds.")
+        used = np.unique(fold_of_article[articles]).size  # articles shared with an earlier split keep its folds
         if used < n_folds:
             raise InputError(f"cross-validation by article of {name} against {names[0]} finds articles in only "
                              f"{used} of {n_folds} folds ({names[0]} has {ref_articles.size} articles; {name}'s "
