@@ -162,6 +162,10 @@ def test_flip_interval_agrees_with_the_verdict_check_at_near_ties_and_any_level(
                            null_value=0.0)
             assert t.interval_excludes_null() == (p <= 0.05)
     assert flip_interval(0.9, near[:10], 0.95, (-1.0, 1.0)).low == -1.0  # B = 10 cannot reject
+    wide = flip_interval(0.99, rng.standard_normal(99), 0.95, (-1.0, 1.0))  # a null wider than the support
+    assert -1.0 <= wide.low <= wide.high <= 1.0
+    a, b = flip_interval(0.4, near, 0.95, (-1.0, 1.0)), flip_interval(-0.4, near, 0.95, (-1.0, 1.0))
+    assert a.low == pytest.approx(-b.high, abs=1e-12) and a.high == pytest.approx(-b.low, abs=1e-12)  # reversal
 
 
 def test_a_lower_bound_with_unbounded_support_is_finite():
